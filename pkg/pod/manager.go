@@ -1,0 +1,402 @@
+// Package pod turns desired pods into running ones. The Manager receives complete snapshots of
+// the desired set and runs one worker goroutine per pod identity (namespace/name); each worker
+// owns its pod's sandbox and containers, restarts them as the restart policy says, and
+// publishes the pod's status. Decisions (restart, backoff, phase) are pure functions in
+// decide.go; side effects stay in the worker.
+package pod
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/minipod/minipod/pkg/runtime"
+	"github.com/minipod/minipod/pkg/sandbox"
+)
+
+// Runtime is what workers need from containerd.
+type Runtime interface {
+	GetImage(ctx context.Context, ref string) (runtime.Image, error)
+	CreateContainer(ctx context.Context, cfg runtime.ContainerConfig) error
+	Start(ctx context.Context, id, logPath string) (uint32, <-chan runtime.Exit, error)
+	Task(ctx context.Context, id string) (runtime.TaskState, error)
+	Signal(ctx context.Context, id string, sig syscall.Signal) error
+	Remove(ctx context.Context, id string) error
+	List(ctx context.Context, labels map[string]string) ([]runtime.Container, error)
+	Exec(ctx context.Context, id string, cmd []string, tty bool, stdin io.Reader, stdout, stderr io.Writer) (int, error)
+}
+
+// Network is what workers need from CNI.
+type Network interface {
+	Setup(ctx context.Context, a sandbox.Attachment) ([]string, error)
+	Teardown(ctx context.Context, a sandbox.Attachment) error
+	CachedIPs(a sandbox.Attachment) []string
+}
+
+// Config wires a Manager.
+type Config struct {
+	Runtime    Runtime
+	Network    Network
+	StateDir   string // pods/<uid>/ holds each pod's sandbox record and files
+	LogDir     string
+	NetNSDir   string
+	PauseImage string
+	NodeName   string
+	HostIP     string
+	ResolvConf []byte
+	Backoff    Backoff
+	Log        *slog.Logger
+}
+
+// Manager runs the pod workers. Create it with NewManager, start Run, then feed it with Update.
+type Manager struct {
+	cfg     Config
+	log     *slog.Logger
+	store   store
+	updates chan []*corev1.Pod
+
+	// found is what existed before this daemon started, grouped by pod key; workers take
+	// their part when they start. Guarded by foundMu.
+	foundMu sync.Mutex
+	found   map[string][]found
+}
+
+// found is one pod UID's leftovers in containerd and the state dir.
+type found struct {
+	rec        sandboxRecord
+	containers []runtime.Container
+}
+
+// NewManager returns a Manager; nothing runs until Run.
+func NewManager(cfg Config) *Manager {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Backoff == (Backoff{}) {
+		cfg.Backoff = DefaultBackoff
+	}
+	return &Manager{cfg: cfg, log: cfg.Log, updates: make(chan []*corev1.Pod, 1)}
+}
+
+// Update hands the manager the complete desired set; an older pending set is dropped. It never
+// blocks.
+func (m *Manager) Update(pods []*corev1.Pod) {
+	for {
+		select {
+		case m.updates <- pods:
+			return
+		default:
+			select {
+			case <-m.updates:
+			default:
+			}
+		}
+	}
+}
+
+// List returns the status of every pod the manager runs, sorted by namespace and name.
+func (m *Manager) List() []corev1.Pod { return m.store.list() }
+
+// Run blocks until ctx is cancelled. Pods keep running after it returns.
+func (m *Manager) Run(ctx context.Context) error {
+	if err := m.discover(ctx); err != nil {
+		return err
+	}
+	type entry struct {
+		w   *worker
+		uid string
+	}
+	workers := map[string]*entry{}
+	desired := map[string]*corev1.Pod{}
+	done := make(chan string)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+
+	spawn := func(key string, p *corev1.Pod) {
+		w := newWorker(m, key)
+		e := &entry{w: w}
+		if p != nil {
+			e.uid = string(p.UID)
+		}
+		workers[key] = e
+		w.update(p)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.run(ctx)
+			select {
+			case done <- key:
+			case <-ctx.Done():
+			}
+		}()
+	}
+	// Leftovers of pods that are not desired are torn down by a worker of their own, so that a
+	// new pod of the same name waits for the old one to be gone.
+	first := true
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case pods := <-m.updates:
+			next := make(map[string]*corev1.Pod, len(pods))
+			for _, p := range pods {
+				next[Key(p.Namespace, p.Name)] = p
+			}
+			if first {
+				first = false
+				for _, key := range m.foundKeys() {
+					if next[key] == nil {
+						spawn(key, nil)
+					}
+				}
+			}
+			for key, p := range next {
+				e := workers[key]
+				switch {
+				case e == nil:
+					spawn(key, p)
+				case e.uid != string(p.UID):
+					e.uid = string(p.UID)
+					e.w.update(p)
+				}
+			}
+			for key := range desired {
+				if next[key] == nil {
+					if e := workers[key]; e != nil && e.uid != "" {
+						e.uid = ""
+						e.w.update(nil)
+					}
+				}
+			}
+			desired = next
+		case key := <-done:
+			delete(workers, key)
+			if p := desired[key]; p != nil {
+				spawn(key, p)
+			}
+		}
+	}
+}
+
+// Key is a pod's identity.
+func Key(namespace, name string) string { return namespace + "/" + name }
+
+// discover collects what an earlier run left: containers by their labels, and sandbox records
+// from the state dir (which exist from before the first containerd object of a sandbox).
+func (m *Manager) discover(ctx context.Context) error {
+	list, err := m.cfg.Runtime.List(ctx, nil)
+	if err != nil {
+		return err
+	}
+	byUID := map[string]*found{}
+	get := func(uid string) *found {
+		f := byUID[uid]
+		if f == nil {
+			f = &found{}
+			byUID[uid] = f
+		}
+		return f
+	}
+	for _, c := range list {
+		uid := c.Labels[runtime.LabelPodUID]
+		if uid == "" {
+			continue
+		}
+		f := get(uid)
+		f.containers = append(f.containers, c)
+		if f.rec.UID == "" {
+			f.rec = sandboxRecord{
+				UID:       uid,
+				Namespace: c.Labels[runtime.LabelPodNamespace],
+				Name:      c.Labels[runtime.LabelPodName],
+				SandboxID: shortUID(uid) + "-sandbox",
+				Grace:     corev1.DefaultTerminationGracePeriodSeconds,
+			}
+		}
+		if c.Labels[runtime.LabelRole] == runtime.RoleSandbox {
+			f.rec.SandboxID = c.ID
+			f.rec.NetNS = c.Labels[runtime.LabelNetNS]
+		}
+	}
+	dirs, _ := os.ReadDir(filepath.Join(m.cfg.StateDir, "pods"))
+	for _, d := range dirs {
+		rec, err := readRecord(filepath.Join(m.cfg.StateDir, "pods", d.Name()))
+		if err != nil || rec.UID == "" {
+			// A directory without a usable record holds nothing that needs teardown.
+			_ = os.RemoveAll(filepath.Join(m.cfg.StateDir, "pods", d.Name()))
+			continue
+		}
+		get(rec.UID).rec = rec
+	}
+	m.found = map[string][]found{}
+	for _, f := range byUID {
+		if f.rec.NetNS == "" {
+			f.rec.NetNS = filepath.Join(m.cfg.NetNSDir, "minipod-"+shortUID(f.rec.UID))
+		}
+		key := Key(f.rec.Namespace, f.rec.Name)
+		m.found[key] = append(m.found[key], *f)
+	}
+	return nil
+}
+
+func (m *Manager) foundKeys() []string {
+	m.foundMu.Lock()
+	defer m.foundMu.Unlock()
+	keys := make([]string, 0, len(m.found))
+	for k := range m.found {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func (m *Manager) takeFound(key string) []found {
+	m.foundMu.Lock()
+	defer m.foundMu.Unlock()
+	f := m.found[key]
+	delete(m.found, key)
+	return f
+}
+
+// adopt takes over what an earlier run of the daemon left for this pod key: the desired
+// version's sandbox and containers are kept running as they are; any other version is torn
+// down.
+func (w *worker) adopt(ctx context.Context) {
+	for _, f := range w.m.takeFound(w.key) {
+		if w.desired != nil && f.rec.UID == string(w.desired.UID) {
+			w.cur = w.adoptState(ctx, f)
+			continue
+		}
+		w.terminate(ctx, &podState{rec: f.rec, dir: filepath.Join(w.m.cfg.StateDir, "pods", f.rec.UID)})
+	}
+}
+
+func (w *worker) adoptState(ctx context.Context, f found) *podState {
+	cfg := &w.m.cfg
+	s := w.newState(w.desired)
+	s.rec = f.rec
+	var sandboxCreated = s.startTime
+	for _, c := range f.containers {
+		if c.ID == s.rec.SandboxID {
+			sandboxCreated = c.CreatedAt
+		}
+	}
+	if st, err := cfg.Runtime.Task(ctx, s.rec.SandboxID); err == nil && st.Running && sandbox.NetNSAlive(s.rec.NetNS) {
+		s.sandboxOK = true
+		s.pausePID = st.Pid
+		s.startTime = sandboxCreated
+		s.ips = cfg.Network.CachedIPs(w.attachment(s))
+		s.files = sandbox.Files{
+			Hosts:      filepath.Join(s.dir, "hosts"),
+			Hostname:   filepath.Join(s.dir, "hostname"),
+			ResolvConf: filepath.Join(s.dir, "resolv.conf"),
+		}
+		w.watch(ctx, s.rec.SandboxID, st.Wait)
+	}
+	// The newest attempt of each container is its current one; older ones are leftovers.
+	newest := map[string]runtime.Container{}
+	for _, c := range f.containers {
+		if c.Labels[runtime.LabelRole] != runtime.RoleApp {
+			continue
+		}
+		name := c.Labels[runtime.LabelContainer]
+		if old, ok := newest[name]; ok {
+			if attemptOf(old) >= attemptOf(c) {
+				_ = cfg.Runtime.Remove(ctx, c.ID)
+				continue
+			}
+			_ = cfg.Runtime.Remove(ctx, old.ID)
+		}
+		newest[name] = c
+	}
+	for _, c := range s.all() {
+		rc, ok := newest[c.spec.Name]
+		if !ok {
+			continue
+		}
+		c.id, c.attempt = rc.ID, attemptOf(rc)
+		c.logPath = w.logPath(s.pod, c.spec.Name, c.attempt)
+		c.started = rc.CreatedAt
+		if img, err := cfg.Runtime.GetImage(ctx, c.spec.Image); err == nil {
+			c.imageID = img.ID
+		}
+		st, err := cfg.Runtime.Task(ctx, rc.ID)
+		switch {
+		case err == nil && st.Running:
+			c.running = true
+			w.watch(ctx, rc.ID, st.Wait)
+		case err == nil && st.Exists:
+			c.exited, c.exit = true, st.Exit
+		default:
+			c.exited, c.exit = true, runtime.Exit{Unknown: true, At: rc.CreatedAt}
+		}
+	}
+	w.log.Info("adopted pod", "sandbox", s.sandboxOK)
+	return s
+}
+
+func attemptOf(c runtime.Container) int {
+	n, _ := strconv.Atoi(c.Labels[runtime.LabelAttempt])
+	return n
+}
+
+// ErrNotFound is returned for a pod or container the manager does not have.
+var ErrNotFound = errors.New("not found")
+
+// containerOf finds a container's status in the published pod.
+func (m *Manager) containerOf(namespace, name, container string) (*corev1.Pod, *corev1.ContainerStatus, error) {
+	p := m.store.get(Key(namespace, name))
+	if p == nil {
+		return nil, nil, fmt.Errorf("pod %s/%s: %w", namespace, name, ErrNotFound)
+	}
+	all := append(append([]corev1.ContainerStatus{}, p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...)
+	for i := range all {
+		if all[i].Name == container {
+			return p, &all[i], nil
+		}
+	}
+	return nil, nil, fmt.Errorf("container %s in pod %s/%s: %w", container, namespace, name, ErrNotFound)
+}
+
+// LogPath returns the log file of a container's current attempt, or of the one before it.
+func (m *Manager) LogPath(namespace, name, container string, previous bool) (string, error) {
+	p, cs, err := m.containerOf(namespace, name, container)
+	if err != nil {
+		return "", err
+	}
+	attempt := int(cs.RestartCount)
+	if previous {
+		if attempt == 0 {
+			return "", fmt.Errorf("previous terminated container %q in pod %q: %w", container, name, ErrNotFound)
+		}
+		attempt--
+	}
+	path := filepath.Join(m.cfg.LogDir, fmt.Sprintf("%s_%s_%s", p.Namespace, p.Name, p.UID), container, strconv.Itoa(attempt)+".log")
+	if _, err := os.Stat(path); err != nil {
+		return "", fmt.Errorf("log of container %s: %w", container, ErrNotFound)
+	}
+	return path, nil
+}
+
+// Exec runs cmd in a running container of a pod and returns its exit code.
+func (m *Manager) Exec(ctx context.Context, namespace, name, container string, cmd []string, tty bool, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	_, cs, err := m.containerOf(namespace, name, container)
+	if err != nil {
+		return -1, err
+	}
+	if cs.State.Running == nil {
+		return -1, fmt.Errorf("container %s is not running", container)
+	}
+	return m.cfg.Runtime.Exec(ctx, strings.TrimPrefix(cs.ContainerID, "containerd://"), cmd, tty, stdin, stdout, stderr)
+}

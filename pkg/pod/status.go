@@ -1,0 +1,190 @@
+package pod
+
+import (
+	"sort"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// store holds the latest published view of every pod. Workers write their own entry; readers
+// get copies. It is safe for concurrent use.
+type store struct {
+	mu   sync.RWMutex
+	pods map[string]*corev1.Pod
+}
+
+func (s *store) set(key string, p *corev1.Pod) {
+	s.mu.Lock()
+	if s.pods == nil {
+		s.pods = map[string]*corev1.Pod{}
+	}
+	s.pods[key] = p
+	s.mu.Unlock()
+}
+
+func (s *store) remove(key string) {
+	s.mu.Lock()
+	delete(s.pods, key)
+	s.mu.Unlock()
+}
+
+func (s *store) get(key string) *corev1.Pod {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.pods[key]
+}
+
+func (s *store) list() []corev1.Pod {
+	s.mu.RLock()
+	out := make([]corev1.Pod, 0, len(s.pods))
+	for _, p := range s.pods {
+		out = append(out, *p.DeepCopy())
+	}
+	s.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Namespace != out[j].Namespace {
+			return out[i].Namespace < out[j].Namespace
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out
+}
+
+// publish builds the pod's status from the worker's state, as the kubelet fills it, and stores
+// a copy for the API. Published pods are never modified afterwards.
+func (w *worker) publish() {
+	s := w.cur
+	p := s.pod.DeepCopy()
+	st := &p.Status
+	st.HostIP = w.m.cfg.HostIP
+	if st.HostIP != "" {
+		st.HostIPs = []corev1.HostIP{{IP: st.HostIP}}
+	}
+	if !s.startTime.IsZero() {
+		t := metav1.NewTime(s.startTime)
+		st.StartTime = &t
+	}
+	if s.sandboxOK {
+		for i, ip := range s.ips {
+			if i == 0 {
+				st.PodIP = ip
+			}
+			st.PodIPs = append(st.PodIPs, corev1.PodIP{IP: ip})
+		}
+	}
+	initialized := true
+	for _, c := range s.inits {
+		cs := w.containerStatus(c, true)
+		st.InitContainerStatuses = append(st.InitContainerStatuses, cs)
+		if cs.State.Terminated == nil || cs.State.Terminated.ExitCode != 0 {
+			initialized = false
+		}
+	}
+	allReady := true
+	for _, c := range s.apps {
+		cs := w.containerStatus(c, false)
+		st.ContainerStatuses = append(st.ContainerStatuses, cs)
+		if !cs.Ready {
+			allReady = false
+		}
+	}
+	switch {
+	case s.terminal && !initialized:
+		// An init container failed under restartPolicy Never.
+		st.Phase = corev1.PodFailed
+	case s.terminal:
+		st.Phase = Phase(s.pod.Spec.RestartPolicy, true, st.ContainerStatuses)
+	default:
+		st.Phase = Phase(s.pod.Spec.RestartPolicy, initialized && s.sandboxOK, st.ContainerStatuses)
+	}
+	if s.sandboxErr != nil {
+		st.Reason = ""
+		st.Message = "FailedCreatePodSandBox: " + s.sandboxErr.Error()
+	}
+	now := time.Now()
+	w.setCond(s, corev1.PodScheduled, true, now)
+	w.setCond(s, corev1.PodReadyToStartContainers, s.sandboxOK, now)
+	w.setCond(s, corev1.PodInitialized, initialized, now)
+	ready := allReady && st.Phase == corev1.PodRunning
+	w.setCond(s, corev1.ContainersReady, ready, now)
+	w.setCond(s, corev1.PodReady, ready, now)
+	for _, t := range []corev1.PodConditionType{corev1.PodReadyToStartContainers, corev1.PodInitialized, corev1.PodReady, corev1.ContainersReady, corev1.PodScheduled} {
+		st.Conditions = append(st.Conditions, s.conds[t])
+	}
+	w.m.store.set(w.key, p)
+}
+
+func (w *worker) setCond(s *podState, t corev1.PodConditionType, ok bool, now time.Time) {
+	status := corev1.ConditionFalse
+	if ok {
+		status = corev1.ConditionTrue
+	}
+	c, seen := s.conds[t]
+	if seen && c.Status == status {
+		return
+	}
+	c = corev1.PodCondition{Type: t, Status: status, LastTransitionTime: metav1.NewTime(now)}
+	if !ok {
+		switch t {
+		case corev1.PodReady, corev1.ContainersReady:
+			c.Reason = "ContainersNotReady"
+		case corev1.PodInitialized:
+			c.Reason = "ContainersNotInitialized"
+		}
+	}
+	s.conds[t] = c
+}
+
+func (w *worker) containerStatus(c *ctrState, init bool) corev1.ContainerStatus {
+	policy := w.cur.pod.Spec.RestartPolicy
+	cs := corev1.ContainerStatus{
+		Name:         c.spec.Name,
+		Image:        c.spec.Image,
+		ImageID:      c.imageID,
+		RestartCount: int32(c.attempt),
+	}
+	if c.id != "" {
+		cs.ContainerID = "containerd://" + c.id
+	}
+	if c.last != nil {
+		cs.LastTerminationState.Terminated = c.last
+	}
+	started := false
+	switch {
+	case c.running:
+		cs.State.Running = &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(c.started)}
+		started = true
+		cs.Ready = !init
+	case c.exited:
+		t := terminatedState(c)
+		restarts := ShouldRestart(policy, t.ExitCode) && !(init && t.ExitCode == 0)
+		if init && policy == corev1.RestartPolicyNever {
+			restarts = false
+		}
+		if restarts && !w.cur.terminal {
+			cs.LastTerminationState.Terminated = t
+			reason := c.waitReason
+			if reason == "" {
+				reason = "ContainerCreating"
+			}
+			cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: reason, Message: c.waitMessage}
+		} else {
+			cs.State.Terminated = t
+		}
+	default:
+		reason := c.waitReason
+		if reason == "" {
+			if init {
+				reason = "PodInitializing"
+			} else {
+				reason = "ContainerCreating"
+			}
+		}
+		cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: reason, Message: c.waitMessage}
+	}
+	cs.Started = &started
+	return cs
+}

@@ -1,0 +1,775 @@
+package pod
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/minipod/minipod/pkg/runtime"
+	"github.com/minipod/minipod/pkg/sandbox"
+)
+
+// A worker owns one pod identity (namespace/name) and drives containerd towards the latest
+// desired version of it. Its lifecycle:
+//
+//	       update (new UID)            file removed
+//	start ─────────> syncing <──────────────┐ │
+//	  │ adopt what      │  exits, timers    │ │
+//	  │ containerd has  └───────────────────┘ v
+//	  └─────────────────────────────────> terminating ──> done (status removed)
+//
+// A worker handles one event at a time; pending updates collapse to the latest. It stops without
+// touching the pod when its context ends (daemon shutdown): pods outlive the daemon.
+type worker struct {
+	key     string
+	m       *Manager
+	log     *slog.Logger
+	updates chan *corev1.Pod // nil pod: the file is gone
+	exits   chan exitEvent
+
+	desired *corev1.Pod
+	cur     *podState
+	done    bool
+}
+
+type exitEvent struct {
+	id   string
+	exit runtime.Exit
+}
+
+// podState is what the worker knows of the running version of its pod.
+type podState struct {
+	pod        *corev1.Pod
+	dir        string // <state-dir>/pods/<uid>
+	rec        sandboxRecord
+	sandboxOK  bool
+	pausePID   uint32
+	ips        []string
+	files      sandbox.Files
+	startTime  time.Time
+	retryAt    time.Time // when sandbox creation may be tried again
+	sandboxErr error
+	inits      []*ctrState
+	apps       []*ctrState
+	conds      map[corev1.PodConditionType]corev1.PodCondition
+	terminal   bool // all containers finished for good (Succeeded or Failed)
+}
+
+// sandboxRecord is written to disk before anything of the sandbox exists, so that teardown
+// after a crash at any point knows what to delete.
+type sandboxRecord struct {
+	UID       string `json:"uid"`
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	SandboxID string `json:"sandboxID"`
+	NetNS     string `json:"netns"`
+	Grace     int64  `json:"graceSeconds"` // terminationGracePeriodSeconds, for teardown without the manifest
+}
+
+// ctrState is one container of the pod across its attempts.
+type ctrState struct {
+	spec    *corev1.Container
+	init    bool
+	attempt int    // restartCount
+	id      string // containerd ID of the current attempt, "" before the first
+	running bool
+	exited  bool
+	exit    runtime.Exit
+	started time.Time
+	imageID string
+	logPath string
+
+	last         *corev1.ContainerStateTerminated
+	delay        time.Duration // crash backoff delay to apply to the next restart
+	restartAt    time.Time
+	waitReason   string
+	waitMessage  string
+	permanentErr bool // waiting for a change of spec, not for time
+}
+
+func newWorker(m *Manager, key string) *worker {
+	return &worker{
+		key:     key,
+		m:       m,
+		log:     m.log.With("pod", key),
+		updates: make(chan *corev1.Pod, 1),
+		exits:   make(chan exitEvent, 16),
+	}
+}
+
+// update hands the worker a new desired version; an older pending one is dropped.
+// Only the manager's goroutine calls it.
+func (w *worker) update(p *corev1.Pod) {
+	for {
+		select {
+		case w.updates <- p:
+			return
+		default:
+			select {
+			case <-w.updates:
+			default:
+			}
+		}
+	}
+}
+
+// run blocks until the pod is gone (after a removal) or ctx ends.
+func (w *worker) run(ctx context.Context) {
+	w.desired = <-w.updates
+	w.adopt(ctx)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		w.sync(ctx)
+		if w.done {
+			return
+		}
+		next := w.nextWake()
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		if !next.IsZero() {
+			timer.Reset(max(time.Until(next), time.Millisecond))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case p := <-w.updates:
+			w.desired = p
+		case e := <-w.exits:
+			w.handleExit(e)
+		case <-timer.C:
+		}
+	}
+}
+
+func (w *worker) nextWake() time.Time {
+	var next time.Time
+	earlier := func(t time.Time) {
+		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	if w.cur == nil {
+		return next
+	}
+	earlier(w.cur.retryAt)
+	for _, c := range w.cur.all() {
+		if !c.permanentErr {
+			earlier(c.restartAt)
+		}
+	}
+	return next
+}
+
+func (s *podState) all() []*ctrState {
+	return append(append([]*ctrState{}, s.inits...), s.apps...)
+}
+
+func (s *podState) byID(id string) *ctrState {
+	for _, c := range s.all() {
+		if c.id == id {
+			return c
+		}
+	}
+	return nil
+}
+
+func (w *worker) handleExit(e exitEvent) {
+	if w.cur == nil {
+		return
+	}
+	if e.id == w.cur.rec.SandboxID {
+		if e.exit.Err == nil {
+			w.log.Info("sandbox exited", "code", e.exit.Code)
+			w.cur.sandboxOK = false
+		} else {
+			w.cur.retryAt = time.Now().Add(time.Second)
+		}
+		return
+	}
+	c := w.cur.byID(e.id)
+	if c == nil || !c.running {
+		return
+	}
+	if e.exit.Err != nil {
+		// The wait broke (containerd restarted?): look again shortly.
+		w.log.Warn("lost track of container", "container", c.spec.Name, "err", e.exit.Err)
+		c.running = false
+		c.restartAt = time.Now().Add(time.Second)
+		c.waitReason = "Unknown"
+		return
+	}
+	w.log.Info("container exited", "container", c.spec.Name, "code", e.exit.Code)
+	c.running = false
+	c.exited = true
+	c.exit = e.exit
+}
+
+// watch forwards one task's exit to the worker.
+func (w *worker) watch(ctx context.Context, id string, ch <-chan runtime.Exit) {
+	go func() {
+		select {
+		case e := <-ch:
+			select {
+			case w.exits <- exitEvent{id: id, exit: e}:
+			case <-ctx.Done():
+			}
+		case <-ctx.Done():
+		}
+	}()
+}
+
+// sync moves the pod one step closer to the desired state and publishes its status.
+func (w *worker) sync(ctx context.Context) {
+	if w.cur != nil && (w.desired == nil || w.desired.UID != w.cur.pod.UID) {
+		w.terminate(ctx, w.cur)
+		w.cur = nil
+	}
+	if w.desired == nil {
+		w.m.store.remove(w.key)
+		w.done = true
+		return
+	}
+	if w.cur == nil {
+		w.cur = w.newState(w.desired)
+	}
+	s := w.cur
+	if !s.terminal {
+		if !s.sandboxOK {
+			if time.Now().Before(s.retryAt) {
+				w.publish()
+				return
+			}
+			w.killContainers(ctx, s)
+			if err := w.createSandbox(ctx, s); err != nil {
+				w.log.Error("create sandbox failed", "err", err)
+				s.sandboxErr = err
+				s.retryAt = time.Now().Add(sandboxRetry)
+				w.publish()
+				return
+			}
+			s.sandboxErr = nil
+		}
+		w.syncContainers(ctx, s)
+	}
+	w.publish()
+}
+
+const sandboxRetry = 5 * time.Second
+
+func (w *worker) newState(p *corev1.Pod) *podState {
+	uid := string(p.UID)
+	s := &podState{
+		pod:   p,
+		dir:   filepath.Join(w.m.cfg.StateDir, "pods", uid),
+		conds: map[corev1.PodConditionType]corev1.PodCondition{},
+		rec: sandboxRecord{
+			UID:       uid,
+			Namespace: p.Namespace,
+			Name:      p.Name,
+			SandboxID: shortUID(uid) + "-sandbox",
+			NetNS:     filepath.Join(w.m.cfg.NetNSDir, "minipod-"+shortUID(uid)),
+			Grace:     corev1.DefaultTerminationGracePeriodSeconds,
+		},
+	}
+	if g := p.Spec.TerminationGracePeriodSeconds; g != nil {
+		s.rec.Grace = *g
+	}
+	for i := range p.Spec.InitContainers {
+		s.inits = append(s.inits, &ctrState{spec: &p.Spec.InitContainers[i], init: true})
+	}
+	for i := range p.Spec.Containers {
+		s.apps = append(s.apps, &ctrState{spec: &p.Spec.Containers[i]})
+	}
+	for _, c := range s.all() {
+		c.logPath = w.logPath(p, c.spec.Name, 0)
+	}
+	return s
+}
+
+func shortUID(uid string) string {
+	if len(uid) > 16 {
+		return uid[:16]
+	}
+	return uid
+}
+
+func (w *worker) logPath(p *corev1.Pod, container string, attempt int) string {
+	return filepath.Join(w.m.cfg.LogDir, fmt.Sprintf("%s_%s_%s", p.Namespace, p.Name, p.UID), container, strconv.Itoa(attempt)+".log")
+}
+
+func (w *worker) containerID(s *podState, c *ctrState, attempt int) string {
+	name := c.spec.Name
+	if len(name) > 40 {
+		name = name[:40]
+	}
+	return fmt.Sprintf("%s-%s-%d", shortUID(string(s.pod.UID)), name, attempt)
+}
+
+// createSandbox makes the network namespace, attaches it with CNI, writes the pod's files and
+// starts the pause container. A failed step undoes the earlier ones.
+func (w *worker) createSandbox(ctx context.Context, s *podState) (err error) {
+	cfg := &w.m.cfg
+	// Anything left of an earlier sandbox goes first.
+	if err := w.removeSandbox(ctx, s.rec); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(s.dir, 0o755); err != nil {
+		return fmt.Errorf("create pod dir: %w", err)
+	}
+	if err := writeRecord(s.dir, s.rec); err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			_ = w.removeSandbox(context.WithoutCancel(ctx), s.rec)
+		}
+	}()
+	if _, err := sandbox.NewNetNS(filepath.Dir(s.rec.NetNS), filepath.Base(s.rec.NetNS)); err != nil {
+		return err
+	}
+	ips, err := cfg.Network.Setup(ctx, w.attachment(s))
+	if err != nil {
+		return err
+	}
+	s.ips = ips
+	hostname := s.pod.Name
+	if s.pod.Spec.Hostname != "" {
+		hostname = s.pod.Spec.Hostname
+	}
+	var aliases []sandbox.HostAlias
+	for _, a := range s.pod.Spec.HostAliases {
+		aliases = append(aliases, sandbox.HostAlias{IP: a.IP, Hostnames: a.Hostnames})
+	}
+	podIP := ""
+	if len(ips) > 0 {
+		podIP = ips[0]
+	}
+	s.files, err = sandbox.WriteFiles(s.dir, hostname, podIP, aliases, cfg.ResolvConf)
+	if err != nil {
+		return err
+	}
+	img, err := cfg.Runtime.GetImage(ctx, cfg.PauseImage)
+	if err != nil {
+		return fmt.Errorf("pause image: %w", err)
+	}
+	err = cfg.Runtime.CreateContainer(ctx, runtime.ContainerConfig{
+		ID:       s.rec.SandboxID,
+		Image:    cfg.PauseImage,
+		Labels:   w.labels(s, runtime.RoleSandbox, "", 0),
+		Args:     Command(&corev1.Container{}, img.Config),
+		Env:      img.Config.Env,
+		Hostname: hostname,
+		NetNS:    s.rec.NetNS,
+	})
+	if err != nil {
+		return err
+	}
+	pid, exitCh, err := cfg.Runtime.Start(ctx, s.rec.SandboxID, "")
+	if err != nil {
+		return err
+	}
+	w.watch(ctx, s.rec.SandboxID, exitCh)
+	s.pausePID = pid
+	s.sandboxOK = true
+	s.startTime = time.Now()
+	w.log.Info("sandbox ready", "ip", podIP)
+	return nil
+}
+
+func (w *worker) attachment(s *podState) sandbox.Attachment {
+	a := sandbox.Attachment{
+		ID:        s.rec.SandboxID,
+		NetNS:     s.rec.NetNS,
+		Namespace: s.rec.Namespace,
+		Name:      s.rec.Name,
+		UID:       s.rec.UID,
+	}
+	if s.pod != nil {
+		for _, c := range s.pod.Spec.Containers {
+			for _, p := range c.Ports {
+				if p.HostPort == 0 {
+					continue
+				}
+				proto := string(p.Protocol)
+				if proto == "" {
+					proto = "TCP"
+				}
+				a.Ports = append(a.Ports, sandbox.Port{HostPort: p.HostPort, ContainerPort: p.ContainerPort, Protocol: toLower(proto), HostIP: p.HostIP})
+			}
+		}
+	}
+	return a
+}
+
+func toLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
+// removeSandbox deletes the pause container, the CNI attachment and the network namespace.
+// Every step treats "already gone" as done, so it can run any number of times.
+func (w *worker) removeSandbox(ctx context.Context, rec sandboxRecord) error {
+	cfg := &w.m.cfg
+	var errs []error
+	if err := cfg.Runtime.Remove(ctx, rec.SandboxID); err != nil {
+		errs = append(errs, err)
+	}
+	a := sandbox.Attachment{ID: rec.SandboxID, NetNS: rec.NetNS, Namespace: rec.Namespace, Name: rec.Name, UID: rec.UID}
+	if !sandbox.NetNSAlive(rec.NetNS) {
+		// CNI DEL must still run to release the IP and iptables rules, but without a netns.
+		a.NetNS = ""
+	}
+	if err := cfg.Network.Teardown(ctx, a); err != nil {
+		errs = append(errs, err)
+	}
+	if err := sandbox.RemoveNetNS(rec.NetNS); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func (w *worker) labels(s *podState, role, container string, attempt int) map[string]string {
+	l := map[string]string{
+		runtime.LabelPodUID:       string(s.pod.UID),
+		runtime.LabelPodName:      s.pod.Name,
+		runtime.LabelPodNamespace: s.pod.Namespace,
+		runtime.LabelRole:         role,
+		runtime.LabelManifest:     s.pod.Annotations[AnnotationManifest],
+	}
+	if role == runtime.RoleSandbox {
+		l[runtime.LabelNetNS] = s.rec.NetNS
+	} else {
+		l[runtime.LabelContainer] = container
+		l[runtime.LabelAttempt] = strconv.Itoa(attempt)
+	}
+	return l
+}
+
+// AnnotationManifest names the file a pod came from.
+const AnnotationManifest = "minipod.io/manifest"
+
+func writeRecord(dir string, rec sandboxRecord) error {
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, "sandbox.json.tmp")
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return fmt.Errorf("write sandbox record: %w", err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, "sandbox.json")); err != nil {
+		return fmt.Errorf("write sandbox record: %w", err)
+	}
+	return nil
+}
+
+func readRecord(dir string) (sandboxRecord, error) {
+	var rec sandboxRecord
+	b, err := os.ReadFile(filepath.Join(dir, "sandbox.json"))
+	if err != nil {
+		return rec, err
+	}
+	return rec, json.Unmarshal(b, &rec)
+}
+
+// syncContainers runs init containers in order, then keeps the app containers as the restart
+// policy says.
+func (w *worker) syncContainers(ctx context.Context, s *podState) {
+	policy := s.pod.Spec.RestartPolicy
+	for _, c := range s.inits {
+		if c.exited && c.exit.Code == 0 && !c.exit.Unknown {
+			continue // done
+		}
+		if c.running {
+			return // wait for it
+		}
+		if c.exited {
+			if policy == corev1.RestartPolicyNever {
+				s.terminal = true
+				return
+			}
+			if !w.restartDue(c) {
+				return
+			}
+		}
+		w.startContainer(ctx, s, c)
+		return
+	}
+	var wg sync.WaitGroup
+	for _, c := range s.apps {
+		if c.running || c.permanentErr {
+			continue
+		}
+		if c.id != "" {
+			if c.exited && !ShouldRestart(policy, int32(c.exit.Code)) {
+				continue
+			}
+			if !w.restartDue(c) {
+				continue
+			}
+		} else if !c.restartAt.IsZero() && time.Now().Before(c.restartAt) {
+			continue
+		}
+		// Member containers start together: they do not wait for each other.
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.startContainer(ctx, s, c)
+		}()
+	}
+	wg.Wait()
+	finished := true
+	for _, c := range s.apps {
+		if c.running || !c.exited || ShouldRestart(policy, int32(c.exit.Code)) {
+			finished = false
+		}
+	}
+	s.terminal = finished
+}
+
+// restartDue records an exited container's last state and reports whether its backoff allows
+// starting the next attempt now.
+func (w *worker) restartDue(c *ctrState) bool {
+	if c.restartAt.IsZero() {
+		ranFor := c.exit.At.Sub(c.started)
+		c.restartAt, c.delay = w.m.cfg.Backoff.NextRestart(c.exit.At, ranFor, c.delay)
+	}
+	if time.Now().Before(c.restartAt) {
+		if c.waitReason == "" || c.waitReason == "CrashLoopBackOff" {
+			c.waitReason = "CrashLoopBackOff"
+			c.waitMessage = fmt.Sprintf("back-off %s restarting failed container=%s pod=%s_%s(%s)",
+				c.restartAt.Sub(c.exit.At).Round(time.Second), c.spec.Name, w.cur.pod.Name, w.cur.pod.Namespace, w.cur.pod.UID)
+		}
+		return false
+	}
+	return true
+}
+
+// startContainer creates and starts the container's next attempt. Errors become the
+// container's waiting reason.
+func (w *worker) startContainer(ctx context.Context, s *podState, c *ctrState) {
+	cfg := &w.m.cfg
+	attempt := 0
+	if c.id != "" {
+		attempt = c.attempt + 1
+		c.last = terminatedState(c)
+		// The old attempt's container goes; its log file stays for `logs --previous`.
+		if err := cfg.Runtime.Remove(ctx, c.id); err != nil {
+			w.log.Warn("remove old container", "container", c.spec.Name, "err", err)
+		}
+	}
+	fail := func(reason string, err error, permanent bool) {
+		c.waitReason, c.waitMessage, c.permanentErr = reason, err.Error(), permanent
+		c.restartAt = time.Now().Add(cfg.Backoff.Initial)
+		w.log.Warn("container not started", "container", c.spec.Name, "reason", reason, "err", err)
+	}
+	img, err := cfg.Runtime.GetImage(ctx, c.spec.Image)
+	if err != nil {
+		if errors.Is(err, runtime.ErrImageNotFound) {
+			if c.spec.ImagePullPolicy == corev1.PullNever {
+				fail("ErrImageNeverPull", fmt.Errorf("container image %q is not present with pull policy of Never", c.spec.Image), false)
+			} else {
+				fail("ErrImagePull", fmt.Errorf("image %q is not present and this minipod cannot pull it: import it first", c.spec.Image), false)
+			}
+			return
+		}
+		fail("ErrImagePull", err, false)
+		return
+	}
+	fields := podFields{pod: s.pod, podIPs: s.ips, hostIP: cfg.HostIP, nodeName: cfg.NodeName}
+	env, err := Env(c.spec, img.Config, fields)
+	if err != nil {
+		fail("CreateContainerConfigError", err, true)
+		return
+	}
+	vars := envMap(env, c.spec)
+	args := ExpandAll(Command(c.spec, img.Config), vars)
+	if len(args) == 0 {
+		fail("CreateContainerConfigError", errors.New("no command specified"), true)
+		return
+	}
+	id := w.containerID(s, c, attempt)
+	logPath := w.logPath(s.pod, c.spec.Name, attempt)
+	cwd := c.spec.WorkingDir
+	if cwd == "" {
+		cwd = img.Config.WorkingDir
+	}
+	labels := w.labels(s, runtime.RoleApp, c.spec.Name, attempt)
+	if c.init {
+		labels[runtime.LabelInit] = "true"
+	}
+	_ = cfg.Runtime.Remove(ctx, id) // a leftover of a crash mid-start
+	err = cfg.Runtime.CreateContainer(ctx, runtime.ContainerConfig{
+		ID:      id,
+		Image:   c.spec.Image,
+		Labels:  labels,
+		Args:    args,
+		Env:     env,
+		Cwd:     cwd,
+		User:    img.Config.User,
+		NetNS:   s.rec.NetNS,
+		JoinPID: s.pausePID,
+		Mounts:  podMounts(s.files),
+		TTY:     c.spec.TTY,
+		LogPath: logPath,
+	})
+	if err != nil {
+		fail("CreateContainerError", err, false)
+		return
+	}
+	_, exitCh, err := cfg.Runtime.Start(ctx, id, logPath)
+	if err != nil {
+		_ = cfg.Runtime.Remove(context.WithoutCancel(ctx), id)
+		fail("RunContainerError", err, false)
+		return
+	}
+	c.id, c.attempt, c.logPath = id, attempt, logPath
+	c.running, c.exited, c.exit = true, false, runtime.Exit{}
+	c.started = time.Now()
+	c.imageID = img.ID
+	c.restartAt = time.Time{}
+	c.waitReason, c.waitMessage, c.permanentErr = "", "", false
+	w.watch(ctx, id, exitCh)
+	w.log.Info("container started", "container", c.spec.Name, "attempt", attempt)
+}
+
+func terminatedState(c *ctrState) *corev1.ContainerStateTerminated {
+	if !c.exited {
+		return c.last
+	}
+	t := &corev1.ContainerStateTerminated{
+		ExitCode:    int32(c.exit.Code),
+		StartedAt:   metav1.NewTime(c.started),
+		FinishedAt:  metav1.NewTime(c.exit.At),
+		ContainerID: "containerd://" + c.id,
+	}
+	switch {
+	case c.exit.Unknown:
+		t.Reason = "Unknown"
+		t.ExitCode = 137
+	case c.exit.Code == 0:
+		t.Reason = "Completed"
+	default:
+		t.Reason = "Error"
+	}
+	if c.exit.Code > 128 && c.exit.Code < 128+65 {
+		t.Signal = int32(c.exit.Code - 128)
+	}
+	return t
+}
+
+func podMounts(f sandbox.Files) []specs.Mount {
+	if f.Hosts == "" {
+		return nil
+	}
+	bind := func(src, dst string) specs.Mount {
+		return specs.Mount{Source: src, Destination: dst, Type: "bind", Options: []string{"rbind", "rprivate", "rw"}}
+	}
+	return []specs.Mount{
+		bind(f.Hosts, "/etc/hosts"),
+		bind(f.Hostname, "/etc/hostname"),
+		bind(f.ResolvConf, "/etc/resolv.conf"),
+	}
+}
+
+// killContainers removes every container of the pod (used before a sandbox is recreated: a
+// kubelet restarts all containers when their sandbox died).
+func (w *worker) killContainers(ctx context.Context, s *podState) {
+	for _, c := range s.all() {
+		if c.id == "" {
+			continue
+		}
+		if c.running {
+			c.running, c.exited = false, true
+			c.exit = runtime.Exit{Unknown: true, At: time.Now()}
+		}
+		if err := w.m.cfg.Runtime.Remove(ctx, c.id); err != nil {
+			w.log.Warn("remove container", "container", c.spec.Name, "err", err)
+		}
+	}
+}
+
+// terminate stops a pod gracefully and removes everything it had: SIGTERM to every container
+// at once, SIGKILL to those still running after the grace period, then the sandbox, its network
+// and files. It runs to the end even when ctx is cancelled, within its own deadline.
+func (w *worker) terminate(ctx context.Context, s *podState) {
+	ctx = context.WithoutCancel(ctx)
+	grace := s.rec.Grace
+	w.log.Info("stopping pod", "grace", grace)
+	cfg := &w.m.cfg
+	uid := s.rec.UID
+	list, err := cfg.Runtime.List(ctx, map[string]string{runtime.LabelPodUID: uid})
+	if err != nil {
+		w.log.Error("list containers", "err", err)
+	}
+	var wg sync.WaitGroup
+	for _, c := range list {
+		if c.Labels[runtime.LabelRole] != runtime.RoleApp {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.stopContainer(ctx, c.ID, time.Duration(grace)*time.Second)
+			if err := cfg.Runtime.Remove(ctx, c.ID); err != nil {
+				w.log.Warn("remove container", "id", c.ID, "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := w.removeSandbox(ctx, s.rec); err != nil {
+		w.log.Error("remove sandbox", "err", err)
+		// Keep the record so a later start of the daemon can try again.
+		return
+	}
+	_ = os.RemoveAll(s.dir)
+	_ = os.RemoveAll(filepath.Join(cfg.LogDir, fmt.Sprintf("%s_%s_%s", s.rec.Namespace, s.rec.Name, s.rec.UID)))
+	w.log.Info("pod stopped")
+}
+
+// stopContainer sends SIGTERM and waits up to grace for the exit, then sends SIGKILL.
+func (w *worker) stopContainer(ctx context.Context, id string, grace time.Duration) {
+	rt := w.m.cfg.Runtime
+	st, err := rt.Task(ctx, id)
+	if err != nil || !st.Running {
+		return
+	}
+	if err := rt.Signal(ctx, id, syscall.SIGTERM); err != nil {
+		w.log.Warn("signal container", "id", id, "err", err)
+	}
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-st.Wait:
+		return
+	case <-t.C:
+	}
+	w.log.Info("grace period over, killing", "id", id)
+	_ = rt.Signal(ctx, id, syscall.SIGKILL)
+	select {
+	case <-st.Wait:
+	case <-time.After(10 * time.Second):
+	}
+}

@@ -1,0 +1,580 @@
+// Package runtime is minipod's only door to containerd: images, containers, tasks and exec.
+//
+// It speaks only the classic containerd APIs (containers, tasks, images, content, snapshots,
+// leases) so that one binary serves containerd 1.6, 1.7 and 2.x daemons. Everything minipod
+// creates carries labels (see the Label* constants), which is how a restarted daemon finds its
+// pods again: containerd is the source of truth.
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/containerd/v2/pkg/oci"
+	"github.com/containerd/errdefs"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Labels minipod puts on every container it creates.
+const (
+	LabelPodUID       = "minipod.io/pod-uid"
+	LabelPodName      = "minipod.io/pod-name"
+	LabelPodNamespace = "minipod.io/pod-namespace"
+	LabelRole         = "minipod.io/role" // RoleSandbox or RoleApp
+	LabelContainer    = "minipod.io/container"
+	LabelAttempt      = "minipod.io/attempt"
+	LabelManifest     = "minipod.io/manifest"
+	LabelNetNS        = "minipod.io/netns"
+	LabelLogPath      = "minipod.io/log-path"
+	LabelStartedAt    = "minipod.io/started-at"
+	LabelInit         = "minipod.io/init"
+
+	RoleSandbox = "sandbox"
+	RoleApp     = "app"
+)
+
+// ErrImageNotFound is returned when an image is not in containerd's image store.
+var ErrImageNotFound = errors.New("image not found")
+
+// Config says which containerd to use.
+type Config struct {
+	Address     string // containerd socket
+	Namespace   string // containerd namespace holding everything minipod owns
+	Snapshotter string // "" means overlayfs
+}
+
+// Runtime is a connection to containerd bound to one namespace. It is safe for concurrent use
+// and lives until Close.
+type Runtime struct {
+	client      *client.Client
+	namespace   string
+	snapshotter string
+}
+
+// New connects to containerd and checks that it answers within the context's deadline.
+func New(ctx context.Context, cfg Config) (*Runtime, error) {
+	c, err := client.New(cfg.Address, client.WithDefaultNamespace(cfg.Namespace))
+	if err != nil {
+		return nil, fmt.Errorf("connect to containerd at %s: %w", cfg.Address, err)
+	}
+	r := &Runtime{client: c, namespace: cfg.Namespace, snapshotter: cfg.Snapshotter}
+	if r.snapshotter == "" {
+		r.snapshotter = "overlayfs"
+	}
+	// client.New returns at once even when nothing listens: ask for the version to be sure.
+	if _, err := r.Version(ctx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// Close releases the connection.
+func (r *Runtime) Close() error { return r.client.Close() }
+
+// Version returns the daemon's version string.
+func (r *Runtime) Version(ctx context.Context) (string, error) {
+	v, err := r.client.Version(r.ns(ctx))
+	if err != nil {
+		return "", fmt.Errorf("containerd version: %w", err)
+	}
+	return v.Version, nil
+}
+
+func (r *Runtime) ns(ctx context.Context) context.Context {
+	return namespaces.WithNamespace(ctx, r.namespace)
+}
+
+// Import reads an OCI layout or docker-archive tar stream, stores its images and unpacks them
+// for the snapshotter. It returns the names of the imported images.
+func (r *Runtime) Import(ctx context.Context, rd io.Reader) ([]string, error) {
+	ctx = r.ns(ctx)
+	imgs, err := r.client.Import(ctx, rd, client.WithSkipDigestRef(func(string) bool { return true }))
+	if err != nil {
+		return nil, fmt.Errorf("import image: %w", err)
+	}
+	names := make([]string, 0, len(imgs))
+	for _, i := range imgs {
+		img := client.NewImage(r.client, i)
+		if err := img.Unpack(ctx, r.snapshotter); err != nil {
+			return names, fmt.Errorf("unpack image %s: %w", i.Name, err)
+		}
+		names = append(names, i.Name)
+	}
+	return names, nil
+}
+
+// Image is a locally present image's identity and run configuration.
+type Image struct {
+	Ref    string
+	ID     string // digest of the image's manifest target, reported as imageID
+	Config ocispec.ImageConfig
+}
+
+// GetImage looks an image up by reference, makes sure it is unpacked and returns its
+// config. It returns an error wrapping ErrImageNotFound when the image is not present.
+func (r *Runtime) GetImage(ctx context.Context, ref string) (Image, error) {
+	ctx = r.ns(ctx)
+	img, err := r.client.GetImage(ctx, ref)
+	if err != nil {
+		if errdefs.IsNotFound(err) {
+			return Image{}, fmt.Errorf("image %s: %w", ref, ErrImageNotFound)
+		}
+		return Image{}, fmt.Errorf("get image %s: %w", ref, err)
+	}
+	ok, err := img.IsUnpacked(ctx, r.snapshotter)
+	if err != nil {
+		return Image{}, fmt.Errorf("check image %s: %w", ref, err)
+	}
+	if !ok {
+		if err := img.Unpack(ctx, r.snapshotter); err != nil {
+			return Image{}, fmt.Errorf("unpack image %s: %w", ref, err)
+		}
+	}
+	spec, err := img.Spec(ctx)
+	if err != nil {
+		return Image{}, fmt.Errorf("read config of image %s: %w", ref, err)
+	}
+	return Image{Ref: ref, ID: img.Target().Digest.String(), Config: spec.Config}, nil
+}
+
+// ContainerConfig is everything needed to create one container. It holds no containerd
+// types so that callers stay independent of the client library.
+type ContainerConfig struct {
+	ID       string
+	Image    string // reference of a present image
+	Labels   map[string]string
+	Args     []string
+	Env      []string
+	Cwd      string
+	User     string // "uid[:gid]" or a name from the image's /etc/passwd; "" keeps root
+	Hostname string // only with a new UTS namespace
+	// NetNS is the path of the network namespace to join.
+	NetNS string
+	// JoinPID, when non-zero, makes the container join that process's IPC and UTS namespaces
+	// (the pod's pause process) instead of getting new ones.
+	JoinPID uint32
+	Mounts  []specs.Mount
+	TTY     bool
+	LogPath string
+}
+
+// CreateContainer creates a container with a fresh snapshot of its image. On failure nothing is
+// left behind.
+func (r *Runtime) CreateContainer(ctx context.Context, cfg ContainerConfig) error {
+	ctx = r.ns(ctx)
+	img, err := r.client.GetImage(ctx, cfg.Image)
+	if err != nil {
+		if errdefs.IsNotFound(err) {
+			return fmt.Errorf("image %s: %w", cfg.Image, ErrImageNotFound)
+		}
+		return fmt.Errorf("get image %s: %w", cfg.Image, err)
+	}
+	opts := []oci.SpecOpts{
+		oci.WithDefaultSpec(),
+		oci.WithDefaultUnixDevices,
+		oci.WithProcessArgs(cfg.Args...),
+		oci.WithEnv(cfg.Env),
+		oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: cfg.NetNS}),
+		oci.WithMounts(cfg.Mounts),
+	}
+	if cfg.Cwd != "" {
+		opts = append(opts, oci.WithProcessCwd(cfg.Cwd))
+	}
+	if cfg.JoinPID != 0 {
+		for _, t := range []specs.LinuxNamespaceType{specs.IPCNamespace, specs.UTSNamespace} {
+			opts = append(opts, oci.WithLinuxNamespace(specs.LinuxNamespace{
+				Type: t,
+				Path: fmt.Sprintf("/proc/%d/ns/%s", cfg.JoinPID, nsFile(t)),
+			}))
+		}
+	} else if cfg.Hostname != "" {
+		opts = append(opts, oci.WithHostname(cfg.Hostname))
+	}
+	if cfg.User != "" {
+		opts = append(opts, oci.WithUser(cfg.User))
+	}
+	if cfg.TTY {
+		opts = append(opts, oci.WithTTY)
+	}
+	_, err = r.client.NewContainer(ctx, cfg.ID,
+		client.WithImage(img),
+		client.WithSnapshotter(r.snapshotter),
+		client.WithNewSnapshot(cfg.ID, img),
+		client.WithContainerLabels(cfg.Labels),
+		client.WithNewSpec(opts...),
+	)
+	if err != nil {
+		// NewContainer may have made the snapshot before failing on the spec.
+		_ = r.client.SnapshotService(r.snapshotter).Remove(ctx, cfg.ID)
+		return fmt.Errorf("create container %s: %w", cfg.ID, err)
+	}
+	return nil
+}
+
+func nsFile(t specs.LinuxNamespaceType) string {
+	switch t {
+	case specs.IPCNamespace:
+		return "ipc"
+	case specs.UTSNamespace:
+		return "uts"
+	case specs.PIDNamespace:
+		return "pid"
+	}
+	return string(t)
+}
+
+// Exit is how a task ended.
+type Exit struct {
+	Code     uint32
+	At       time.Time
+	Err      error // set when the wait itself failed (containerd went away); Code is then meaningless
+	Unknown  bool  // no task was found: the container never ran or its task is gone
+	Signaled bool  // Code is 128+signal
+}
+
+// Start creates and starts the container's task with stdout and stderr appended to logPath.
+// It returns the task's PID and a channel that yields exactly one Exit. The wait is set up before
+// the start so that no exit is missed.
+func (r *Runtime) Start(ctx context.Context, id, logPath string) (uint32, <-chan Exit, error) {
+	ctx = r.ns(ctx)
+	c, err := r.client.LoadContainer(ctx, id)
+	if err != nil {
+		return 0, nil, fmt.Errorf("load container %s: %w", id, err)
+	}
+	creator := cio.NullIO
+	if logPath != "" {
+		if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
+			return 0, nil, fmt.Errorf("create log dir: %w", err)
+		}
+		creator = cio.LogFile(logPath)
+	}
+	task, err := c.NewTask(ctx, creator)
+	if err != nil {
+		return 0, nil, fmt.Errorf("create task %s: %w", id, err)
+	}
+	exitCh, err := r.wait(ctx, task)
+	if err != nil {
+		_, _ = task.Delete(ctx, client.WithProcessKill)
+		return 0, nil, err
+	}
+	if err := task.Start(ctx); err != nil {
+		_, _ = task.Delete(ctx, client.WithProcessKill)
+		return 0, nil, fmt.Errorf("start task %s: %w", id, err)
+	}
+	return task.Pid(), exitCh, nil
+}
+
+// wait turns a task's exit into an Exit on a channel that lives as long as the task (not ctx).
+func (r *Runtime) wait(ctx context.Context, task client.Task) (<-chan Exit, error) {
+	// The wait must outlive the request context that created the task.
+	wctx := context.WithoutCancel(ctx)
+	ch, err := task.Wait(wctx)
+	if err != nil {
+		return nil, fmt.Errorf("wait task %s: %w", task.ID(), err)
+	}
+	out := make(chan Exit, 1)
+	go func() {
+		st := <-ch
+		code, at, err := st.Result()
+		out <- Exit{Code: code, At: at, Err: err, Signaled: code > 128 && code < 128+65}
+	}()
+	return out, nil
+}
+
+// TaskState is a container's task as containerd sees it.
+type TaskState struct {
+	Exists  bool
+	Running bool
+	Pid     uint32
+	Exit    Exit // when !Running
+	Wait    <-chan Exit
+}
+
+// Task looks at a container's task. For a running task, Wait delivers its exit.
+func (r *Runtime) Task(ctx context.Context, id string) (TaskState, error) {
+	ctx = r.ns(ctx)
+	c, err := r.client.LoadContainer(ctx, id)
+	if err != nil {
+		return TaskState{}, fmt.Errorf("load container %s: %w", id, err)
+	}
+	task, err := c.Task(ctx, nil)
+	if err != nil {
+		if errdefs.IsNotFound(err) {
+			return TaskState{}, nil
+		}
+		return TaskState{}, fmt.Errorf("load task %s: %w", id, err)
+	}
+	st, err := task.Status(ctx)
+	if err != nil {
+		return TaskState{}, fmt.Errorf("task status %s: %w", id, err)
+	}
+	ts := TaskState{Exists: true, Pid: task.Pid()}
+	switch st.Status {
+	case client.Running, client.Paused, client.Pausing:
+		ts.Running = true
+		ts.Wait, err = r.wait(ctx, task)
+		if err != nil {
+			return TaskState{}, err
+		}
+	case client.Stopped:
+		ts.Exit = Exit{Code: st.ExitStatus, At: st.ExitTime}
+	default:
+		// Created but never started: treat as an exit with an unknown status.
+		ts.Exit = Exit{Unknown: true, At: time.Now()}
+	}
+	return ts, nil
+}
+
+// Signal sends sig to the container's main process. A missing task is not an error.
+func (r *Runtime) Signal(ctx context.Context, id string, sig syscall.Signal) error {
+	ctx = r.ns(ctx)
+	c, err := r.client.LoadContainer(ctx, id)
+	if err != nil {
+		if errdefs.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("load container %s: %w", id, err)
+	}
+	task, err := c.Task(ctx, nil)
+	if err != nil {
+		if errdefs.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("load task %s: %w", id, err)
+	}
+	if err := task.Kill(ctx, sig); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("signal %s: %w", id, err)
+	}
+	return nil
+}
+
+// Remove kills the container's task if it still runs, deletes it, and deletes the container
+// with its snapshot. Removing what does not exist is not an error.
+func (r *Runtime) Remove(ctx context.Context, id string) error {
+	ctx = r.ns(ctx)
+	c, err := r.client.LoadContainer(ctx, id)
+	if err != nil {
+		if errdefs.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("load container %s: %w", id, err)
+	}
+	if task, err := c.Task(ctx, nil); err == nil {
+		if _, err := task.Delete(ctx, client.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+			return fmt.Errorf("delete task %s: %w", id, err)
+		}
+	} else if !errdefs.IsNotFound(err) {
+		return fmt.Errorf("load task %s: %w", id, err)
+	}
+	if err := c.Delete(ctx, client.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("delete container %s: %w", id, err)
+	}
+	return nil
+}
+
+// DeleteTask deletes a stopped task so that its container can get a new one or be inspected.
+func (r *Runtime) DeleteTask(ctx context.Context, id string) error {
+	ctx = r.ns(ctx)
+	c, err := r.client.LoadContainer(ctx, id)
+	if err != nil {
+		if errdefs.IsNotFound(err) {
+			return nil
+		}
+		return err
+	}
+	task, err := c.Task(ctx, nil)
+	if err != nil {
+		if errdefs.IsNotFound(err) {
+			return nil
+		}
+		return err
+	}
+	if _, err := task.Delete(ctx, client.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("delete task %s: %w", id, err)
+	}
+	return nil
+}
+
+// Container is a container record as listed.
+type Container struct {
+	ID        string
+	Image     string
+	Labels    map[string]string
+	CreatedAt time.Time
+}
+
+// List returns the containers whose labels match all of the given ones.
+func (r *Runtime) List(ctx context.Context, labels map[string]string) ([]Container, error) {
+	ctx = r.ns(ctx)
+	var filters []string
+	for k, v := range labels {
+		filters = append(filters, fmt.Sprintf("labels.%q==%q", k, v))
+	}
+	filter := ""
+	for i, f := range filters {
+		if i > 0 {
+			filter += ","
+		}
+		filter += f
+	}
+	var list []containers.Container
+	var err error
+	if filter == "" {
+		list, err = r.client.ContainerService().List(ctx)
+	} else {
+		list, err = r.client.ContainerService().List(ctx, filter)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list containers: %w", err)
+	}
+	out := make([]Container, 0, len(list))
+	for _, c := range list {
+		out = append(out, Container{ID: c.ID, Image: c.Image, Labels: c.Labels, CreatedAt: c.CreatedAt})
+	}
+	return out, nil
+}
+
+// SetLabel adds or changes one label on a container.
+func (r *Runtime) SetLabel(ctx context.Context, id, key, value string) error {
+	ctx = r.ns(ctx)
+	c, err := r.client.LoadContainer(ctx, id)
+	if err != nil {
+		return fmt.Errorf("load container %s: %w", id, err)
+	}
+	if _, err := c.SetLabels(ctx, map[string]string{key: value}); err != nil {
+		return fmt.Errorf("set label on %s: %w", id, err)
+	}
+	return nil
+}
+
+// Exec runs cmd inside a running container with the container's environment, user and working
+// directory, and returns its exit code. Streams may be nil.
+func (r *Runtime) Exec(ctx context.Context, id string, cmd []string, tty bool, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	ctx = r.ns(ctx)
+	c, err := r.client.LoadContainer(ctx, id)
+	if err != nil {
+		return -1, fmt.Errorf("load container %s: %w", id, err)
+	}
+	spec, err := c.Spec(ctx)
+	if err != nil {
+		return -1, fmt.Errorf("read spec of %s: %w", id, err)
+	}
+	task, err := c.Task(ctx, nil)
+	if err != nil {
+		return -1, fmt.Errorf("container %s is not running: %w", id, err)
+	}
+	pspec := *spec.Process
+	pspec.Args = cmd
+	pspec.Terminal = tty
+	if stdout == nil {
+		stdout = io.Discard
+	}
+	if stderr == nil {
+		stderr = io.Discard
+	}
+	var eof *closeOnEOF
+	if stdin != nil {
+		eof = &closeOnEOF{r: stdin}
+		stdin = eof
+	}
+	opts := []cio.Opt{cio.WithStreams(stdin, stdout, stderr)}
+	if tty {
+		opts = append(opts, cio.WithTerminal)
+	}
+	execID := "exec-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	p, err := task.Exec(ctx, execID, &pspec, cio.NewCreator(opts...))
+	if err != nil {
+		return -1, fmt.Errorf("exec in %s: %w", id, err)
+	}
+	defer p.Delete(context.WithoutCancel(ctx), client.WithProcessKill)
+	ch, err := p.Wait(ctx)
+	if err != nil {
+		return -1, fmt.Errorf("wait exec in %s: %w", id, err)
+	}
+	if err := p.Start(ctx); err != nil {
+		return -1, fmt.Errorf("start exec in %s: %w", id, err)
+	}
+	if eof != nil {
+		// The shim passes EOF on to the process only when asked to close its stdin.
+		eof.close = func() { _ = p.CloseIO(context.WithoutCancel(ctx), client.WithStdinCloser) }
+		eof.ready()
+	}
+	select {
+	case st := <-ch:
+		code, _, err := st.Result()
+		// Let the copiers drain the fifos before returning.
+		if io := p.IO(); io != nil {
+			io.Wait()
+		}
+		if err != nil {
+			return -1, fmt.Errorf("exec in %s: %w", id, err)
+		}
+		return int(code), nil
+	case <-ctx.Done():
+		_ = p.Kill(context.WithoutCancel(ctx), syscall.SIGKILL)
+		return -1, ctx.Err()
+	}
+}
+
+// closeOnEOF calls close once the reader it wraps reaches its end, after ready was called.
+type closeOnEOF struct {
+	r     io.Reader
+	mu    sync.Mutex
+	close func()
+	ok    bool // ready was called
+	eof   bool // the reader ended
+}
+
+func (c *closeOnEOF) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if err == io.EOF {
+		c.mu.Lock()
+		c.eof = true
+		fire := c.ok
+		c.mu.Unlock()
+		if fire {
+			c.close()
+		}
+	}
+	return n, err
+}
+
+func (c *closeOnEOF) ready() {
+	c.mu.Lock()
+	c.ok = true
+	fire := c.eof
+	c.mu.Unlock()
+	if fire {
+		c.close()
+	}
+}
+
+// ImageRefs lists the names of all images present.
+func (r *Runtime) ImageRefs(ctx context.Context) ([]string, error) {
+	imgs, err := r.client.ImageService().List(r.ns(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("list images: %w", err)
+	}
+	out := make([]string, 0, len(imgs))
+	for _, i := range imgs {
+		out = append(out, i.Name)
+	}
+	return out, nil
+}
+
+// IsNotFound reports whether err says that a containerd object does not exist.
+func IsNotFound(err error) bool { return errdefs.IsNotFound(err) }

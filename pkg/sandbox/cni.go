@@ -1,0 +1,236 @@
+package sandbox
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/containernetworking/cni/libcni"
+	types100 "github.com/containernetworking/cni/pkg/types/100"
+)
+
+// NetworkConfig says where CNI configuration and plugins are, and what the built-in network
+// looks like when the configuration directory holds none.
+type NetworkConfig struct {
+	ConfDir  string   // first *.conflist (or *.conf/*.json) in lexical order wins
+	BinDirs  []string // plugin search path
+	StateDir string   // libcni result cache and the built-in network's IPAM data live under it
+	Bridge   string   // built-in network: bridge name
+	Subnet   string   // built-in network: pod CIDR
+}
+
+// Network runs CNI ADD and DEL for pod sandboxes. The configuration is loaded once, by
+// NewNetwork; it is safe for concurrent use.
+type Network struct {
+	cni      *libcni.CNIConfig
+	list     *libcni.NetworkConfigList
+	loopback *libcni.NetworkConfigList
+	source   string // file the list came from, or "built-in"
+}
+
+// Port is one hostPort mapping for the portmap plugin.
+type Port struct {
+	HostPort      int32  `json:"hostPort"`
+	ContainerPort int32  `json:"containerPort"`
+	Protocol      string `json:"protocol"`
+	HostIP        string `json:"hostIP,omitempty"`
+}
+
+// Attachment identifies one pod's network attachment to CNI.
+type Attachment struct {
+	ID        string // CNI container ID: stable for the sandbox's life, also after a daemon restart
+	NetNS     string
+	Namespace string
+	Name      string
+	UID       string
+	Ports     []Port
+}
+
+const loopbackConf = `{"cniVersion":"1.0.0","name":"minipod-loopback","plugins":[{"type":"loopback"}]}`
+
+// NewNetwork loads the CNI configuration, or builds the built-in bridge network.
+func NewNetwork(cfg NetworkConfig) (*Network, error) {
+	n := &Network{cni: libcni.NewCNIConfigWithCacheDir(cfg.BinDirs, filepath.Join(cfg.StateDir, "cache"), nil)}
+	var err error
+	n.loopback, err = libcni.ConfListFromBytes([]byte(loopbackConf))
+	if err != nil {
+		return nil, fmt.Errorf("loopback network: %w", err)
+	}
+	file, err := firstConfFile(cfg.ConfDir)
+	if err != nil {
+		return nil, err
+	}
+	if file != "" {
+		n.source = file
+		if strings.HasSuffix(file, ".conflist") {
+			n.list, err = libcni.ConfListFromFile(file)
+		} else {
+			var one *libcni.NetworkConfig
+			if one, err = libcni.ConfFromFile(file); err == nil {
+				n.list, err = libcni.ConfListFromConf(one)
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("load CNI config %s: %w", file, err)
+		}
+		return n, nil
+	}
+	n.source = "built-in"
+	b, err := BuiltinConfList(cfg.Bridge, cfg.Subnet, filepath.Join(cfg.StateDir, "networks"))
+	if err != nil {
+		return nil, err
+	}
+	n.list, err = libcni.ConfListFromBytes(b)
+	if err != nil {
+		return nil, fmt.Errorf("built-in network: %w", err)
+	}
+	return n, nil
+}
+
+// Source names where the network configuration came from.
+func (n *Network) Source() string { return n.source }
+
+// Name is the CNI network name.
+func (n *Network) Name() string { return n.list.Name }
+
+func firstConfFile(dir string) (string, error) {
+	if dir == "" {
+		return "", nil
+	}
+	files, err := libcni.ConfFiles(dir, []string{".conflist", ".conf", ".json"})
+	if err != nil {
+		if os.IsNotExist(err) {
+			return "", nil
+		}
+		return "", fmt.Errorf("read CNI config dir %s: %w", dir, err)
+	}
+	sort.Strings(files)
+	if len(files) == 0 {
+		return "", nil
+	}
+	return files[0], nil
+}
+
+// BuiltinConfList is the network minipod uses when no CNI configuration exists: a bridge with
+// masquerading, host-local IPAM whose state lives under dataDir, and portmap for hostPorts.
+func BuiltinConfList(bridge, subnet, dataDir string) ([]byte, error) {
+	if _, _, err := net.ParseCIDR(subnet); err != nil {
+		return nil, fmt.Errorf("built-in network subnet %q: %w", subnet, err)
+	}
+	conf := map[string]any{
+		"cniVersion": "1.0.0",
+		"name":       "minipod",
+		"plugins": []any{
+			map[string]any{
+				"type":        "bridge",
+				"bridge":      bridge,
+				"isGateway":   true,
+				"ipMasq":      true,
+				"hairpinMode": true,
+				"ipam": map[string]any{
+					"type":    "host-local",
+					"ranges":  [][]map[string]string{{{"subnet": subnet}}},
+					"routes":  []map[string]string{{"dst": "0.0.0.0/0"}},
+					"dataDir": dataDir,
+				},
+			},
+			map[string]any{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}},
+		},
+	}
+	return json.Marshal(conf)
+}
+
+func (n *Network) runtimeConf(a Attachment, ifName string) *libcni.RuntimeConf {
+	rc := &libcni.RuntimeConf{
+		ContainerID: a.ID,
+		NetNS:       a.NetNS,
+		IfName:      ifName,
+		// IgnoreUnknown: plugins that do not know the K8S_* args would otherwise fail.
+		Args: [][2]string{
+			{"IgnoreUnknown", "1"},
+			{"K8S_POD_NAMESPACE", a.Namespace},
+			{"K8S_POD_NAME", a.Name},
+			{"K8S_POD_INFRA_CONTAINER_ID", a.ID},
+			{"K8S_POD_UID", a.UID},
+		},
+	}
+	if len(a.Ports) > 0 {
+		rc.CapabilityArgs = map[string]any{"portMappings": a.Ports}
+	}
+	return rc
+}
+
+// Setup attaches the pod's network namespace: loopback up, then the pod network. It returns the
+// pod's IP addresses (IPv4 first). On failure whatever was added is deleted again.
+func (n *Network) Setup(ctx context.Context, a Attachment) (ips []string, err error) {
+	if _, err := n.cni.AddNetworkList(ctx, n.loopback, n.runtimeConf(a, "lo")); err != nil {
+		return nil, fmt.Errorf("CNI loopback: %w", err)
+	}
+	res, err := n.cni.AddNetworkList(ctx, n.list, n.runtimeConf(a, "eth0"))
+	if err != nil {
+		_ = n.Teardown(context.WithoutCancel(ctx), a)
+		return nil, fmt.Errorf("CNI ADD on network %s: %w", n.list.Name, err)
+	}
+	r, err := types100.NewResultFromResult(res)
+	if err != nil {
+		_ = n.Teardown(context.WithoutCancel(ctx), a)
+		return nil, fmt.Errorf("CNI result: %w", err)
+	}
+	for _, ip := range r.IPs {
+		if ip.Address.IP.To4() != nil {
+			ips = append([]string{ip.Address.IP.String()}, ips...)
+		} else {
+			ips = append(ips, ip.Address.IP.String())
+		}
+	}
+	return ips, nil
+}
+
+// Teardown runs CNI DEL for the pod network. It works from libcni's cached configuration when
+// there is one (the configuration may have changed since ADD), and is idempotent: a DEL for
+// something already gone succeeds.
+func (n *Network) Teardown(ctx context.Context, a Attachment) error {
+	rc := n.runtimeConf(a, "eth0")
+	list := n.list
+	if cached, cachedRC, err := n.cni.GetNetworkListCachedConfig(n.list, rc); err == nil && len(cached) > 0 {
+		if l, err := libcni.ConfListFromBytes(cached); err == nil {
+			list = l
+			if cachedRC != nil {
+				rc.CapabilityArgs = cachedRC.CapabilityArgs
+			}
+		}
+	}
+	if err := n.cni.DelNetworkList(ctx, list, rc); err != nil {
+		return fmt.Errorf("CNI DEL on network %s: %w", list.Name, err)
+	}
+	// loopback's DEL does nothing that outlives the netns, but it drops libcni's cache entry.
+	_ = n.cni.DelNetworkList(ctx, n.loopback, n.runtimeConf(a, "lo"))
+	return nil
+}
+
+// CachedIPs returns the pod IPs from libcni's record of the last ADD, which survives a daemon
+// restart. It returns nil when there is none.
+func (n *Network) CachedIPs(a Attachment) []string {
+	res, err := n.cni.GetNetworkListCachedResult(n.list, n.runtimeConf(a, "eth0"))
+	if err != nil || res == nil {
+		return nil
+	}
+	r, err := types100.NewResultFromResult(res)
+	if err != nil {
+		return nil
+	}
+	var ips []string
+	for _, ip := range r.IPs {
+		if ip.Address.IP.To4() != nil {
+			ips = append([]string{ip.Address.IP.String()}, ips...)
+		} else {
+			ips = append(ips, ip.Address.IP.String())
+		}
+	}
+	return ips
+}

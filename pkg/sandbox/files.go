@@ -1,0 +1,106 @@
+// Package sandbox makes the parts of a pod that its containers share: the pinned network
+// namespace, its CNI attachment, and the /etc/hosts, /etc/hostname and /etc/resolv.conf files
+// bind-mounted into every container. The pause container itself is created by the pod worker
+// through the runtime package; this package does not talk to containerd.
+package sandbox
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Files are the per-pod files every container mounts.
+type Files struct {
+	Hosts, Hostname, ResolvConf string
+}
+
+// HostAlias is one extra /etc/hosts entry.
+type HostAlias struct {
+	IP        string
+	Hostnames []string
+}
+
+// WriteFiles writes the pod's /etc/hosts (localhost, the pod IP with its hostname, aliases),
+// /etc/hostname and /etc/resolv.conf into dir. Files are replaced atomically so a container
+// never reads half of one.
+func WriteFiles(dir, hostname, podIP string, aliases []HostAlias, resolv []byte) (Files, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return Files{}, fmt.Errorf("create pod dir: %w", err)
+	}
+	var h bytes.Buffer
+	h.WriteString("# Kubernetes-managed hosts file (minipod).\n")
+	h.WriteString("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
+	h.WriteString("fe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n")
+	if podIP != "" {
+		fmt.Fprintf(&h, "%s\t%s\n", podIP, hostname)
+	}
+	for _, a := range aliases {
+		fmt.Fprintf(&h, "\n# Entries added by HostAliases.\n%s\t%s\n", a.IP, strings.Join(a.Hostnames, "\t"))
+	}
+	f := Files{
+		Hosts:      filepath.Join(dir, "hosts"),
+		Hostname:   filepath.Join(dir, "hostname"),
+		ResolvConf: filepath.Join(dir, "resolv.conf"),
+	}
+	for _, w := range []struct {
+		path string
+		data []byte
+	}{
+		{f.Hosts, h.Bytes()},
+		{f.Hostname, []byte(hostname + "\n")},
+		{f.ResolvConf, resolv},
+	} {
+		if err := writeAtomic(w.path, w.data); err != nil {
+			return Files{}, err
+		}
+	}
+	return f, nil
+}
+
+func writeAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// HostResolvConf returns the resolv.conf a pod with dnsPolicy Default gets: the host's, read the
+// way the kubelet does. When the host's file points at systemd-resolved's local stub
+// (127.0.0.53), that address is useless inside a pod's network namespace, so the upstream file
+// systemd-resolved keeps is used instead.
+func HostResolvConf() []byte {
+	data, err := os.ReadFile("/etc/resolv.conf")
+	if err != nil {
+		return nil
+	}
+	if stubOnly(data) {
+		if up, err := os.ReadFile("/run/systemd/resolve/resolv.conf"); err == nil {
+			return up
+		}
+	}
+	return data
+}
+
+func stubOnly(data []byte) bool {
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	seen := false
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) >= 2 && fields[0] == "nameserver" {
+			if !strings.HasPrefix(fields[1], "127.") {
+				return false
+			}
+			seen = true
+		}
+	}
+	return seen
+}

@@ -1,0 +1,81 @@
+package e2e
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+// leftovers lists what is left of pods in this daemon's namespace and network: containers,
+// tasks, container snapshots, pinned netns files and their mounts, veths on the test bridge,
+// IPAM reservations, and iptables rules of the given pod IPs. Empty means clean.
+func (d *daemon) leftovers(podIPs ...string) []string {
+	var left []string
+	ctr := func(args ...string) []string {
+		out, err := exec.Command("ctr", append([]string{"-a", env.address, "-n", d.namespace}, args...)...).Output()
+		if err != nil {
+			left = append(left, "ctr "+strings.Join(args, " ")+": "+err.Error())
+		}
+		return strings.Split(strings.TrimSpace(string(out)), "\n")
+	}
+	for _, id := range ctr("containers", "ls", "-q") {
+		if id != "" {
+			left = append(left, "container "+id)
+		}
+	}
+	for i, line := range ctr("tasks", "ls") {
+		if i > 0 && strings.TrimSpace(line) != "" {
+			left = append(left, "task "+line)
+		}
+	}
+	// Image layers are committed snapshots; a container's own snapshot is active.
+	for _, line := range ctr("snapshots", "ls") {
+		if strings.Contains(line, "Active") {
+			left = append(left, "snapshot "+line)
+		}
+	}
+	if entries, err := os.ReadDir(d.netns); err == nil {
+		for _, e := range entries {
+			left = append(left, "netns file "+e.Name())
+		}
+	}
+	if mi, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
+		for _, line := range strings.Split(string(mi), "\n") {
+			if strings.Contains(line, d.netns) {
+				left = append(left, "netns mount "+line)
+			}
+		}
+	}
+	if out, err := exec.Command("ip", "-o", "link", "show", "master", testBridge).Output(); err == nil {
+		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			if line != "" {
+				left = append(left, "veth "+line)
+			}
+		}
+	}
+	ipam := filepath.Join(d.state, "cni", "networks")
+	filepath.WalkDir(ipam, func(p string, e os.DirEntry, err error) error {
+		if err != nil || e.IsDir() {
+			return nil
+		}
+		if n := e.Name(); n != "lock" && !strings.HasPrefix(n, "last_reserved_ip") {
+			left = append(left, "IPAM reservation "+p)
+		}
+		return nil
+	})
+	if len(podIPs) > 0 {
+		out, err := exec.Command("iptables-save").Output()
+		if err != nil {
+			left = append(left, "iptables-save: "+err.Error())
+		}
+		for _, line := range strings.Split(string(out), "\n") {
+			for _, ip := range podIPs {
+				if ip != "" && strings.Contains(line, ip+"/") {
+					left = append(left, "iptables rule "+line)
+				}
+			}
+		}
+	}
+	return left
+}
