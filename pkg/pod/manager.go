@@ -7,9 +7,9 @@ package pod
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -351,8 +351,9 @@ func attemptOf(c runtime.Container) int {
 	return n
 }
 
-// ErrNotFound is returned for a pod or container the manager does not have.
-var ErrNotFound = errors.New("not found")
+// ErrNotFound is returned for a pod, container or log the manager does not have. It wraps
+// fs.ErrNotExist so that callers outside this package can test for it without importing it.
+var ErrNotFound = fmt.Errorf("not found: %w", fs.ErrNotExist)
 
 // containerOf finds a container's status in the published pod.
 func (m *Manager) containerOf(namespace, name, container string) (*corev1.Pod, *corev1.ContainerStatus, error) {

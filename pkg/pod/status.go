@@ -117,6 +117,21 @@ func (w *worker) publish() {
 	w.m.store.set(w.key, p)
 }
 
+// publishTerminating marks the published pod as being deleted, so that the table shows
+// Terminating while its containers get their grace period.
+func (w *worker) publishTerminating() {
+	old := w.m.store.get(w.key)
+	if old == nil {
+		return
+	}
+	p := old.DeepCopy()
+	now := metav1.Now()
+	p.DeletionTimestamp = &now
+	grace := w.cur.rec.Grace
+	p.DeletionGracePeriodSeconds = &grace
+	w.m.store.set(w.key, p)
+}
+
 func (w *worker) setCond(s *podState, t corev1.PodConditionType, ok bool, now time.Time) {
 	status := corev1.ConditionFalse
 	if ok {

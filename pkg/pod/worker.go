@@ -127,6 +127,9 @@ func (w *worker) update(p *corev1.Pod) {
 
 // run blocks until the pod is gone (after a removal) or ctx ends.
 func (w *worker) run(ctx context.Context) {
+	// The worker's own context ends its exit watchers when it is done with the pod.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	w.desired = <-w.updates
 	w.adopt(ctx)
 	timer := time.NewTimer(time.Hour)
@@ -238,6 +241,7 @@ func (w *worker) watch(ctx context.Context, id string, ch <-chan runtime.Exit) {
 // sync moves the pod one step closer to the desired state and publishes its status.
 func (w *worker) sync(ctx context.Context) {
 	if w.cur != nil && (w.desired == nil || w.desired.UID != w.cur.pod.UID) {
+		w.publishTerminating()
 		w.terminate(ctx, w.cur)
 		w.cur = nil
 	}

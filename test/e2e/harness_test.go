@@ -56,6 +56,9 @@ func mainWithCleanup(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e: missing prerequisite:", err)
 		return 1
 	}
+	// An earlier run that crashed may have left its bridge and rules: start clean.
+	cleanNetwork()
+	defer cleanNetwork()
 	dir, err := os.MkdirTemp("/tmp", "mpe2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
@@ -73,12 +76,14 @@ func mainWithCleanup(m *testing.M) int {
 		return 1
 	}
 	defer stopContainerd()
-	defer func() {
-		// The bridge outlives its pods (normal for CNI); it is the tests' own, so it goes.
-		_ = exec.Command("ip", "link", "del", testBridge).Run()
-		removeIptablesRules(testPrefix)
-	}()
 	return m.Run()
+}
+
+// cleanNetwork removes the tests' bridge (it outlives its pods, as is normal for CNI) and any
+// iptables rule of the tests' subnet.
+func cleanNetwork() {
+	_ = exec.Command("ip", "link", "del", testBridge).Run()
+	removeIptablesRules(testPrefix)
 }
 
 func checkPrereqs() error {
@@ -210,9 +215,9 @@ func removeIptablesRules(prefix string) {
 		if !strings.HasPrefix(line, "-A ") || !strings.Contains(line, prefix) {
 			continue
 		}
+		// iptables-save quotes comments the way a shell does: let sh split the rule.
+		_ = exec.Command("sh", "-c", "iptables -t nat -D "+strings.TrimPrefix(line, "-A ")).Run()
 		f := strings.Fields(line)
-		args := append([]string{"-t", "nat", "-D"}, f[1:]...)
-		_ = exec.Command("iptables", args...).Run()
 		for i := range f {
 			if f[i] == "-j" && i+1 < len(f) && strings.HasPrefix(f[i+1], "CNI-") && !strings.HasPrefix(f[i+1], "CNI-HOSTPORT") {
 				chains = append(chains, f[i+1])
@@ -301,7 +306,7 @@ func (d *daemon) args() []string {
 		"--netns-dir", d.netns,
 		"--bridge", testBridge,
 		"--pod-cidr", testSubnet,
-		"--log-level", "debug",
+		"--log-level", "info",
 	}, d.extra...)
 }
 

@@ -288,8 +288,10 @@ spec:
 		return true, ""
 	})
 
-	// SIGKILL the daemon and start it again: the web pod is adopted, not restarted.
+	// SIGKILL the daemon and start it again: the web pod is adopted, not restarted, and the
+	// crashing pod keeps its restart count.
 	before := containerIDs(d.pod("web"))
+	restarts := d.pod("crash").Status.ContainerStatuses[0].RestartCount
 	d.stop(syscall.SIGKILL)
 	d.start()
 	d.eventually(30*time.Second, "web adopted", func() (bool, string) {
@@ -309,8 +311,19 @@ spec:
 		return true, ""
 	})
 
+	var crashIP string
+	d.eventually(30*time.Second, "crash adopted", func() (bool, string) {
+		p := d.pod("crash")
+		if p == nil || len(p.Status.ContainerStatuses) == 0 {
+			return false, "not listed"
+		}
+		crashIP = p.Status.PodIP
+		got := p.Status.ContainerStatuses[0].RestartCount
+		return got >= restarts && crashIP != "", fmt.Sprintf("restartCount %d (was %d), ip %q", got, restarts, crashIP)
+	})
+
 	// Removing everything while the daemon runs leaves nothing.
-	ips := []string{d.pod("web").Status.PodIP, d.pod("crash").Status.PodIP}
+	ips := []string{d.pod("web").Status.PodIP, crashIP}
 	os.Remove(path)
 	os.Remove(d.manifests + "/crash.yaml")
 	d.waitGone("web", 30*time.Second)

@@ -1,0 +1,410 @@
+// Command minipodctl inspects and debugs the pods of a local minipod daemon. It talks only to
+// the daemon's API socket (--socket, $MINIPOD_SOCKET, or /run/minipod/minipod.sock).
+//
+//	minipodctl status [NAME] [-o table|wide|json|yaml]
+//	minipodctl logs NAME [-c CONTAINER] [-f] [-p|--previous]
+//	minipodctl exec NAME [-c CONTAINER] [-i] [-t] -- CMD [ARG...]
+//
+// Exit status: 0 on success, 1 on error (message on stderr as "Error: ..."), and for exec the
+// exit code of the command.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/minipod/minipod/pkg/api"
+)
+
+const usage = `minipodctl controls a local minipod daemon.
+
+Usage:
+  minipodctl status [NAME] [-o table|wide|json|yaml]
+        List pods (NAME may be "name" or "namespace/name").
+  minipodctl logs NAME [-c CONTAINER] [-f] [-p]
+        Print a container's log (-f follows it, -p/--previous shows the previous attempt).
+  minipodctl exec NAME [-c CONTAINER] [-i] [-t] -- CMD [ARG...]
+        Run a command in a container (-i forwards stdin, -t allocates a terminal).
+
+Flags for every command:
+      --socket PATH   API socket (default $MINIPOD_SOCKET or /run/minipod/minipod.sock)
+  -h, --help          show this help
+`
+
+// defaultContainerAnnotation names the container logs and exec use by default (as in kubectl).
+const defaultContainerAnnotation = "kubectl.kubernetes.io/default-container"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// run executes minipodctl with args (without the program name) and returns the exit code.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fail := func(err error) int {
+		fmt.Fprintf(stderr, "Error: %s\n", err)
+		return 1
+	}
+
+	// Global flags before the command.
+	socket := ""
+	for len(args) > 0 && strings.HasPrefix(args[0], "-") {
+		a := args[0]
+		switch {
+		case a == "-h" || a == "--help":
+			fmt.Fprint(stdout, usage)
+			return 0
+		case a == "--socket":
+			if len(args) < 2 {
+				return fail(errors.New("flag needs an argument: --socket"))
+			}
+			socket, args = args[1], args[2:]
+		case strings.HasPrefix(a, "--socket="):
+			socket, args = strings.TrimPrefix(a, "--socket="), args[1:]
+		default:
+			return fail(fmt.Errorf("unknown flag: %s\nSee 'minipodctl --help'.", a))
+		}
+	}
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 1
+	}
+	command, args := args[0], args[1:]
+
+	common := []flagDef{{long: "socket", value: true}, {long: "help", short: 'h'}}
+	var defs []flagDef
+	maxPositional := 0
+	switch command {
+	case "status":
+		defs = []flagDef{{long: "output", short: 'o', value: true}}
+	case "logs":
+		defs = []flagDef{{long: "container", short: 'c', value: true}, {long: "follow", short: 'f'}, {long: "previous", short: 'p'}}
+	case "exec":
+		defs = []flagDef{{long: "container", short: 'c', value: true}, {long: "stdin", short: 'i'}, {long: "tty", short: 't'}}
+		maxPositional = 1
+	case "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		return fail(fmt.Errorf("unknown command %q for \"minipodctl\"\nSee 'minipodctl --help'.", command))
+	}
+	p, err := parseArgs(args, append(defs, common...), maxPositional)
+	if err != nil {
+		return fail(fmt.Errorf("%w\nSee 'minipodctl --help'.", err))
+	}
+	if p.bools["help"] {
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	if v, ok := p.values["socket"]; ok {
+		socket = v
+	}
+	if socket == "" {
+		socket = os.Getenv("MINIPOD_SOCKET")
+	}
+	if socket == "" {
+		socket = api.DefaultSocket
+	}
+	client := &api.Client{Socket: socket}
+	ctx := context.Background()
+
+	switch command {
+	case "status":
+		err = cmdStatus(ctx, client, p, stdout, stderr)
+	case "logs":
+		err = cmdLogs(ctx, client, p, stdout)
+	case "exec":
+		var code int
+		code, err = cmdExec(ctx, client, p, stdin, stdout, stderr)
+		if err == nil {
+			return code
+		}
+	}
+	if err != nil {
+		return fail(err)
+	}
+	return 0
+}
+
+// rawPodList is a PodList whose items are kept as the server sent them.
+type rawPodList struct {
+	APIVersion string            `json:"apiVersion"`
+	Kind       string            `json:"kind"`
+	Metadata   json.RawMessage   `json:"metadata"`
+	Items      []json.RawMessage `json:"items"`
+}
+
+// podKey is namespace (defaulted) and name of a pod.
+func podKey(meta struct{ Namespace, Name string }) (string, string) {
+	if meta.Namespace == "" {
+		meta.Namespace = "default"
+	}
+	return meta.Namespace, meta.Name
+}
+
+// matchesName reports whether the pod namespace/name is selected by arg ("name" or "ns/name").
+func matchesName(namespace, name, arg string) bool {
+	if ns, n, ok := strings.Cut(arg, "/"); ok {
+		return ns == namespace && n == name
+	}
+	return arg == name
+}
+
+func cmdStatus(ctx context.Context, c *api.Client, p *parsedArgs, stdout, stderr io.Writer) error {
+	output := p.values["output"]
+	switch output {
+	case "":
+		output = "table"
+	case "table", "wide", "json", "yaml":
+	default:
+		return fmt.Errorf("unknown output format %q (use table, wide, json or yaml)", output)
+	}
+	if len(p.positional) > 1 || len(p.rest) > 0 {
+		return errors.New("status takes at most one pod name")
+	}
+	data, err := c.PodListJSON(ctx)
+	if err != nil {
+		return err
+	}
+	var list rawPodList
+	if err := json.Unmarshal(data, &list); err != nil {
+		return fmt.Errorf("decode pod list: %w", err)
+	}
+	items := list.Items
+	if len(p.positional) == 1 {
+		name := p.positional[0]
+		items = nil
+		for _, raw := range list.Items {
+			var obj struct {
+				Metadata struct{ Namespace, Name string } `json:"metadata"`
+			}
+			if err := json.Unmarshal(raw, &obj); err != nil {
+				return fmt.Errorf("decode pod: %w", err)
+			}
+			if ns, n := podKey(obj.Metadata); matchesName(ns, n, name) {
+				items = append(items, raw)
+			}
+		}
+		if len(items) == 0 {
+			return fmt.Errorf("pod %q not found", name)
+		}
+	}
+
+	switch output {
+	case "json", "yaml":
+		out := rawPodList{APIVersion: list.APIVersion, Kind: list.Kind, Metadata: list.Metadata, Items: items}
+		if out.APIVersion == "" {
+			out.APIVersion = "v1"
+		}
+		if out.Kind == "" {
+			out.Kind = "PodList"
+		}
+		if len(out.Metadata) == 0 || string(out.Metadata) == "null" {
+			out.Metadata = json.RawMessage("{}")
+		}
+		if out.Items == nil {
+			out.Items = []json.RawMessage{}
+		}
+		js, err := json.MarshalIndent(out, "", "    ")
+		if err != nil {
+			return err
+		}
+		if output == "yaml" {
+			y, err := yaml.JSONToYAML(js)
+			if err != nil {
+				return err
+			}
+			_, err = stdout.Write(y)
+			return err
+		}
+		_, err = stdout.Write(append(js, '\n'))
+		return err
+	}
+
+	pods := make([]corev1.Pod, len(items))
+	for i, raw := range items {
+		if err := json.Unmarshal(raw, &pods[i]); err != nil {
+			return fmt.Errorf("decode pod: %w", err)
+		}
+	}
+	if len(pods) == 0 {
+		fmt.Fprintln(stderr, "No pods found.")
+		return nil
+	}
+	return printTable(stdout, pods, output == "wide", time.Now())
+}
+
+// resolvePod finds the pod arg ("name" or "namespace/name") refers to. A bare name that exists
+// in several namespaces means the one in "default" (shown without namespace by status).
+func resolvePod(list *corev1.PodList, arg string) (*corev1.Pod, error) {
+	var matches []*corev1.Pod
+	for i := range list.Items {
+		pod := &list.Items[i]
+		ns, name := podKey(struct{ Namespace, Name string }{pod.Namespace, pod.Name})
+		if matchesName(ns, name, arg) {
+			matches = append(matches, pod)
+		}
+	}
+	switch len(matches) {
+	case 0:
+		return nil, fmt.Errorf("pod %q not found", arg)
+	case 1:
+		return matches[0], nil
+	}
+	var names []string
+	for _, m := range matches {
+		if m.Namespace == "" || m.Namespace == "default" {
+			return m, nil
+		}
+		names = append(names, m.Namespace+"/"+m.Name)
+	}
+	return nil, fmt.Errorf("pod name %q is ambiguous, use one of: %s", arg, strings.Join(names, ", "))
+}
+
+// pickContainer returns the container to use: the requested one (which must exist), else the
+// pod's default-container annotation, else its only app container. With several app containers
+// logs needs -c (the error lists them, like kubectl); exec takes the first and says so on
+// stderr, like kubectl.
+func pickContainer(pod *corev1.Pod, requested string, forExec bool, stderr io.Writer) (string, error) {
+	var app, initC, all []string
+	for _, c := range pod.Spec.Containers {
+		app = append(app, c.Name)
+	}
+	for _, c := range pod.Spec.InitContainers {
+		initC = append(initC, c.Name)
+	}
+	all = append(append(all, app...), initC...)
+	for _, c := range pod.Spec.EphemeralContainers {
+		all = append(all, c.Name)
+	}
+	if requested != "" {
+		if !slices.Contains(all, requested) {
+			return "", fmt.Errorf("container %s is not valid for pod %s", requested, displayName(pod))
+		}
+		return requested, nil
+	}
+	if d := pod.Annotations[defaultContainerAnnotation]; d != "" && slices.Contains(all, d) {
+		return d, nil
+	}
+	switch {
+	case len(app) == 0:
+		return "", fmt.Errorf("pod %s has no containers", displayName(pod))
+	case len(app) == 1:
+		return app[0], nil
+	case forExec:
+		choices := slices.Clone(app)
+		for _, c := range initC {
+			choices = append(choices, c+" (init)")
+		}
+		fmt.Fprintf(stderr, "Defaulted container %q out of: %s\n", app[0], strings.Join(choices, ", "))
+		return app[0], nil
+	}
+	msg := fmt.Sprintf("a container name must be specified for pod %s, choose one of: [%s]", displayName(pod), strings.Join(app, " "))
+	if len(initC) > 0 {
+		msg += fmt.Sprintf(" or one of the init containers: [%s]", strings.Join(initC, " "))
+	}
+	return "", errors.New(msg)
+}
+
+func namespaceOf(pod *corev1.Pod) string {
+	if pod.Namespace == "" {
+		return "default"
+	}
+	return pod.Namespace
+}
+
+func cmdLogs(ctx context.Context, c *api.Client, p *parsedArgs, stdout io.Writer) error {
+	if len(p.positional) == 0 || len(p.positional) > 2 || len(p.rest) > 0 {
+		return errors.New("expected 'logs NAME [-c CONTAINER]'")
+	}
+	container := p.values["container"]
+	if len(p.positional) == 2 { // kubectl also accepts `logs POD CONTAINER`
+		if container != "" && container != p.positional[1] {
+			return errors.New("only one of -c or an inline container name is allowed")
+		}
+		container = p.positional[1]
+	}
+	list, err := c.Pods(ctx)
+	if err != nil {
+		return err
+	}
+	pod, err := resolvePod(list, p.positional[0])
+	if err != nil {
+		return err
+	}
+	container, err = pickContainer(pod, container, false, nil)
+	if err != nil {
+		return err
+	}
+	follow := p.bools["follow"]
+	if follow {
+		// Ctrl-C ends following normally.
+		var stop context.CancelFunc
+		ctx, stop = signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+		defer stop()
+	}
+	err = c.Logs(ctx, namespaceOf(pod), pod.Name, container, follow, p.bools["previous"], stdout)
+	if err != nil && follow && ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+func cmdExec(ctx context.Context, c *api.Client, p *parsedArgs, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	if len(p.positional) == 0 {
+		return 1, errors.New("expected 'exec NAME [-c CONTAINER] [-i] [-t] -- COMMAND [args...]'")
+	}
+	if len(p.rest) == 0 {
+		return 1, errors.New("you must specify at least one command for the container")
+	}
+	list, err := c.Pods(ctx)
+	if err != nil {
+		return 1, err
+	}
+	pod, err := resolvePod(list, p.positional[0])
+	if err != nil {
+		return 1, err
+	}
+	container, err := pickContainer(pod, p.values["container"], true, stderr)
+	if err != nil {
+		return 1, err
+	}
+
+	var in io.Reader
+	if p.bools["stdin"] {
+		in = stdin
+	}
+	tty := false
+	if p.bools["tty"] {
+		f, ok := stdin.(*os.File)
+		if in != nil && ok && isTerminal(f.Fd()) {
+			tty = true
+			restore, err := makeRaw(f.Fd())
+			if err != nil {
+				return 1, fmt.Errorf("set terminal to raw mode: %w", err)
+			}
+			defer restore()
+		} else {
+			fmt.Fprintln(stderr, "Unable to use a TTY - input is not a terminal or the right kind of file")
+		}
+	}
+	code, err := c.Exec(ctx, namespaceOf(pod), pod.Name, container, p.rest, tty, in, stdout, stderr)
+	if err != nil {
+		return 1, err
+	}
+	if code < 0 {
+		code = 1
+	}
+	return code, nil
+}

@@ -1,0 +1,343 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Store gives the server the current pods (each a full corev1.Pod with status filled; items
+// already sorted).
+type Store interface {
+	List() []corev1.Pod
+}
+
+// Runtime is what logs and exec need from the daemon.
+type Runtime interface {
+	// LogPath returns the log file of the container's current attempt (or the previous one).
+	LogPath(namespace, name, container string, previous bool) (string, error)
+	// Exec runs cmd in the container and returns its exit code. Streams may be nil.
+	Exec(ctx context.Context, namespace, name, container string, cmd []string, tty bool,
+		stdin io.Reader, stdout, stderr io.Writer) (int, error)
+}
+
+// ErrNotFound is what Runtime errors wrap when the pod, container or log does not exist; the
+// server maps them to 404.
+var ErrNotFound = errors.New("not found")
+
+// Server serves the API. Create it with NewServer.
+type Server struct {
+	store Store
+	rt    Runtime
+	log   *slog.Logger
+	mux   *http.ServeMux
+
+	// followCheck is how often a followed log is checked for rotation and for a new container
+	// attempt, in addition to the fsnotify wake-ups.
+	followCheck time.Duration
+}
+
+// NewServer returns a server for store and rt. log may be nil.
+func NewServer(store Store, rt Runtime, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{store: store, rt: rt, log: log, mux: http.NewServeMux(), followCheck: 2 * time.Second}
+	s.route("GET", "/v1/pods", s.handleList)
+	s.route("GET", "/v1/pods/{namespace}/{name}", s.handleGet)
+	s.route("GET", "/v1/pods/{namespace}/{name}/logs", s.handleLogs)
+	s.route("POST", "/v1/pods/{namespace}/{name}/exec", s.handleExec)
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path))
+	})
+	return s
+}
+
+// route registers h for method+path and a JSON 405 for the other methods on path.
+func (s *Server) route(method, path string, h http.HandlerFunc) {
+	s.mux.HandleFunc(method+" "+path, h)
+	s.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+		allow := method
+		if method == http.MethodGet {
+			allow = "GET, HEAD"
+		}
+		w.Header().Set("Allow", allow)
+		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed (use %s)", r.Method, method))
+	})
+}
+
+// Handler exposes the mux for tests and for an optional TCP listener later.
+func (s *Server) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		s.mux.ServeHTTP(w, r)
+		s.log.Debug("api request", "method", r.Method, "path", r.URL.Path, "duration", time.Since(start))
+	})
+}
+
+// ServeUnix blocks until ctx is cancelled, serving on a unix socket at path. It removes a stale
+// socket file (refusing to when another server still answers on it, or when path is not a
+// socket), creates the parent directory (0755), listens, and sets the socket's mode: mode, or
+// 0600 by default, 0660 by default when gid >= 0, in which case the socket's group is set to gid
+// (its owner stays the daemon's user, root in production). The socket is created under a private
+// temporary name and renamed into place once its mode is set, so it is never reachable with
+// looser permissions. It returns nil after a clean shutdown.
+func (s *Server) ServeUnix(ctx context.Context, path string, mode os.FileMode, gid int) error {
+	if mode == 0 {
+		mode = 0o600
+		if gid >= 0 {
+			mode = 0o660
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("create socket directory: %w", err)
+	}
+	if err := removeStaleSocket(path); err != nil {
+		return err
+	}
+	ln, err := listenUnix(path, mode, gid)
+	if err != nil {
+		return err
+	}
+	ours, _ := os.Lstat(path)
+	defer func() {
+		// Remove the socket file unless someone already replaced it.
+		if cur, err := os.Lstat(path); err == nil && ours != nil && os.SameFile(cur, ours) {
+			_ = os.Remove(path)
+		}
+	}()
+
+	srv := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	s.log.Info("api listening", "socket", path, "mode", fmt.Sprintf("%#o", mode))
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve %s: %w", path, err)
+	case <-ctx.Done():
+	}
+	// Request contexts derive from ctx, so streams are ending already; give them a moment.
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		_ = srv.Close()
+	}
+	<-errc
+	return nil
+}
+
+// removeStaleSocket removes path if it is a socket nobody answers on.
+func removeStaleSocket(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if fi.Mode().Type() != os.ModeSocket {
+		return fmt.Errorf("refusing to replace %s: it exists and is not a socket", path)
+	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		_ = c.Close()
+		return fmt.Errorf("another server is already listening on %s", path)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove stale socket: %w", err)
+	}
+	return nil
+}
+
+// listenUnix listens on path with the given mode and group. It binds under a temporary name in
+// a private (0700) directory next to path, fixes mode and group, then renames the socket into
+// place. If that is not possible (e.g. the temporary name would be too long for a socket
+// address) it binds path directly and sets the mode right after.
+func listenUnix(path string, mode os.FileMode, gid int) (net.Listener, error) {
+	setPerms := func(p string) error {
+		if gid >= 0 {
+			if err := os.Chown(p, -1, gid); err != nil {
+				return fmt.Errorf("chown socket to group %d: %w", gid, err)
+			}
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			return fmt.Errorf("chmod socket: %w", err)
+		}
+		return nil
+	}
+
+	if tmpDir, err := os.MkdirTemp(filepath.Dir(path), ".mps"); err == nil {
+		defer os.RemoveAll(tmpDir)
+		tmp := filepath.Join(tmpDir, "s")
+		if ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"}); err == nil {
+			ln.SetUnlinkOnClose(false) // the socket will live at path; ServeUnix removes it
+			if err := setPerms(tmp); err != nil {
+				ln.Close()
+				return nil, err
+			}
+			if err := os.Rename(tmp, path); err != nil {
+				ln.Close()
+				return nil, fmt.Errorf("move socket into place: %w", err)
+			}
+			return ln, nil
+		}
+	}
+
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	ln.SetUnlinkOnClose(false)
+	if err := setPerms(path); err != nil {
+		ln.Close()
+		_ = os.Remove(path)
+		return nil, err
+	}
+	return ln, nil
+}
+
+// errorBody is the JSON shape of every error answer.
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(errorBody{Error: msg})
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// statusFor maps a Runtime error to a status code.
+func statusFor(err error) int {
+	if errors.Is(err, ErrNotFound) || errors.Is(err, os.ErrNotExist) {
+		return http.StatusNotFound
+	}
+	return http.StatusInternalServerError
+}
+
+// withTypeMeta returns a copy of pods with apiVersion and kind set like the API server does.
+func withTypeMeta(pods []corev1.Pod) []corev1.Pod {
+	out := slices.Clone(pods)
+	if out == nil {
+		out = []corev1.Pod{}
+	}
+	for i := range out {
+		if out[i].APIVersion == "" {
+			out[i].APIVersion = "v1"
+		}
+		if out[i].Kind == "" {
+			out[i].Kind = "Pod"
+		}
+	}
+	return out
+}
+
+// podListWire is a v1 PodList with its fields in the order kubectl users expect to read them
+// (corev1.PodList would encode kind before apiVersion).
+type podListWire struct {
+	APIVersion string          `json:"apiVersion"`
+	Kind       string          `json:"kind"`
+	Metadata   metav1.ListMeta `json:"metadata"`
+	Items      []corev1.Pod    `json:"items"`
+}
+
+func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, podListWire{APIVersion: "v1", Kind: "PodList", Items: withTypeMeta(s.store.List())})
+}
+
+// findPod returns the pod namespace/name from the store.
+func (s *Server) findPod(namespace, name string) (*corev1.Pod, bool) {
+	for _, p := range s.store.List() {
+		ns := p.Namespace
+		if ns == "" {
+			ns = "default"
+		}
+		if ns == namespace && p.Name == name {
+			return &p, true
+		}
+	}
+	return nil, false
+}
+
+func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
+	ns, name := r.PathValue("namespace"), r.PathValue("name")
+	pod, ok := s.findPod(ns, name)
+	if !ok {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("pod %s/%s not found", ns, name))
+		return
+	}
+	writeJSON(w, withTypeMeta([]corev1.Pod{*pod})[0])
+}
+
+// podContainer looks up the pod and the container the request is about. container may be empty
+// when the pod has exactly one (app) container. On failure it writes the error answer.
+func (s *Server) podContainer(w http.ResponseWriter, r *http.Request, container string) (*corev1.Pod, string, bool) {
+	ns, name := r.PathValue("namespace"), r.PathValue("name")
+	pod, ok := s.findPod(ns, name)
+	if !ok {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("pod %s/%s not found", ns, name))
+		return nil, "", false
+	}
+	names := containerNames(pod)
+	if container == "" {
+		if len(pod.Spec.Containers) != 1 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf(
+				"a container name must be specified for pod %s/%s, choose one of: [%s]",
+				ns, name, strings.Join(names, " ")))
+			return nil, "", false
+		}
+		return pod, pod.Spec.Containers[0].Name, true
+	}
+	if !slices.Contains(names, container) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("container %q not found in pod %s/%s", container, ns, name))
+		return nil, "", false
+	}
+	return pod, container, true
+}
+
+// containerNames lists the pod's app, init and ephemeral containers.
+func containerNames(pod *corev1.Pod) []string {
+	var names []string
+	for _, c := range pod.Spec.Containers {
+		names = append(names, c.Name)
+	}
+	for _, c := range pod.Spec.InitContainers {
+		names = append(names, c.Name)
+	}
+	for _, c := range pod.Spec.EphemeralContainers {
+		names = append(names, c.Name)
+	}
+	return names
+}
+
+func isTrue(v string) bool {
+	switch strings.ToLower(v) {
+	case "1", "true", "yes", "y", "on":
+		return true
+	}
+	return false
+}
