@@ -503,3 +503,10 @@ func (d *daemon) waitGone(name string, timeout time.Duration) {
 		return true, ""
 	})
 }
+
+func (d *daemon) removeManifest(name string) {
+	d.t.Helper()
+	if err := os.Remove(filepath.Join(d.manifests, name)); err != nil {
+		d.t.Fatal(err)
+	}
+}

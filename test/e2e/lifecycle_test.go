@@ -1,0 +1,81 @@
+package e2e
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+func onePod(name, policy, initCmd, cmd string) string {
+	s := fmt.Sprintf("apiVersion: v1\nkind: Pod\nmetadata: {name: %s}\nspec:\n  restartPolicy: %s\n  terminationGracePeriodSeconds: 2\n", name, policy)
+	if initCmd != "" {
+		s += fmt.Sprintf("  initContainers:\n  - name: init\n    image: minipod.local/busybox:1.35\n    command: [\"sh\", \"-c\", %q]\n", initCmd)
+	}
+	return s + fmt.Sprintf("  containers:\n  - name: main\n    image: minipod.local/busybox:1.35\n    command: [\"sh\", \"-c\", %q]\n", cmd)
+}
+
+// Restart policies end pods in the phases a kubelet gives them.
+func TestRestartPolicyPhases(t *testing.T) {
+	d := newDaemon(t, "--backoff-initial", "1s", "--backoff-max", "2s")
+	d.start()
+	d.writeManifest("ok.yaml", onePod("ok", "OnFailure", "", "echo done"))
+	d.writeManifest("fail.yaml", onePod("fail", "Never", "", "echo failing; exit 3"))
+	d.writeManifest("initfail.yaml", onePod("initfail", "Never", "exit 2", "echo never runs"))
+	d.writeManifest("retry.yaml", onePod("retry", "OnFailure", "", "exit 1"))
+
+	phase := func(name string, want corev1.PodPhase) {
+		d.eventually(60*time.Second, name+" "+string(want), func() (bool, string) {
+			p := d.pod(name)
+			if p == nil {
+				return false, "not listed"
+			}
+			return p.Status.Phase == want, fmt.Sprintf("%s %+v %+v", p.Status.Phase, p.Status.InitContainerStatuses, p.Status.ContainerStatuses)
+		})
+	}
+	phase("ok", corev1.PodSucceeded)
+	phase("fail", corev1.PodFailed)
+	phase("initfail", corev1.PodFailed)
+
+	if cs := d.pod("fail").Status.ContainerStatuses[0]; cs.State.Terminated == nil || cs.State.Terminated.ExitCode != 3 || cs.State.Terminated.Reason != "Error" || cs.RestartCount != 0 {
+		t.Errorf("fail: state %+v restarts %d", cs.State, cs.RestartCount)
+	}
+	if cs := d.pod("ok").Status.ContainerStatuses[0]; cs.State.Terminated == nil || cs.State.Terminated.Reason != "Completed" {
+		t.Errorf("ok: state %+v", cs.State)
+	}
+	p := d.pod("initfail")
+	if cs := p.Status.ContainerStatuses[0]; cs.State.Running != nil || cs.State.Terminated != nil {
+		t.Errorf("initfail: app container ran: %+v", cs.State)
+	}
+	out, _, _ := d.ctl("status")
+	for _, want := range []string{"Completed", "Error", "Init:Error"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status table lacks %q:\n%s", want, out)
+		}
+	}
+	// OnFailure with a failing container keeps restarting and shows CrashLoopBackOff.
+	d.eventually(60*time.Second, "retry in CrashLoopBackOff", func() (bool, string) {
+		p := d.pod("retry")
+		if p == nil || len(p.Status.ContainerStatuses) == 0 {
+			return false, "not listed"
+		}
+		cs := p.Status.ContainerStatuses[0]
+		w := cs.State.Waiting
+		return cs.RestartCount >= 2 && w != nil && w.Reason == "CrashLoopBackOff" && strings.Contains(w.Message, "back-off"),
+			fmt.Sprintf("restarts %d state %+v", cs.RestartCount, cs.State)
+	})
+	// A finished pod stays listed until its file goes, and then leaves nothing.
+	ips := []string{d.pod("ok").Status.PodIP, d.pod("fail").Status.PodIP, d.pod("initfail").Status.PodIP, d.pod("retry").Status.PodIP}
+	for _, n := range []string{"ok", "fail", "initfail", "retry"} {
+		d.removeManifest(n + ".yaml")
+	}
+	for _, n := range []string{"ok", "fail", "initfail", "retry"} {
+		d.waitGone(n, 30*time.Second)
+	}
+	d.eventually(15*time.Second, "nothing left", func() (bool, string) {
+		left := d.leftovers(ips...)
+		return len(left) == 0, strings.Join(left, "\n")
+	})
+}
