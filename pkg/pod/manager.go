@@ -338,6 +338,7 @@ func (w *worker) adoptState(ctx context.Context, f found) *podState {
 			w.watch(ctx, rc.ID, st.Wait)
 		case err == nil && st.Exists:
 			c.exited, c.exit = true, st.Exit
+			c.message = w.terminationMessage(s, c)
 		default:
 			c.exited, c.exit = true, runtime.Exit{Unknown: true, At: rc.CreatedAt}
 		}

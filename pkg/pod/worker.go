@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -90,6 +91,9 @@ type ctrState struct {
 	started time.Time
 	imageID string
 	logPath string
+
+	message string // termination message of the exited attempt
+	hookErr string // why a postStart hook killed the current attempt
 
 	last         *corev1.ContainerStateTerminated
 	delay        time.Duration // crash backoff delay to apply to the next restart
@@ -222,6 +226,7 @@ func (w *worker) handleExit(e exitEvent) {
 	c.running = false
 	c.exited = true
 	c.exit = e.exit
+	c.message = w.terminationMessage(w.cur, c)
 }
 
 // watch forwards one task's exit to the worker.
@@ -624,6 +629,23 @@ func (w *worker) startContainer(ctx context.Context, s *podState, c *ctrState) {
 	if c.init {
 		labels[runtime.LabelInit] = "true"
 	}
+	if img.Config.StopSignal != "" {
+		labels[runtime.LabelStopSignal] = img.Config.StopSignal
+	}
+	mounts := podMounts(s.files)
+	if c.spec.TerminationMessagePath != "" {
+		// The container writes its termination message into a host file, read after it exits.
+		termLog := w.termLogPath(s, c.spec.Name, attempt)
+		if err := os.MkdirAll(filepath.Dir(termLog), 0o755); err != nil {
+			fail("CreateContainerError", err, false)
+			return
+		}
+		if err := os.WriteFile(termLog, nil, 0o666); err != nil {
+			fail("CreateContainerError", err, false)
+			return
+		}
+		mounts = append(mounts, specs.Mount{Source: termLog, Destination: c.spec.TerminationMessagePath, Type: "bind", Options: []string{"rbind", "rprivate", "rw"}})
+	}
 	_ = cfg.Runtime.Remove(ctx, id) // a leftover of a crash mid-start
 	err = cfg.Runtime.CreateContainer(ctx, runtime.ContainerConfig{
 		ID:      id,
@@ -635,7 +657,7 @@ func (w *worker) startContainer(ctx context.Context, s *podState, c *ctrState) {
 		User:    img.Config.User,
 		NetNS:   s.rec.NetNS,
 		JoinPID: s.pausePID,
-		Mounts:  podMounts(s.files),
+		Mounts:  mounts,
 		TTY:     c.spec.TTY,
 		LogPath: logPath,
 	})
@@ -651,12 +673,79 @@ func (w *worker) startContainer(ctx context.Context, s *podState, c *ctrState) {
 	}
 	c.id, c.attempt, c.logPath = id, attempt, logPath
 	c.running, c.exited, c.exit = true, false, runtime.Exit{}
+	c.message, c.hookErr = "", ""
 	c.started = time.Now()
 	c.imageID = img.ID
 	c.restartAt = time.Time{}
 	c.waitReason, c.waitMessage, c.permanentErr = "", "", false
 	w.watch(ctx, id, exitCh)
 	w.log.Info("container started", "container", c.spec.Name, "attempt", attempt)
+	if h := c.spec.Lifecycle; h != nil && h.PostStart != nil {
+		// As on a kubelet, the container counts as started only after its postStart hook, and a
+		// failed hook kills it; the restart policy decides what comes next.
+		hctx, cancel := context.WithTimeout(ctx, postStartTimeout)
+		err := w.runHook(hctx, h.PostStart, id)
+		cancel()
+		if err != nil {
+			w.log.Warn("postStart hook failed, killing container", "container", c.spec.Name, "err", err)
+			c.hookErr = "FailedPostStartHook: " + err.Error()
+			_ = cfg.Runtime.Signal(ctx, id, syscall.SIGKILL)
+		}
+	}
+}
+
+// postStartTimeout bounds a postStart hook, like the kubelet's handler timeout.
+const postStartTimeout = 2 * time.Minute
+
+func (w *worker) termLogPath(s *podState, container string, attempt int) string {
+	return filepath.Join(s.dir, "containers", container, strconv.Itoa(attempt)+".termination-log")
+}
+
+// terminationMessage reads what an exited container left in its termination message file, or
+// with FallbackToLogsOnError the end of its log when it failed without one.
+func (w *worker) terminationMessage(s *podState, c *ctrState) string {
+	if c.hookErr != "" {
+		return c.hookErr
+	}
+	msg := readTail(w.termLogPath(s, c.spec.Name, c.attempt), maxTerminationMessage, false)
+	if msg == "" && c.exit.Code != 0 && c.spec.TerminationMessagePolicy == corev1.TerminationMessageFallbackToLogsOnError {
+		msg = readTail(c.logPath, maxFallbackMessage, true)
+	}
+	return msg
+}
+
+// The kubelet's limits: 4096 bytes of message file, 80 lines or 2048 bytes of log.
+const (
+	maxTerminationMessage = 4096
+	maxFallbackMessage    = 2048
+	maxFallbackLines      = 80
+)
+
+func readTail(path string, limit int64, lines bool) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return ""
+	}
+	off := int64(0)
+	if lines && st.Size() > limit {
+		off = st.Size() - limit
+	}
+	buf := make([]byte, limit)
+	n, _ := f.ReadAt(buf, off)
+	out := string(buf[:n])
+	if lines {
+		parts := strings.Split(strings.TrimRight(out, "\n"), "\n")
+		if len(parts) > maxFallbackLines {
+			parts = parts[len(parts)-maxFallbackLines:]
+		}
+		out = strings.Join(parts, "\n")
+	}
+	return out
 }
 
 func terminatedState(c *ctrState) *corev1.ContainerStateTerminated {
@@ -668,6 +757,7 @@ func terminatedState(c *ctrState) *corev1.ContainerStateTerminated {
 		StartedAt:   metav1.NewTime(c.started),
 		FinishedAt:  metav1.NewTime(c.exit.At),
 		ContainerID: "containerd://" + c.id,
+		Message:     c.message,
 	}
 	switch {
 	case c.exit.Unknown:
@@ -728,6 +818,13 @@ func (w *worker) terminate(ctx context.Context, s *podState) {
 	if err != nil {
 		w.log.Error("list containers", "err", err)
 	}
+	specs := map[string]*corev1.Container{}
+	if s.pod != nil {
+		for i := range s.pod.Spec.Containers {
+			specs[s.pod.Spec.Containers[i].Name] = &s.pod.Spec.Containers[i]
+		}
+	}
+	deadline := time.Now().Add(time.Duration(grace) * time.Second)
 	var wg sync.WaitGroup
 	for _, c := range list {
 		if c.Labels[runtime.LabelRole] != runtime.RoleApp {
@@ -736,7 +833,7 @@ func (w *worker) terminate(ctx context.Context, s *podState) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			w.stopContainer(ctx, c.ID, time.Duration(grace)*time.Second)
+			w.stopContainer(ctx, c, specs[c.Labels[runtime.LabelContainer]], deadline)
 			if err := cfg.Runtime.Remove(ctx, c.ID); err != nil {
 				w.log.Warn("remove container", "id", c.ID, "err", err)
 			}
@@ -753,27 +850,47 @@ func (w *worker) terminate(ctx context.Context, s *podState) {
 	w.log.Info("pod stopped")
 }
 
-// stopContainer sends SIGTERM and waits up to grace for the exit, then sends SIGKILL.
-func (w *worker) stopContainer(ctx context.Context, id string, grace time.Duration) {
+// stopContainer runs the container's preStop hook, sends its stop signal, and waits until the
+// deadline for the exit before it sends SIGKILL. As on a kubelet, the hook's time comes out of
+// the grace period, but the signal always gets at least minStopGrace.
+func (w *worker) stopContainer(ctx context.Context, c runtime.Container, spec *corev1.Container, deadline time.Time) {
 	rt := w.m.cfg.Runtime
-	st, err := rt.Task(ctx, id)
+	st, err := rt.Task(ctx, c.ID)
 	if err != nil || !st.Running {
 		return
 	}
-	if err := rt.Signal(ctx, id, syscall.SIGTERM); err != nil {
-		w.log.Warn("signal container", "id", id, "err", err)
+	if spec != nil && spec.Lifecycle != nil && spec.Lifecycle.PreStop != nil {
+		hctx, cancel := context.WithDeadline(ctx, deadline)
+		if err := w.runHook(hctx, spec.Lifecycle.PreStop, c.ID); err != nil {
+			w.log.Warn("preStop hook failed", "container", spec.Name, "err", err)
+		}
+		cancel()
+		if d := time.Now().Add(minStopGrace); deadline.Before(d) {
+			deadline = d
+		}
 	}
-	t := time.NewTimer(grace)
+	sig, err := ParseSignal(c.Labels[runtime.LabelStopSignal])
+	if err != nil {
+		sig = syscall.SIGTERM
+	}
+	if err := rt.Signal(ctx, c.ID, sig); err != nil {
+		w.log.Warn("signal container", "id", c.ID, "err", err)
+	}
+	t := time.NewTimer(time.Until(deadline))
 	defer t.Stop()
 	select {
 	case <-st.Wait:
 		return
 	case <-t.C:
 	}
-	w.log.Info("grace period over, killing", "id", id)
-	_ = rt.Signal(ctx, id, syscall.SIGKILL)
+	w.log.Info("grace period over, killing", "id", c.ID)
+	_ = rt.Signal(ctx, c.ID, syscall.SIGKILL)
 	select {
 	case <-st.Wait:
 	case <-time.After(10 * time.Second):
 	}
 }
+
+// minStopGrace is the least time a container gets between its stop signal and SIGKILL after a
+// preStop hook used up the grace period (the kubelet's minimumGracePeriodInSeconds).
+const minStopGrace = 2 * time.Second

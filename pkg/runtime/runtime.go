@@ -41,6 +41,7 @@ const (
 	LabelLogPath      = "minipod.io/log-path"
 	LabelStartedAt    = "minipod.io/started-at"
 	LabelInit         = "minipod.io/init"
+	LabelStopSignal   = "minipod.io/stop-signal"
 
 	RoleSandbox = "sandbox"
 	RoleApp     = "app"

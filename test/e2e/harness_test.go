@@ -510,3 +510,28 @@ func (d *daemon) removeManifest(name string) {
 		d.t.Fatal(err)
 	}
 }
+
+// followLogs runs `minipodctl logs -f` in the background; the returned function stops it and
+// returns what it printed.
+func (d *daemon) followLogs(pod, container string) func() string {
+	d.t.Helper()
+	cmd := exec.Command(filepath.Join(env.bin, "minipodctl"), "logs", "-f", pod, "-c", container)
+	cmd.Env = append(os.Environ(), "MINIPOD_SOCKET="+d.socket)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		d.t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	d.t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
+	return func() string {
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		return out.String()
+	}
+}

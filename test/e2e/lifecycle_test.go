@@ -79,3 +79,102 @@ func TestRestartPolicyPhases(t *testing.T) {
 		return len(left) == 0, strings.Join(left, "\n")
 	})
 }
+
+// The termination message comes from terminationMessagePath, or from the log's tail with
+// FallbackToLogsOnError.
+func TestTerminationMessage(t *testing.T) {
+	d := newDaemon(t)
+	d.start()
+	d.writeManifest("msg.yaml", `apiVersion: v1
+kind: Pod
+metadata: {name: msg}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: file
+    image: minipod.local/busybox:1.35
+    command: ["sh", "-c", "echo -n 'bye from file' > /dev/termination-log; exit 4"]
+  - name: custom
+    image: minipod.local/busybox:1.35
+    terminationMessagePath: /tmp/why
+    command: ["sh", "-c", "echo -n custom-path > /tmp/why"]
+  - name: logs
+    image: minipod.local/busybox:1.35
+    terminationMessagePolicy: FallbackToLogsOnError
+    command: ["sh", "-c", "echo first; echo last words; exit 1"]
+`)
+	want := map[string]string{"file": "bye from file", "custom": "custom-path", "logs": "first\nlast words"}
+	d.eventually(60*time.Second, "termination messages", func() (bool, string) {
+		p := d.pod("msg")
+		if p == nil || p.Status.Phase != corev1.PodFailed {
+			return false, "not failed yet"
+		}
+		for _, cs := range p.Status.ContainerStatuses {
+			if cs.State.Terminated == nil || cs.State.Terminated.Message != want[cs.Name] {
+				return false, fmt.Sprintf("%s: %+v", cs.Name, cs.State.Terminated)
+			}
+		}
+		return true, ""
+	})
+}
+
+// A container that ignores SIGTERM is killed when its grace period is over, after its preStop
+// hook ran; a failing postStart hook kills its container.
+func TestGracePeriodAndHooks(t *testing.T) {
+	d := newDaemon(t)
+	d.start()
+	d.writeManifest("stubborn.yaml", `apiVersion: v1
+kind: Pod
+metadata: {name: stubborn}
+spec:
+  terminationGracePeriodSeconds: 3
+  containers:
+  - name: c
+    image: minipod.local/busybox:1.35
+    command: ["sh", "-c", "trap 'echo ignoring TERM' TERM; while true; do sleep 1; done"]
+    lifecycle:
+      preStop:
+        exec:
+          command: ["sh", "-c", "echo prestop ran > /proc/1/fd/1"]
+`)
+	d.writeManifest("badhook.yaml", `apiVersion: v1
+kind: Pod
+metadata: {name: badhook}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: c
+    image: minipod.local/busybox:1.35
+    command: ["sleep", "3600"]
+    lifecycle:
+      postStart:
+        exec:
+          command: ["sh", "-c", "exit 3"]
+`)
+	d.waitRunning("stubborn", 60*time.Second)
+	d.eventually(60*time.Second, "badhook killed", func() (bool, string) {
+		p := d.pod("badhook")
+		if p == nil || len(p.Status.ContainerStatuses) == 0 {
+			return false, "not listed"
+		}
+		term := p.Status.ContainerStatuses[0].State.Terminated
+		return p.Status.Phase == corev1.PodFailed && term != nil && strings.Contains(term.Message, "FailedPostStartHook"),
+			fmt.Sprintf("%s %+v", p.Status.Phase, p.Status.ContainerStatuses[0].State)
+	})
+
+	// Follow the log while the pod stops: the preStop hook's line comes before the trap's.
+	logs := d.followLogs("stubborn", "c")
+	start := time.Now()
+	d.removeManifest("stubborn.yaml")
+	d.waitGone("stubborn", 30*time.Second)
+	took := time.Since(start)
+	t.Logf("stopped in %s (grace 3s)", took)
+	if took < 3*time.Second || took > 4*time.Second {
+		t.Errorf("stop took %s, want within a second after the 3s grace period", took)
+	}
+	out := logs()
+	i, j := strings.Index(out, "prestop ran"), strings.Index(out, "ignoring TERM")
+	if i < 0 || j < 0 || i > j {
+		t.Errorf("want the preStop line before the TERM line, got log:\n%s", out)
+	}
+}
