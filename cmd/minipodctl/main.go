@@ -2,7 +2,7 @@
 // the daemon's API socket (--socket, $MINIPOD_SOCKET, or /run/minipod/minipod.sock).
 //
 //	minipodctl status [NAME] [-o table|wide|json|yaml]
-//	minipodctl logs NAME [-c CONTAINER] [-f] [-p|--previous]
+//	minipodctl logs NAME [-c CONTAINER] [-f] [-p|--previous] [--tail N] [--since D] [--timestamps]
 //	minipodctl exec NAME [-c CONTAINER] [-i] [-t] -- CMD [ARG...]
 //
 // Exit status: 0 on success, 1 on error (message on stderr as "Error: ..."), and for exec the
@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -34,7 +35,9 @@ Usage:
   minipodctl status [NAME] [-o table|wide|json|yaml]
         List pods (NAME may be "name" or "namespace/name").
   minipodctl logs NAME [-c CONTAINER] [-f] [-p]
-        Print a container's log (-f follows it, -p/--previous shows the previous attempt).
+        Print a container's log (-f follows it, -p/--previous shows the previous attempt,
+        --tail N the last N lines, --since 5m the lines of the last 5 minutes,
+        --timestamps each line's time).
   minipodctl exec NAME [-c CONTAINER] [-i] [-t] -- CMD [ARG...]
         Run a command in a container (-i forwards stdin, -t allocates a terminal).
 
@@ -89,7 +92,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "status":
 		defs = []flagDef{{long: "output", short: 'o', value: true}}
 	case "logs":
-		defs = []flagDef{{long: "container", short: 'c', value: true}, {long: "follow", short: 'f'}, {long: "previous", short: 'p'}}
+		defs = []flagDef{{long: "container", short: 'c', value: true}, {long: "follow", short: 'f'}, {long: "previous", short: 'p'}, {long: "tail", value: true}, {long: "since", value: true}, {long: "timestamps"}}
 	case "exec":
 		defs = []flagDef{{long: "container", short: 'c', value: true}, {long: "stdin", short: 'i'}, {long: "tty", short: 't'}}
 		maxPositional = 1
@@ -354,7 +357,18 @@ func cmdLogs(ctx context.Context, c *api.Client, p *parsedArgs, stdout io.Writer
 		ctx, stop = signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 		defer stop()
 	}
-	err = c.Logs(ctx, namespaceOf(pod), pod.Name, container, follow, p.bools["previous"], stdout)
+	opts := api.LogOptions{Container: container, Follow: follow, Previous: p.bools["previous"], Tail: -1, Timestamps: p.bools["timestamps"]}
+	if v, ok := p.values["tail"]; ok {
+		if opts.Tail, err = strconv.Atoi(v); err != nil {
+			return fmt.Errorf("--tail: %q is not a number", v)
+		}
+	}
+	if v, ok := p.values["since"]; ok {
+		if opts.Since, err = time.ParseDuration(v); err != nil || opts.Since <= 0 {
+			return fmt.Errorf("--since: %q is not a positive duration such as 5s, 2m or 3h", v)
+		}
+	}
+	err = c.LogsWith(ctx, namespaceOf(pod), pod.Name, opts, stdout)
 	if err != nil && follow && ctx.Err() != nil {
 		return nil
 	}

@@ -11,8 +11,10 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 )
@@ -169,15 +171,40 @@ func (c *Client) PodListJSON(ctx context.Context) ([]byte, error) {
 // ends (then it returns ctx.Err()) or the server ends the stream (log rotated, container
 // restarted). container may be empty when the pod has a single container.
 func (c *Client) Logs(ctx context.Context, namespace, name, container string, follow, previous bool, w io.Writer) error {
+	return c.LogsWith(ctx, namespace, name, LogOptions{Container: container, Follow: follow, Previous: previous, Tail: -1}, w)
+}
+
+// LogOptions select and shape a container's log, as kubectl logs does.
+type LogOptions struct {
+	Container  string
+	Follow     bool
+	Previous   bool
+	Tail       int           // last lines only; -1 means all
+	Since      time.Duration // only lines newer than this; 0 means all
+	Timestamps bool          // prefix lines with their RFC3339Nano time
+}
+
+// LogsWith writes a container's log to w; with Follow it keeps writing until ctx ends or the
+// container's attempt ends.
+func (c *Client) LogsWith(ctx context.Context, namespace, name string, o LogOptions, w io.Writer) error {
 	q := url.Values{}
-	if container != "" {
-		q.Set("container", container)
+	if o.Container != "" {
+		q.Set("container", o.Container)
 	}
-	if follow {
+	if o.Follow {
 		q.Set("follow", "1")
 	}
-	if previous {
+	if o.Previous {
 		q.Set("previous", "1")
+	}
+	if o.Tail >= 0 {
+		q.Set("tail", strconv.Itoa(o.Tail))
+	}
+	if o.Since > 0 {
+		q.Set("sinceSeconds", strconv.FormatInt(int64((o.Since+time.Second-1)/time.Second), 10))
+	}
+	if o.Timestamps {
+		q.Set("timestamps", "1")
 	}
 	req, err := c.newRequest(ctx, http.MethodGet, podPath(namespace, name)+"/logs", q, nil)
 	if err != nil {

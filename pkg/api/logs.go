@@ -7,10 +7,13 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/minipod/minipod/pkg/logs"
 )
 
 func (s *Server) handleLogs(w http.ResponseWriter, r *http.Request) {
@@ -41,12 +44,36 @@ func (s *Server) handleLogs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer f.Close()
+	// Logs are kept in the CRI format; clients get the container's output.
+	opts := logs.DecodeOptions{Timestamps: isTrue(q.Get("timestamps"))}
+	if v := q.Get("sinceSeconds"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			writeError(w, http.StatusBadRequest, "sinceSeconds must be a non-negative integer")
+			return
+		}
+		opts.Since = time.Now().Add(-time.Duration(n) * time.Second)
+	}
+	if v := q.Get("tail"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "tail must be an integer")
+			return
+		}
+		if st, err := f.Stat(); err == nil {
+			if _, err := f.Seek(logs.TailOffset(f, st.Size(), n), io.SeekStart); err != nil {
+				writeError(w, http.StatusInternalServerError, err.Error())
+				return
+			}
+		}
+	}
+	out := &logs.Decoder{W: w, Opts: opts}
 
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
-	if _, err := io.Copy(w, f); err != nil {
+	if _, err := io.Copy(out, f); err != nil {
 		return
 	}
 	_ = rc.Flush()
@@ -61,7 +88,7 @@ func (s *Server) handleLogs(w http.ResponseWriter, r *http.Request) {
 		p, ok := s.findPod(ns, name)
 		return ok && attemptOf(p, container) == attempt
 	}
-	s.follow(r.Context(), w, rc, f, path, stillCurrent)
+	s.follow(r.Context(), out, rc, f, path, stillCurrent)
 }
 
 // attemptOf identifies the container's current attempt: when it changes the followed log file

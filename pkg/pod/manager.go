@@ -21,6 +21,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/minipod/minipod/pkg/logs"
 	"github.com/minipod/minipod/pkg/runtime"
 	"github.com/minipod/minipod/pkg/sandbox"
 )
@@ -29,8 +30,8 @@ import (
 type Runtime interface {
 	GetImage(ctx context.Context, ref string) (runtime.Image, error)
 	CreateContainer(ctx context.Context, cfg runtime.ContainerConfig) error
-	Start(ctx context.Context, id, logPath string) (uint32, <-chan runtime.Exit, error)
-	Task(ctx context.Context, id string) (runtime.TaskState, error)
+	Start(ctx context.Context, id string, stdio *runtime.Stdio) (uint32, <-chan runtime.Exit, error)
+	Task(ctx context.Context, id string, stdio *runtime.Stdio) (runtime.TaskState, error)
 	Signal(ctx context.Context, id string, sig syscall.Signal) error
 	Remove(ctx context.Context, id string) error
 	List(ctx context.Context, labels map[string]string) ([]runtime.Container, error)
@@ -56,7 +57,9 @@ type Config struct {
 	HostIP     string
 	ResolvConf []byte
 	Backoff    Backoff
-	Log        *slog.Logger
+	// LogRotation limits each container attempt's log; zero means logs.DefaultRotation.
+	LogRotation logs.Rotation
+	Log         *slog.Logger
 }
 
 // Manager runs the pod workers. Create it with NewManager, start Run, then feed it with Update.
@@ -82,6 +85,9 @@ type found struct {
 func NewManager(cfg Config) *Manager {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.LogRotation == (logs.Rotation{}) {
+		cfg.LogRotation = logs.DefaultRotation
 	}
 	if cfg.Backoff == (Backoff{}) {
 		cfg.Backoff = DefaultBackoff
@@ -292,7 +298,7 @@ func (w *worker) adoptState(ctx context.Context, f found) *podState {
 			sandboxCreated = c.CreatedAt
 		}
 	}
-	if st, err := cfg.Runtime.Task(ctx, s.rec.SandboxID); err == nil && st.Running && sandbox.NetNSAlive(s.rec.NetNS) {
+	if st, err := cfg.Runtime.Task(ctx, s.rec.SandboxID, nil); err == nil && st.Running && sandbox.NetNSAlive(s.rec.NetNS) {
 		s.sandboxOK = true
 		s.pausePID = st.Pid
 		s.startTime = sandboxCreated
@@ -331,7 +337,11 @@ func (w *worker) adoptState(ctx context.Context, f found) *podState {
 		if img, err := cfg.Runtime.GetImage(ctx, c.spec.Image); err == nil {
 			c.imageID = img.ID
 		}
-		st, err := cfg.Runtime.Task(ctx, rc.ID)
+		stdio, err := w.openLog(s, c, rc.ID)
+		if err != nil {
+			w.log.Warn("reopen container log", "container", c.spec.Name, "err", err)
+		}
+		st, err := cfg.Runtime.Task(ctx, rc.ID, stdio)
 		switch {
 		case err == nil && st.Running:
 			c.running = true

@@ -1,10 +1,12 @@
 package pod
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -18,6 +20,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/minipod/minipod/pkg/logs"
 	"github.com/minipod/minipod/pkg/runtime"
 	"github.com/minipod/minipod/pkg/sandbox"
 )
@@ -92,6 +95,7 @@ type ctrState struct {
 	imageID string
 	logPath string
 
+	log     *logs.File
 	message string // termination message of the exited attempt
 	hookErr string // why a postStart hook killed the current attempt
 
@@ -226,6 +230,7 @@ func (w *worker) handleExit(e exitEvent) {
 	c.running = false
 	c.exited = true
 	c.exit = e.exit
+	w.closeLog(c)
 	c.message = w.terminationMessage(w.cur, c)
 }
 
@@ -390,7 +395,7 @@ func (w *worker) createSandbox(ctx context.Context, s *podState) (err error) {
 	if err != nil {
 		return err
 	}
-	pid, exitCh, err := cfg.Runtime.Start(ctx, s.rec.SandboxID, "")
+	pid, exitCh, err := cfg.Runtime.Start(ctx, s.rec.SandboxID, nil)
 	if err != nil {
 		return err
 	}
@@ -588,6 +593,8 @@ func (w *worker) startContainer(ctx context.Context, s *podState, c *ctrState) {
 		if err := cfg.Runtime.Remove(ctx, c.id); err != nil {
 			w.log.Warn("remove old container", "container", c.spec.Name, "err", err)
 		}
+		w.closeLog(c)
+		_ = os.RemoveAll(w.fifoDir(s, c.id))
 	}
 	fail := func(reason string, err error, permanent bool) {
 		c.waitReason, c.waitMessage, c.permanentErr = reason, err.Error(), permanent
@@ -665,13 +672,20 @@ func (w *worker) startContainer(ctx context.Context, s *podState, c *ctrState) {
 		fail("CreateContainerError", err, false)
 		return
 	}
-	_, exitCh, err := cfg.Runtime.Start(ctx, id, logPath)
+	c.id, c.attempt, c.logPath = id, attempt, logPath
+	stdio, err := w.openLog(s, c, id)
 	if err != nil {
 		_ = cfg.Runtime.Remove(context.WithoutCancel(ctx), id)
 		fail("RunContainerError", err, false)
 		return
 	}
-	c.id, c.attempt, c.logPath = id, attempt, logPath
+	_, exitCh, err := cfg.Runtime.Start(ctx, id, stdio)
+	if err != nil {
+		_ = cfg.Runtime.Remove(context.WithoutCancel(ctx), id)
+		w.closeLog(c)
+		fail("RunContainerError", err, false)
+		return
+	}
 	c.running, c.exited, c.exit = true, false, runtime.Exit{}
 	c.message, c.hookErr = "", ""
 	c.started = time.Now()
@@ -692,6 +706,28 @@ func (w *worker) startContainer(ctx context.Context, s *podState, c *ctrState) {
 			_ = cfg.Runtime.Signal(ctx, id, syscall.SIGKILL)
 		}
 	}
+}
+
+// openLog opens the container attempt's CRI log file and returns where its output goes.
+func (w *worker) openLog(s *podState, c *ctrState, id string) (*runtime.Stdio, error) {
+	w.closeLog(c)
+	f, err := logs.Open(c.logPath, w.m.cfg.LogRotation)
+	if err != nil {
+		return nil, err
+	}
+	c.log = f
+	return &runtime.Stdio{FIFODir: w.fifoDir(s, id), Stdout: f.Stdout, Stderr: f.Stderr}, nil
+}
+
+func (w *worker) closeLog(c *ctrState) {
+	if c.log != nil {
+		c.log.Close()
+		c.log = nil
+	}
+}
+
+func (w *worker) fifoDir(s *podState, id string) string {
+	return filepath.Join(s.dir, "fifo", id)
 }
 
 // postStartTimeout bounds a postStart hook, like the kubelet's handler timeout.
@@ -721,7 +757,7 @@ const (
 	maxFallbackLines      = 80
 )
 
-func readTail(path string, limit int64, lines bool) string {
+func readTail(path string, limit int64, isLog bool) string {
 	f, err := os.Open(path)
 	if err != nil {
 		return ""
@@ -731,21 +767,23 @@ func readTail(path string, limit int64, lines bool) string {
 	if err != nil {
 		return ""
 	}
-	off := int64(0)
-	if lines && st.Size() > limit {
-		off = st.Size() - limit
+	if !isLog {
+		buf := make([]byte, limit)
+		n, _ := f.ReadAt(buf, 0)
+		return string(buf[:n])
 	}
-	buf := make([]byte, limit)
-	n, _ := f.ReadAt(buf, off)
-	out := string(buf[:n])
-	if lines {
-		parts := strings.Split(strings.TrimRight(out, "\n"), "\n")
-		if len(parts) > maxFallbackLines {
-			parts = parts[len(parts)-maxFallbackLines:]
-		}
-		out = strings.Join(parts, "\n")
+	// The log is in CRI format: decode its last lines, then keep the last limit bytes.
+	off := logs.TailOffset(f, st.Size(), maxFallbackLines)
+	if _, err := f.Seek(off, io.SeekStart); err != nil {
+		return ""
 	}
-	return out
+	var out bytes.Buffer
+	_, _ = io.Copy(&logs.Decoder{W: &out}, f)
+	msg := strings.TrimRight(out.String(), "\n")
+	if int64(len(msg)) > limit {
+		msg = msg[int64(len(msg))-limit:]
+	}
+	return msg
 }
 
 func terminatedState(c *ctrState) *corev1.ContainerStateTerminated {
@@ -802,6 +840,7 @@ func (w *worker) killContainers(ctx context.Context, s *podState) {
 		if err := w.m.cfg.Runtime.Remove(ctx, c.id); err != nil {
 			w.log.Warn("remove container", "container", c.spec.Name, "err", err)
 		}
+		w.closeLog(c)
 	}
 }
 
@@ -840,6 +879,9 @@ func (w *worker) terminate(ctx context.Context, s *podState) {
 		}()
 	}
 	wg.Wait()
+	for _, c := range s.all() {
+		w.closeLog(c)
+	}
 	if err := w.removeSandbox(ctx, s.rec); err != nil {
 		w.log.Error("remove sandbox", "err", err)
 		// Keep the record so a later start of the daemon can try again.
@@ -855,7 +897,7 @@ func (w *worker) terminate(ctx context.Context, s *podState) {
 // the grace period, but the signal always gets at least minStopGrace.
 func (w *worker) stopContainer(ctx context.Context, c runtime.Container, spec *corev1.Container, deadline time.Time) {
 	rt := w.m.cfg.Runtime
-	st, err := rt.Task(ctx, c.ID)
+	st, err := rt.Task(ctx, c.ID, nil)
 	if err != nil || !st.Running {
 		return
 	}

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"syscall"
@@ -247,21 +246,33 @@ type Exit struct {
 	Signaled bool  // Code is 128+signal
 }
 
-// Start creates and starts the container's task with stdout and stderr appended to logPath.
-// It returns the task's PID and a channel that yields exactly one Exit. The wait is set up before
-// the start so that no exit is missed.
-func (r *Runtime) Start(ctx context.Context, id, logPath string) (uint32, <-chan Exit, error) {
+// Stdio is where a task's output goes: minipod reads the task's stdout and stderr through
+// FIFOs kept in FIFODir, which outlive the daemon so that a restarted daemon can attach again.
+// While nobody reads, a container that writes more than a pipe holds blocks, as under CRI.
+type Stdio struct {
+	FIFODir        string
+	Stdout, Stderr io.Writer
+}
+
+func (s *Stdio) opts() []cio.Opt {
+	return []cio.Opt{cio.WithStreams(nil, s.Stdout, s.Stderr), cio.WithFIFODir(s.FIFODir)}
+}
+
+// Start creates and starts the container's task, its output going to stdio (nil: discarded).
+// It returns the task's PID and a channel that yields exactly one Exit, after the task's output
+// has been copied. The wait is set up before the start so that no exit is missed.
+func (r *Runtime) Start(ctx context.Context, id string, stdio *Stdio) (uint32, <-chan Exit, error) {
 	ctx = r.ns(ctx)
 	c, err := r.client.LoadContainer(ctx, id)
 	if err != nil {
 		return 0, nil, fmt.Errorf("load container %s: %w", id, err)
 	}
 	creator := cio.NullIO
-	if logPath != "" {
-		if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
-			return 0, nil, fmt.Errorf("create log dir: %w", err)
+	if stdio != nil {
+		if err := os.MkdirAll(stdio.FIFODir, 0o700); err != nil {
+			return 0, nil, fmt.Errorf("create fifo dir: %w", err)
 		}
-		creator = cio.LogFile(logPath)
+		creator = cio.NewCreator(stdio.opts()...)
 	}
 	task, err := c.NewTask(ctx, creator)
 	if err != nil {
@@ -279,6 +290,9 @@ func (r *Runtime) Start(ctx context.Context, id, logPath string) (uint32, <-chan
 	return task.Pid(), exitCh, nil
 }
 
+// ioDrain bounds how long an exit waits for the task's output to be copied.
+const ioDrain = 2 * time.Second
+
 // wait turns a task's exit into an Exit on a channel that lives as long as the task (not ctx).
 func (r *Runtime) wait(ctx context.Context, task client.Task) (<-chan Exit, error) {
 	// The wait must outlive the request context that created the task.
@@ -291,6 +305,16 @@ func (r *Runtime) wait(ctx context.Context, task client.Task) (<-chan Exit, erro
 	go func() {
 		st := <-ch
 		code, at, err := st.Result()
+		if tio := task.IO(); tio != nil && err == nil {
+			// Deliver the exit only after the output is copied, so that the log is complete.
+			drained := make(chan struct{})
+			go func() { tio.Wait(); close(drained) }()
+			select {
+			case <-drained:
+			case <-time.After(ioDrain):
+			}
+			tio.Close()
+		}
 		out <- Exit{Code: code, At: at, Err: err, Signaled: code > 128 && code < 128+65}
 	}()
 	return out, nil
@@ -305,14 +329,19 @@ type TaskState struct {
 	Wait    <-chan Exit
 }
 
-// Task looks at a container's task. For a running task, Wait delivers its exit.
-func (r *Runtime) Task(ctx context.Context, id string) (TaskState, error) {
+// Task looks at a container's task. For a running task, Wait delivers its exit. With stdio,
+// the task's output is attached to it again (after a daemon restart).
+func (r *Runtime) Task(ctx context.Context, id string, stdio *Stdio) (TaskState, error) {
 	ctx = r.ns(ctx)
 	c, err := r.client.LoadContainer(ctx, id)
 	if err != nil {
 		return TaskState{}, fmt.Errorf("load container %s: %w", id, err)
 	}
-	task, err := c.Task(ctx, nil)
+	var attach cio.Attach
+	if stdio != nil {
+		attach = cio.NewAttach(stdio.opts()...)
+	}
+	task, err := c.Task(ctx, attach)
 	if err != nil {
 		if errdefs.IsNotFound(err) {
 			return TaskState{}, nil

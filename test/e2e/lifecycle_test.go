@@ -178,3 +178,49 @@ spec:
 		t.Errorf("want the preStop line before the TERM line, got log:\n%s", out)
 	}
 }
+
+// Logs are kept per attempt in the CRI format: --previous shows the last attempt's output, and
+// --tail and --timestamps shape it.
+func TestLogs(t *testing.T) {
+	d := newDaemon(t, "--backoff-initial", "1s", "--backoff-max", "2s")
+	d.start()
+	d.writeManifest("talk.yaml", onePod("talk", "Always", "",
+		"echo attempt-$(cat /proc/sys/kernel/random/uuid); echo to-stderr >&2; echo last-line; sleep 2; exit 1"))
+	d.eventually(60*time.Second, "a restart", func() (bool, string) {
+		p := d.pod("talk")
+		if p == nil || len(p.Status.ContainerStatuses) == 0 {
+			return false, "not listed"
+		}
+		cs := p.Status.ContainerStatuses[0]
+		return cs.RestartCount >= 1 && cs.State.Running != nil, fmt.Sprintf("%d %+v", cs.RestartCount, cs.State)
+	})
+	var cur string
+	d.eventually(10*time.Second, "current attempt logged", func() (bool, string) {
+		cur, _, _ = d.ctl("logs", "talk")
+		return strings.Contains(cur, "last-line"), cur
+	})
+	prev, errs, code := d.ctl("logs", "talk", "--previous")
+	if code != 0 || !strings.Contains(prev, "attempt-") || !strings.Contains(prev, "to-stderr") {
+		t.Fatalf("logs --previous: code %d out %q err %q", code, prev, errs)
+	}
+	if strings.SplitN(prev, "\n", 2)[0] == strings.SplitN(cur, "\n", 2)[0] {
+		t.Fatalf("previous and current attempts print the same first line %q", strings.SplitN(cur, "\n", 2)[0])
+	}
+	if strings.Contains(prev, " stdout F ") {
+		t.Fatalf("logs shows the raw CRI format:\n%s", prev)
+	}
+	// stdout and stderr are read concurrently, so their lines may interleave either way: compare
+	// the tail with the end of the whole log.
+	lines := strings.Split(strings.TrimSuffix(prev, "\n"), "\n")
+	tail, _, _ := d.ctl("logs", "talk", "--previous", "--tail", "2")
+	if want := strings.Join(lines[len(lines)-2:], "\n") + "\n"; tail != want {
+		t.Fatalf("--tail 2 = %q, want %q", tail, want)
+	}
+	ts, _, _ := d.ctl("logs", "talk", "--previous", "--timestamps")
+	for _, line := range strings.Split(strings.TrimSpace(ts), "\n") {
+		stamp, _, _ := strings.Cut(line, " ")
+		if _, err := time.Parse(time.RFC3339Nano, stamp); err != nil {
+			t.Fatalf("--timestamps line %q: %v", line, err)
+		}
+	}
+}
