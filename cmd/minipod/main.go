@@ -149,6 +149,7 @@ func run(ctx context.Context, o *options, log *slog.Logger) error {
 		LogDir:     o.logDir,
 		NetNSDir:   o.netnsDir,
 		PauseImage: o.pauseImage,
+		CgroupRoot: "/" + o.namespace,
 		NodeName:   hostname,
 		HostIP:     hostIP(),
 		ResolvConf: sandbox.HostResolvConf(),

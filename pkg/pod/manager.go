@@ -36,6 +36,7 @@ type Runtime interface {
 	Remove(ctx context.Context, id string) error
 	List(ctx context.Context, labels map[string]string) ([]runtime.Container, error)
 	Exec(ctx context.Context, id string, cmd []string, tty bool, stdin io.Reader, stdout, stderr io.Writer) (int, error)
+	WatchOOM(ctx context.Context, fn func(id string))
 }
 
 // Network is what workers need from CNI.
@@ -53,6 +54,7 @@ type Config struct {
 	LogDir     string
 	NetNSDir   string
 	PauseImage string
+	CgroupRoot string // pods' cgroups are CgroupRoot/pod<uid>/<container>
 	NodeName   string
 	HostIP     string
 	ResolvConf []byte
@@ -73,6 +75,9 @@ type Manager struct {
 	// their part when they start. Guarded by foundMu.
 	foundMu sync.Mutex
 	found   map[string][]found
+
+	// oomed holds the IDs of containers the OOM killer hit, until their exit is handled.
+	oomed sync.Map
 }
 
 // found is one pod UID's leftovers in containerd and the state dir.
@@ -119,6 +124,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	if err := m.discover(ctx); err != nil {
 		return err
 	}
+	go m.cfg.Runtime.WatchOOM(ctx, func(id string) { m.oomed.Store(id, true) })
 	type entry struct {
 		w   *worker
 		uid string

@@ -230,6 +230,9 @@ func (w *worker) handleExit(e exitEvent) {
 	c.running = false
 	c.exited = true
 	c.exit = e.exit
+	if _, ok := w.m.oomed.LoadAndDelete(e.id); ok {
+		c.exit.OOM = true
+	}
 	w.closeLog(c)
 	c.message = w.terminationMessage(w.cur, c)
 }
@@ -384,13 +387,14 @@ func (w *worker) createSandbox(ctx context.Context, s *podState) (err error) {
 		return fmt.Errorf("pause image: %w", err)
 	}
 	err = cfg.Runtime.CreateContainer(ctx, runtime.ContainerConfig{
-		ID:       s.rec.SandboxID,
-		Image:    cfg.PauseImage,
-		Labels:   w.labels(s, runtime.RoleSandbox, "", 0),
-		Args:     Command(&corev1.Container{}, img.Config),
-		Env:      img.Config.Env,
-		Hostname: hostname,
-		NetNS:    s.rec.NetNS,
+		ID:           s.rec.SandboxID,
+		Image:        cfg.PauseImage,
+		Labels:       w.labels(s, runtime.RoleSandbox, "", 0),
+		Args:         Command(&corev1.Container{}, img.Config),
+		Env:          img.Config.Env,
+		Hostname:     hostname,
+		NetNS:        s.rec.NetNS,
+		CgroupParent: w.cgroupParent(s),
 	})
 	if err != nil {
 		return err
@@ -655,18 +659,20 @@ func (w *worker) startContainer(ctx context.Context, s *podState, c *ctrState) {
 	}
 	_ = cfg.Runtime.Remove(ctx, id) // a leftover of a crash mid-start
 	err = cfg.Runtime.CreateContainer(ctx, runtime.ContainerConfig{
-		ID:      id,
-		Image:   c.spec.Image,
-		Labels:  labels,
-		Args:    args,
-		Env:     env,
-		Cwd:     cwd,
-		User:    img.Config.User,
-		NetNS:   s.rec.NetNS,
-		JoinPID: s.pausePID,
-		Mounts:  mounts,
-		TTY:     c.spec.TTY,
-		LogPath: logPath,
+		ID:           id,
+		Image:        c.spec.Image,
+		Labels:       labels,
+		Args:         args,
+		Env:          env,
+		Cwd:          cwd,
+		User:         img.Config.User,
+		NetNS:        s.rec.NetNS,
+		JoinPID:      s.pausePID,
+		Mounts:       mounts,
+		CgroupParent: w.cgroupParent(s),
+		Resources:    Resources(c.spec.Resources),
+		TTY:          c.spec.TTY,
+		LogPath:      logPath,
 	})
 	if err != nil {
 		fail("CreateContainerError", err, false)
@@ -724,6 +730,15 @@ func (w *worker) closeLog(c *ctrState) {
 		c.log.Close()
 		c.log = nil
 	}
+}
+
+func (w *worker) cgroupParent(s *podState) string { return w.cgroupParentOf(s.rec.UID) }
+
+func (w *worker) cgroupParentOf(uid string) string {
+	if w.m.cfg.CgroupRoot == "" {
+		return ""
+	}
+	return w.m.cfg.CgroupRoot + "/pod" + uid
 }
 
 func (w *worker) fifoDir(s *podState, id string) string {
@@ -801,6 +816,8 @@ func terminatedState(c *ctrState) *corev1.ContainerStateTerminated {
 	case c.exit.Unknown:
 		t.Reason = "Unknown"
 		t.ExitCode = 137
+	case c.exit.OOM:
+		t.Reason = "OOMKilled"
 	case c.exit.Code == 0:
 		t.Reason = "Completed"
 	default:
@@ -886,6 +903,9 @@ func (w *worker) terminate(ctx context.Context, s *podState) {
 		w.log.Error("remove sandbox", "err", err)
 		// Keep the record so a later start of the daemon can try again.
 		return
+	}
+	if err := sandbox.RemoveCgroup(w.cgroupParentOf(s.rec.UID)); err != nil {
+		w.log.Warn("remove pod cgroup", "err", err)
 	}
 	_ = os.RemoveAll(s.dir)
 	_ = os.RemoveAll(filepath.Join(cfg.LogDir, fmt.Sprintf("%s_%s_%s", s.rec.Namespace, s.rec.Name, s.rec.UID)))

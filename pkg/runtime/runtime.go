@@ -12,17 +12,20 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"strconv"
 	"sync"
 	"syscall"
 	"time"
 
+	apievents "github.com/containerd/containerd/api/events"
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/errdefs"
+	"github.com/containerd/typeurl/v2"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -170,6 +173,17 @@ type ContainerConfig struct {
 	Mounts  []specs.Mount
 	TTY     bool
 	LogPath string
+	// CgroupParent is the pod's cgroup; the container's is CgroupParent/ID.
+	CgroupParent string
+	Resources    Resources
+}
+
+// Resources are a container's cgroup limits; zero values mean unlimited or the default.
+type Resources struct {
+	CPUShares   uint64 // cgroup v1 cpu.shares (runc converts it to cpu.weight on cgroup v2)
+	CPUQuota    int64  // microseconds per CPUPeriod
+	CPUPeriod   uint64
+	MemoryLimit int64 // bytes
 }
 
 // CreateContainer creates a container with a fresh snapshot of its image. On failure nothing is
@@ -189,6 +203,8 @@ func (r *Runtime) CreateContainer(ctx context.Context, cfg ContainerConfig) erro
 		oci.WithProcessArgs(cfg.Args...),
 		oci.WithEnv(cfg.Env),
 		oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: cfg.NetNS}),
+		// Containers see their own cgroup read-only, as under the CRI.
+		oci.WithMounts([]specs.Mount{{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: []string{"nosuid", "noexec", "nodev", "relatime", "ro"}}}),
 		oci.WithMounts(cfg.Mounts),
 	}
 	if cfg.Cwd != "" {
@@ -209,6 +225,18 @@ func (r *Runtime) CreateContainer(ctx context.Context, cfg ContainerConfig) erro
 	}
 	if cfg.TTY {
 		opts = append(opts, oci.WithTTY)
+	}
+	if cfg.CgroupParent != "" {
+		opts = append(opts, oci.WithCgroup(path.Join(cfg.CgroupParent, cfg.ID)))
+	}
+	if r := cfg.Resources; r.CPUShares > 0 {
+		opts = append(opts, oci.WithCPUShares(r.CPUShares))
+	}
+	if r := cfg.Resources; r.CPUQuota > 0 {
+		opts = append(opts, oci.WithCPUCFS(r.CPUQuota, r.CPUPeriod))
+	}
+	if r := cfg.Resources; r.MemoryLimit > 0 {
+		opts = append(opts, oci.WithMemoryLimit(uint64(r.MemoryLimit)))
 	}
 	_, err = r.client.NewContainer(ctx, cfg.ID,
 		client.WithImage(img),
@@ -244,6 +272,7 @@ type Exit struct {
 	Err      error // set when the wait itself failed (containerd went away); Code is then meaningless
 	Unknown  bool  // no task was found: the container never ran or its task is gone
 	Signaled bool  // Code is 128+signal
+	OOM      bool  // the kernel's OOM killer ended it (set by the caller from WatchOOM)
 }
 
 // Stdio is where a task's output goes: minipod reads the task's stdout and stderr through
@@ -604,6 +633,43 @@ func (r *Runtime) ImageRefs(ctx context.Context) ([]string, error) {
 		out = append(out, i.Name)
 	}
 	return out, nil
+}
+
+// WatchOOM calls fn with the ID of every container whose task the kernel's OOM killer hit,
+// until ctx ends. It resubscribes when the event stream breaks (containerd restarted).
+func (r *Runtime) WatchOOM(ctx context.Context, fn func(id string)) {
+	ctx = r.ns(ctx)
+	delay := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		evs, errs := r.client.Subscribe(ctx, `topic=="/tasks/oom"`)
+	loop:
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case env := <-evs:
+				delay = 100 * time.Millisecond
+				if env == nil || env.Namespace != r.namespace {
+					continue
+				}
+				v, err := typeurl.UnmarshalAny(env.Event)
+				if err != nil {
+					continue
+				}
+				if oom, ok := v.(*apievents.TaskOOM); ok {
+					fn(oom.ContainerID)
+				}
+			case <-errs:
+				break loop
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 5*time.Second)
+	}
 }
 
 // IsNotFound reports whether err says that a containerd object does not exist.

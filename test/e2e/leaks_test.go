@@ -64,6 +64,12 @@ func (d *daemon) leftovers(podIPs ...string) []string {
 		}
 		return nil
 	})
+	for _, pattern := range []string{"/sys/fs/cgroup/*/" + d.namespace + "/pod*", "/sys/fs/cgroup/" + d.namespace + "/pod*"} {
+		dirs, _ := filepath.Glob(pattern)
+		for _, dir := range dirs {
+			left = append(left, "cgroup "+dir)
+		}
+	}
 	if len(podIPs) > 0 {
 		out, err := exec.Command("iptables-save").Output()
 		if err != nil {

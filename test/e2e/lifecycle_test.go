@@ -224,3 +224,60 @@ func TestLogs(t *testing.T) {
 		}
 	}
 }
+
+// Resource limits become cgroup limits; a container over its memory limit is OOMKilled.
+func TestResourcesAndOOM(t *testing.T) {
+	d := newDaemon(t)
+	d.start()
+	d.writeManifest("limits.yaml", `apiVersion: v1
+kind: Pod
+metadata: {name: limits}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: minipod.local/busybox:1.35
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
+    resources:
+      limits: {cpu: 500m, memory: 48Mi}
+`)
+	d.writeManifest("oom.yaml", `apiVersion: v1
+kind: Pod
+metadata: {name: oom}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: hog
+    image: minipod.local/busybox:1.35
+    command: ["sh", "-c", "head -c 200m /dev/zero | tail > /dev/null"]
+    resources:
+      limits: {memory: 24Mi}
+`)
+	d.waitRunning("limits", 60*time.Second)
+	mem, _, _ := d.ctl("exec", "limits", "--", "sh", "-c", "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max")
+	if strings.TrimSpace(mem) != "50331648" {
+		t.Errorf("memory limit inside = %q, want 50331648", mem)
+	}
+	cpu, _, _ := d.ctl("exec", "limits", "--", "sh", "-c", "cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us 2>/dev/null || cat /sys/fs/cgroup/cpu.max")
+	if f := strings.Fields(cpu); len(f) == 0 || f[0] != "50000" {
+		t.Errorf("cpu quota inside = %q, want 50000", cpu)
+	}
+	d.eventually(60*time.Second, "hog OOMKilled", func() (bool, string) {
+		p := d.pod("oom")
+		if p == nil || len(p.Status.ContainerStatuses) == 0 {
+			return false, "not listed"
+		}
+		term := p.Status.ContainerStatuses[0].State.Terminated
+		return term != nil && term.Reason == "OOMKilled" && term.ExitCode == 137 && p.Status.Phase == corev1.PodFailed,
+			fmt.Sprintf("%s %+v", p.Status.Phase, p.Status.ContainerStatuses[0].State)
+	})
+	ips := []string{d.pod("limits").Status.PodIP, d.pod("oom").Status.PodIP}
+	d.removeManifest("limits.yaml")
+	d.removeManifest("oom.yaml")
+	d.waitGone("limits", 30*time.Second)
+	d.waitGone("oom", 30*time.Second)
+	d.eventually(15*time.Second, "nothing left", func() (bool, string) {
+		left := d.leftovers(ips...)
+		return len(left) == 0, strings.Join(left, "\n")
+	})
+}
