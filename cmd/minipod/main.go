@@ -150,6 +150,7 @@ func run(ctx context.Context, o *options, log *slog.Logger) error {
 		NetNSDir:   o.netnsDir,
 		PauseImage: o.pauseImage,
 		CgroupRoot: "/" + o.namespace,
+		SeccompDir: filepath.Join(o.stateDir, "seccomp"),
 		NodeName:   hostname,
 		HostIP:     hostIP(),
 		ResolvConf: sandbox.HostResolvConf(),

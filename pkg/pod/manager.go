@@ -55,6 +55,7 @@ type Config struct {
 	NetNSDir   string
 	PauseImage string
 	CgroupRoot string // pods' cgroups are CgroupRoot/pod<uid>/<container>
+	SeccompDir string // Localhost seccomp profiles
 	NodeName   string
 	HostIP     string
 	ResolvConf []byte
@@ -304,11 +305,14 @@ func (w *worker) adoptState(ctx context.Context, f found) *podState {
 			sandboxCreated = c.CreatedAt
 		}
 	}
-	if st, err := cfg.Runtime.Task(ctx, s.rec.SandboxID, nil); err == nil && st.Running && sandbox.NetNSAlive(s.rec.NetNS) {
+	if st, err := cfg.Runtime.Task(ctx, s.rec.SandboxID, nil); err == nil && st.Running && (s.rec.HostNetwork || sandbox.NetNSAlive(s.rec.NetNS)) {
 		s.sandboxOK = true
 		s.pausePID = st.Pid
 		s.startTime = sandboxCreated
 		s.ips = cfg.Network.CachedIPs(w.attachment(s))
+		if s.rec.HostNetwork {
+			s.ips = []string{cfg.HostIP}
+		}
 		s.files = sandbox.Files{
 			Hosts:      filepath.Join(s.dir, "hosts"),
 			Hostname:   filepath.Join(s.dir, "hostname"),

@@ -74,12 +74,13 @@ type podState struct {
 // sandboxRecord is written to disk before anything of the sandbox exists, so that teardown
 // after a crash at any point knows what to delete.
 type sandboxRecord struct {
-	UID       string `json:"uid"`
-	Namespace string `json:"namespace"`
-	Name      string `json:"name"`
-	SandboxID string `json:"sandboxID"`
-	NetNS     string `json:"netns"`
-	Grace     int64  `json:"graceSeconds"` // terminationGracePeriodSeconds, for teardown without the manifest
+	UID         string `json:"uid"`
+	Namespace   string `json:"namespace"`
+	Name        string `json:"name"`
+	SandboxID   string `json:"sandboxID"`
+	NetNS       string `json:"netns"`
+	Grace       int64  `json:"graceSeconds"`          // terminationGracePeriodSeconds, for teardown without the manifest
+	HostNetwork bool   `json:"hostNetwork,omitempty"` // no netns and no CNI to undo
 }
 
 // ctrState is one container of the pod across its attempts.
@@ -308,6 +309,7 @@ func (w *worker) newState(p *corev1.Pod) *podState {
 	if g := p.Spec.TerminationGracePeriodSeconds; g != nil {
 		s.rec.Grace = *g
 	}
+	s.rec.HostNetwork = p.Spec.HostNetwork
 	for i := range p.Spec.InitContainers {
 		s.inits = append(s.inits, &ctrState{spec: &p.Spec.InitContainers[i], init: true})
 	}
@@ -358,29 +360,40 @@ func (w *worker) createSandbox(ctx context.Context, s *podState) (err error) {
 			_ = w.removeSandbox(context.WithoutCancel(ctx), s.rec)
 		}
 	}()
-	if _, err := sandbox.NewNetNS(filepath.Dir(s.rec.NetNS), filepath.Base(s.rec.NetNS)); err != nil {
-		return err
+	hostNet := s.pod.Spec.HostNetwork
+	// CNI ADD runs while the pause container is created and started: neither needs the other,
+	// only the network namespace, which exists first.
+	type cniResult struct {
+		ips []string
+		err error
 	}
-	ips, err := cfg.Network.Setup(ctx, w.attachment(s))
-	if err != nil {
-		return err
+	cniDone := make(chan cniResult, 1)
+	if hostNet {
+		cniDone <- cniResult{ips: []string{cfg.HostIP}}
+	} else {
+		if _, err := sandbox.NewNetNS(filepath.Dir(s.rec.NetNS), filepath.Base(s.rec.NetNS)); err != nil {
+			return err
+		}
+		go func() {
+			ips, err := cfg.Network.Setup(ctx, w.attachment(s))
+			cniDone <- cniResult{ips, err}
+		}()
 	}
-	s.ips = ips
+	// Whatever happens below, the CNI call must be over before this function returns, so that
+	// a rollback's DEL never races the ADD.
+	var cni *cniResult
+	waitCNI := func() cniResult {
+		if cni == nil {
+			r := <-cniDone
+			cni = &r
+		}
+		return *cni
+	}
+	defer waitCNI()
+
 	hostname := s.pod.Name
 	if s.pod.Spec.Hostname != "" {
 		hostname = s.pod.Spec.Hostname
-	}
-	var aliases []sandbox.HostAlias
-	for _, a := range s.pod.Spec.HostAliases {
-		aliases = append(aliases, sandbox.HostAlias{IP: a.IP, Hostnames: a.Hostnames})
-	}
-	podIP := ""
-	if len(ips) > 0 {
-		podIP = ips[0]
-	}
-	s.files, err = sandbox.WriteFiles(s.dir, hostname, podIP, aliases, cfg.ResolvConf)
-	if err != nil {
-		return err
 	}
 	img, err := cfg.Runtime.GetImage(ctx, cfg.PauseImage)
 	if err != nil {
@@ -395,11 +408,29 @@ func (w *worker) createSandbox(ctx context.Context, s *podState) (err error) {
 		Hostname:     hostname,
 		NetNS:        s.rec.NetNS,
 		CgroupParent: w.cgroupParent(s),
+		Namespaces:   podNamespaces(s.pod),
 	})
 	if err != nil {
 		return err
 	}
 	pid, exitCh, err := cfg.Runtime.Start(ctx, s.rec.SandboxID, nil)
+	if err != nil {
+		return err
+	}
+	r := waitCNI()
+	if r.err != nil {
+		return r.err
+	}
+	s.ips = r.ips
+	var aliases []sandbox.HostAlias
+	for _, a := range s.pod.Spec.HostAliases {
+		aliases = append(aliases, sandbox.HostAlias{IP: a.IP, Hostnames: a.Hostnames})
+	}
+	podIP := ""
+	if len(s.ips) > 0 {
+		podIP = s.ips[0]
+	}
+	s.files, err = sandbox.WriteFiles(s.dir, hostname, podIP, aliases, cfg.ResolvConf)
 	if err != nil {
 		return err
 	}
@@ -453,6 +484,9 @@ func (w *worker) removeSandbox(ctx context.Context, rec sandboxRecord) error {
 	var errs []error
 	if err := cfg.Runtime.Remove(ctx, rec.SandboxID); err != nil {
 		errs = append(errs, err)
+	}
+	if rec.HostNetwork {
+		return errors.Join(errs...)
 	}
 	a := sandbox.Attachment{ID: rec.SandboxID, NetNS: rec.NetNS, Namespace: rec.Namespace, Name: rec.Name, UID: rec.UID}
 	if !sandbox.NetNSAlive(rec.NetNS) {
@@ -630,6 +664,11 @@ func (w *worker) startContainer(ctx context.Context, s *podState, c *ctrState) {
 		fail("CreateContainerConfigError", errors.New("no command specified"), true)
 		return
 	}
+	sec, err := Security(s.pod, c.spec, img.Config.User, cfg.SeccompDir)
+	if err != nil {
+		fail("CreateContainerConfigError", err, true)
+		return
+	}
 	id := w.containerID(s, c, attempt)
 	logPath := w.logPath(s.pod, c.spec.Name, attempt)
 	cwd := c.spec.WorkingDir
@@ -643,7 +682,11 @@ func (w *worker) startContainer(ctx context.Context, s *podState, c *ctrState) {
 	if img.Config.StopSignal != "" {
 		labels[runtime.LabelStopSignal] = img.Config.StopSignal
 	}
-	mounts := podMounts(s.files)
+	var mounts []specs.Mount
+	if !s.pod.Spec.HostNetwork {
+		// Host-network pods see the host's own files, as on a kubelet.
+		mounts = podMounts(s.files)
+	}
 	if c.spec.TerminationMessagePath != "" {
 		// The container writes its termination message into a host file, read after it exits.
 		termLog := w.termLogPath(s, c.spec.Name, attempt)
@@ -671,6 +714,8 @@ func (w *worker) startContainer(ctx context.Context, s *podState, c *ctrState) {
 		Mounts:       mounts,
 		CgroupParent: w.cgroupParent(s),
 		Resources:    Resources(c.spec.Resources),
+		Security:     sec,
+		Namespaces:   podNamespaces(s.pod),
 		TTY:          c.spec.TTY,
 		LogPath:      logPath,
 	})
@@ -730,6 +775,11 @@ func (w *worker) closeLog(c *ctrState) {
 		c.log.Close()
 		c.log = nil
 	}
+}
+
+func podNamespaces(p *corev1.Pod) runtime.Namespaces {
+	share := p.Spec.ShareProcessNamespace != nil && *p.Spec.ShareProcessNamespace
+	return runtime.Namespaces{HostNetwork: p.Spec.HostNetwork, HostPID: p.Spec.HostPID, HostIPC: p.Spec.HostIPC, SharePID: share}
 }
 
 func (w *worker) cgroupParent(s *podState) string { return w.cgroupParentOf(s.rec.UID) }

@@ -176,6 +176,8 @@ type ContainerConfig struct {
 	// CgroupParent is the pod's cgroup; the container's is CgroupParent/ID.
 	CgroupParent string
 	Resources    Resources
+	Security     Security
+	Namespaces   Namespaces
 }
 
 // Resources are a container's cgroup limits; zero values mean unlimited or the default.
@@ -202,21 +204,28 @@ func (r *Runtime) CreateContainer(ctx context.Context, cfg ContainerConfig) erro
 		oci.WithDefaultUnixDevices,
 		oci.WithProcessArgs(cfg.Args...),
 		oci.WithEnv(cfg.Env),
-		oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: cfg.NetNS}),
 		// Containers see their own cgroup read-only, as under the CRI.
 		oci.WithMounts([]specs.Mount{{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: []string{"nosuid", "noexec", "nodev", "relatime", "ro"}}}),
 		oci.WithMounts(cfg.Mounts),
 	}
+	opts = append(opts, namespaceOpts(cfg)...)
 	if cfg.Cwd != "" {
 		opts = append(opts, oci.WithProcessCwd(cfg.Cwd))
 	}
 	if cfg.JoinPID != 0 {
-		for _, t := range []specs.LinuxNamespaceType{specs.IPCNamespace, specs.UTSNamespace} {
+		joins := []specs.LinuxNamespaceType{specs.UTSNamespace}
+		if !cfg.Namespaces.HostIPC {
+			joins = append(joins, specs.IPCNamespace)
+		}
+		for _, t := range joins {
 			opts = append(opts, oci.WithLinuxNamespace(specs.LinuxNamespace{
 				Type: t,
 				Path: fmt.Sprintf("/proc/%d/ns/%s", cfg.JoinPID, nsFile(t)),
 			}))
 		}
+	} else if cfg.Namespaces.HostNetwork {
+		// A host-network pod has the host's name, as on a kubelet.
+		opts = append(opts, oci.WithHostNamespace(specs.UTSNamespace))
 	} else if cfg.Hostname != "" {
 		opts = append(opts, oci.WithHostname(cfg.Hostname))
 	}
@@ -226,6 +235,7 @@ func (r *Runtime) CreateContainer(ctx context.Context, cfg ContainerConfig) erro
 	if cfg.TTY {
 		opts = append(opts, oci.WithTTY)
 	}
+	opts = append(opts, securityOpts(cfg.Security)...)
 	if cfg.CgroupParent != "" {
 		opts = append(opts, oci.WithCgroup(path.Join(cfg.CgroupParent, cfg.ID)))
 	}

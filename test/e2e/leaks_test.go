@@ -77,7 +77,7 @@ func (d *daemon) leftovers(podIPs ...string) []string {
 		}
 		for _, line := range strings.Split(string(out), "\n") {
 			for _, ip := range podIPs {
-				if ip != "" && strings.Contains(line, ip+"/") {
+				if ip != "" && (strings.Contains(line, ip+"/") || strings.Contains(line, ip+":")) {
 					left = append(left, "iptables rule "+line)
 				}
 			}

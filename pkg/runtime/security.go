@@ -1,0 +1,175 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/containerd/containerd/v2/contrib/seccomp"
+	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/containerd/v2/pkg/cap"
+	"github.com/containerd/containerd/v2/pkg/oci"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Security is a container's security settings, already resolved from the pod's and the
+// container's securityContext.
+type Security struct {
+	UID, GID           *int64 // nil: the image's user
+	SupplementalGroups []int64
+	Privileged         bool
+	CapAdd, CapDrop    []string // "ALL" allowed; names with or without CAP_
+	ReadOnlyRootfs     bool
+	NoNewPrivileges    bool
+	Sysctls            map[string]string
+	// Seccomp is "" or "Unconfined" (none, the Kubernetes default), "RuntimeDefault", or the
+	// path of a Localhost profile.
+	Seccomp string
+}
+
+// Namespaces says which host or pod namespaces a container shares.
+type Namespaces struct {
+	HostNetwork, HostPID, HostIPC bool
+	// SharePID joins the pause process's PID namespace (shareProcessNamespace).
+	SharePID bool
+}
+
+func securityOpts(sec Security) []oci.SpecOpts {
+	var opts []oci.SpecOpts
+	if sec.Privileged {
+		opts = append(opts, oci.WithPrivileged, oci.WithAllDevicesAllowed, oci.WithHostDevices)
+	}
+	if sec.UID != nil || sec.GID != nil {
+		opts = append(opts, withIDs(sec.UID, sec.GID))
+	}
+	if len(sec.SupplementalGroups) > 0 {
+		opts = append(opts, withExtraGroups(sec.SupplementalGroups))
+	}
+	if len(sec.CapAdd) > 0 || len(sec.CapDrop) > 0 {
+		opts = append(opts, withCaps(sec.CapAdd, sec.CapDrop))
+	}
+	if sec.ReadOnlyRootfs {
+		opts = append(opts, oci.WithRootFSReadonly())
+	}
+	if len(sec.Sysctls) > 0 {
+		opts = append(opts, func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+			if s.Linux.Sysctl == nil {
+				s.Linux.Sysctl = map[string]string{}
+			}
+			for k, v := range sec.Sysctls {
+				s.Linux.Sysctl[k] = v
+			}
+			return nil
+		})
+	}
+	// The OCI default sets no_new_privs; Kubernetes leaves it off unless
+	// allowPrivilegeEscalation is false.
+	opts = append(opts, func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+		s.Process.NoNewPrivileges = sec.NoNewPrivileges && !sec.Privileged
+		return nil
+	})
+	switch {
+	case sec.Privileged || sec.Seccomp == "" || sec.Seccomp == "Unconfined":
+	case sec.Seccomp == "RuntimeDefault":
+		opts = append(opts, seccomp.WithDefaultProfile())
+	default:
+		opts = append(opts, withSeccompFile(sec.Seccomp))
+	}
+	return opts
+}
+
+func withIDs(uid, gid *int64) oci.SpecOpts {
+	return func(ctx context.Context, client oci.Client, c *containers.Container, s *oci.Spec) error {
+		if uid != nil {
+			// WithUserID also takes the user's primary group from the image's /etc/passwd.
+			if err := oci.WithUserID(uint32(*uid))(ctx, client, c, s); err != nil {
+				return err
+			}
+		}
+		if gid != nil {
+			s.Process.User.GID = uint32(*gid)
+		}
+		return nil
+	}
+}
+
+func withExtraGroups(groups []int64) oci.SpecOpts {
+	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+		for _, g := range groups {
+			s.Process.User.AdditionalGids = append(s.Process.User.AdditionalGids, uint32(g))
+		}
+		return nil
+	}
+}
+
+func normCap(c string) string {
+	c = strings.ToUpper(c)
+	if c != "ALL" && !strings.HasPrefix(c, "CAP_") {
+		c = "CAP_" + c
+	}
+	return c
+}
+
+// withCaps applies Kubernetes' capabilities rule to the default set: drop first, then add;
+// "ALL" stands for every capability the kernel knows.
+func withCaps(add, drop []string) oci.SpecOpts {
+	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+		set := map[string]bool{}
+		if s.Process.Capabilities != nil {
+			for _, c := range s.Process.Capabilities.Bounding {
+				set[c] = true
+			}
+		}
+		for _, c := range drop {
+			if c = normCap(c); c == "CAP_ALL" || c == "ALL" {
+				set = map[string]bool{}
+			} else {
+				delete(set, c)
+			}
+		}
+		for _, c := range add {
+			if c = normCap(c); c == "CAP_ALL" || c == "ALL" {
+				for _, k := range cap.Known() {
+					set[k] = true
+				}
+			} else {
+				set[c] = true
+			}
+		}
+		var caps []string
+		for c := range set {
+			caps = append(caps, c)
+		}
+		s.Process.Capabilities = &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps}
+		return nil
+	}
+}
+
+func withSeccompFile(path string) oci.SpecOpts {
+	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("seccomp profile: %w", err)
+		}
+		return seccomp.WithProfile(string(data))(context.Background(), nil, nil, s)
+	}
+}
+
+func namespaceOpts(cfg ContainerConfig) []oci.SpecOpts {
+	var opts []oci.SpecOpts
+	if cfg.Namespaces.HostNetwork {
+		opts = append(opts, oci.WithHostNamespace(specs.NetworkNamespace), oci.WithHostHostsFile, oci.WithHostResolvconf)
+	} else {
+		opts = append(opts, oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: cfg.NetNS}))
+	}
+	if cfg.Namespaces.HostPID {
+		opts = append(opts, oci.WithHostNamespace(specs.PIDNamespace))
+	} else if cfg.Namespaces.SharePID && cfg.JoinPID != 0 {
+		opts = append(opts, oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.PIDNamespace, Path: fmt.Sprintf("/proc/%d/ns/pid", cfg.JoinPID)}))
+	}
+	if cfg.Namespaces.HostIPC {
+		opts = append(opts, oci.WithHostNamespace(specs.IPCNamespace))
+	}
+	return opts
+}

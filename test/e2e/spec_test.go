@@ -1,0 +1,122 @@
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// securityContext, hostNetwork, shareProcessNamespace and hostPort mean what they mean on a
+// kubelet.
+func TestSecurityAndNamespaces(t *testing.T) {
+	d := newDaemon(t)
+	d.start()
+	d.writeManifest("sec.yaml", `apiVersion: v1
+kind: Pod
+metadata: {name: sec}
+spec:
+  terminationGracePeriodSeconds: 1
+  shareProcessNamespace: true
+  securityContext:
+    runAsUser: 1000
+    runAsGroup: 3000
+    supplementalGroups: [4000]
+  containers:
+  - name: c
+    image: minipod.local/busybox:1.35
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
+    securityContext:
+      readOnlyRootFilesystem: true
+      allowPrivilegeEscalation: false
+      capabilities: {drop: [ALL], add: [NET_BIND_SERVICE]}
+  - name: web
+    image: minipod.local/busybox:1.35
+    command: ["httpd", "-f", "-p", "8080", "-h", "/"]
+    ports:
+    - {containerPort: 8080, hostPort: 18080}
+`)
+	d.writeManifest("nonroot.yaml", `apiVersion: v1
+kind: Pod
+metadata: {name: nonroot}
+spec:
+  securityContext: {runAsNonRoot: true}
+  containers:
+  - {name: c, image: minipod.local/busybox:1.35, command: ["true"]}
+`)
+	d.writeManifest("hostnet.yaml", `apiVersion: v1
+kind: Pod
+metadata: {name: hostnet}
+spec:
+  hostNetwork: true
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: minipod.local/busybox:1.35
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
+`)
+	d.waitRunning("sec", 60*time.Second)
+	d.waitRunning("hostnet", 60*time.Second)
+
+	out, _, _ := d.ctl("exec", "sec", "-c", "c", "--", "id")
+	if !strings.Contains(out, "uid=1000") || !strings.Contains(out, "gid=3000") || !strings.Contains(out, "4000") {
+		t.Errorf("id = %q, want uid 1000, gid 3000, group 4000", out)
+	}
+	if _, _, code := d.ctl("exec", "sec", "-c", "c", "--", "touch", "/x"); code == 0 {
+		t.Errorf("the root filesystem is writable despite readOnlyRootFilesystem")
+	}
+	out, _, _ = d.ctl("exec", "sec", "-c", "c", "--", "grep", "-E", "^(CapBnd|NoNewPrivs)", "/proc/self/status")
+	if !strings.Contains(out, "CapBnd:\t0000000000000400") || !strings.Contains(out, "NoNewPrivs:\t1") {
+		t.Errorf("capabilities / no_new_privs:\n%s", out)
+	}
+	// shareProcessNamespace: the pause process is PID 1 and the other container's processes show.
+	out, _, _ = d.ctl("exec", "sec", "-c", "c", "--", "ps", "-o", "pid,comm")
+	if !strings.Contains(out, "    1 pause") || !strings.Contains(out, "httpd") {
+		t.Errorf("shared PID namespace: ps shows:\n%s", out)
+	}
+	// runAsNonRoot with a root image is refused with a clear reason.
+	d.eventually(30*time.Second, "nonroot refused", func() (bool, string) {
+		p := d.pod("nonroot")
+		if p == nil || len(p.Status.ContainerStatuses) == 0 {
+			return false, "not listed"
+		}
+		w := p.Status.ContainerStatuses[0].State.Waiting
+		return w != nil && w.Reason == "CreateContainerConfigError" && strings.Contains(w.Message, "runAsNonRoot"), fmt.Sprintf("%+v", p.Status.ContainerStatuses[0].State)
+	})
+	// hostNetwork: the host's name and the host's address.
+	host, _ := os.Hostname()
+	out, _, _ = d.ctl("exec", "hostnet", "--", "hostname")
+	if strings.TrimSpace(out) != host {
+		t.Errorf("hostNetwork hostname = %q, want %q", out, host)
+	}
+	if p := d.pod("hostnet"); p.Status.PodIP != p.Status.HostIP || p.Status.PodIP == "" {
+		t.Errorf("hostNetwork podIP %q hostIP %q", p.Status.PodIP, p.Status.HostIP)
+	}
+	// hostPort: the pod's port is reachable on the host. The test connects to 127.0.0.1 only, so
+	// that no traffic goes to any other address of this machine.
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://127.0.0.1:18080/etc/hostname")
+	if err != nil {
+		t.Errorf("hostPort 18080 on 127.0.0.1: %v", err)
+	} else {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.TrimSpace(string(body)) != "sec" {
+			t.Errorf("hostPort 18080 on 127.0.0.1: body %q", body)
+		}
+	}
+
+	ips := []string{d.pod("sec").Status.PodIP, d.pod("nonroot").Status.PodIP}
+	for _, n := range []string{"sec", "nonroot", "hostnet"} {
+		d.removeManifest(n + ".yaml")
+	}
+	for _, n := range []string{"sec", "nonroot", "hostnet"} {
+		d.waitGone(n, 30*time.Second)
+	}
+	d.eventually(15*time.Second, "nothing left", func() (bool, string) {
+		left := d.leftovers(ips...)
+		return len(left) == 0, strings.Join(left, "\n")
+	})
+}
