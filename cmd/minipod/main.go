@@ -51,6 +51,7 @@ type options struct {
 	backoffMax   time.Duration
 	resync       time.Duration
 	logLevel     string
+	authFile     string
 	printVersion bool
 }
 
@@ -75,6 +76,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.DurationVar(&o.backoffMax, "backoff-max", pod.DefaultBackoff.Max, "maximum crash-loop restart delay")
 	fs.DurationVar(&o.resync, "resync", 20*time.Second, "period of the full manifest re-list")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.authFile, "auth-file", "/etc/minipod/auth.json", "registry credentials (Docker config format); $HOME/.docker/config.json is read when it is missing")
 	fs.BoolVar(&o.printVersion, "version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -143,19 +145,20 @@ func run(ctx context.Context, o *options, log *slog.Logger) error {
 
 	hostname, _ := os.Hostname()
 	mgr := pod.NewManager(pod.Config{
-		Runtime:    rt,
-		Network:    network,
-		StateDir:   o.stateDir,
-		LogDir:     o.logDir,
-		NetNSDir:   o.netnsDir,
-		PauseImage: o.pauseImage,
-		CgroupRoot: "/" + o.namespace,
-		SeccompDir: filepath.Join(o.stateDir, "seccomp"),
-		NodeName:   hostname,
-		HostIP:     hostIP(),
-		ResolvConf: sandbox.HostResolvConf(),
-		Backoff:    pod.Backoff{Initial: o.backoffInit, Max: o.backoffMax},
-		Log:        log,
+		Runtime:     rt,
+		Network:     network,
+		StateDir:    o.stateDir,
+		LogDir:      o.logDir,
+		NetNSDir:    o.netnsDir,
+		PauseImage:  o.pauseImage,
+		CgroupRoot:  "/" + o.namespace,
+		SeccompDir:  filepath.Join(o.stateDir, "seccomp"),
+		NodeName:    hostname,
+		HostIP:      hostIP(),
+		ResolvConf:  sandbox.HostResolvConf(),
+		Backoff:     pod.Backoff{Initial: o.backoffInit, Max: o.backoffMax},
+		Credentials: registryCredentials(o.authFile, log),
+		Log:         log,
 	})
 	view := status.NewView(mgr.List)
 	src := source.New(source.Config{Dir: o.manifestDir, Resync: o.resync, Log: log})
@@ -190,6 +193,26 @@ func run(ctx context.Context, o *options, log *slog.Logger) error {
 	cancel()
 	log.Info("minipod stopping; pods keep running")
 	return err
+}
+
+// registryCredentials reads the auth file at every pull, so that credentials can change
+// without a restart of the daemon.
+func registryCredentials(path string, log *slog.Logger) runtime.Credentials {
+	paths := []string{path}
+	if home, err := os.UserHomeDir(); err == nil {
+		paths = append(paths, filepath.Join(home, ".docker", "config.json"))
+	}
+	return func(host string) (string, string, bool) {
+		creds, err := runtime.AuthFile(paths...)
+		if err != nil {
+			log.Warn("registry credentials unreadable", "err", err)
+			return "", "", false
+		}
+		if creds == nil {
+			return "", "", false
+		}
+		return creds(host)
+	}
 }
 
 // connect waits for containerd, retrying with backoff: at boot minipod may start first.

@@ -2,12 +2,34 @@ package pod
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/minipod/minipod/pkg/probe"
 )
 
-// runNetHook runs an httpGet or tcpSocket lifecycle handler.
-func (w *worker) runNetHook(ctx context.Context, h *corev1.LifecycleHandler) error {
-	return fmt.Errorf("this lifecycle handler is not supported yet")
+// runNetHook runs an httpGet or tcpSocket lifecycle handler with the prober's client: the same
+// request a probe would make, towards the pod IP, bounded by ctx.
+func (w *worker) runNetHook(ctx context.Context, h *corev1.LifecycleHandler, c *corev1.Container) error {
+	if h.HTTPGet == nil && h.TCPSocket == nil {
+		return errors.New("lifecycle handler has no action")
+	}
+	p := &corev1.Probe{
+		ProbeHandler:   corev1.ProbeHandler{HTTPGet: h.HTTPGet, TCPSocket: h.TCPSocket},
+		TimeoutSeconds: hookNetTimeoutSeconds,
+	}
+	podIP := ""
+	if w.cur != nil && len(w.cur.ips) > 0 {
+		podIP = w.cur.ips[0]
+	}
+	r, msg := probe.Do(ctx, p, podIP, c, nil)
+	if r != probe.Success {
+		return fmt.Errorf("%s", msg)
+	}
+	return nil
 }
+
+// hookNetTimeoutSeconds bounds one httpGet or tcpSocket hook call.
+const hookNetTimeoutSeconds = 30

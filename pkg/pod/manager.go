@@ -22,6 +22,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/minipod/minipod/pkg/logs"
+	"github.com/minipod/minipod/pkg/probe"
 	"github.com/minipod/minipod/pkg/runtime"
 	"github.com/minipod/minipod/pkg/sandbox"
 )
@@ -29,6 +30,7 @@ import (
 // Runtime is what workers need from containerd.
 type Runtime interface {
 	GetImage(ctx context.Context, ref string) (runtime.Image, error)
+	Pull(ctx context.Context, ref string, creds runtime.Credentials) (runtime.Image, error)
 	CreateContainer(ctx context.Context, cfg runtime.ContainerConfig) error
 	Start(ctx context.Context, id string, stdio *runtime.Stdio) (uint32, <-chan runtime.Exit, error)
 	Task(ctx context.Context, id string, stdio *runtime.Stdio) (runtime.TaskState, error)
@@ -56,10 +58,12 @@ type Config struct {
 	PauseImage string
 	CgroupRoot string // pods' cgroups are CgroupRoot/pod<uid>/<container>
 	SeccompDir string // Localhost seccomp profiles
-	NodeName   string
-	HostIP     string
-	ResolvConf []byte
-	Backoff    Backoff
+	// Credentials for registries; nil means anonymous pulls.
+	Credentials runtime.Credentials
+	NodeName    string
+	HostIP      string
+	ResolvConf  []byte
+	Backoff     Backoff
 	// LogRotation limits each container attempt's log; zero means logs.DefaultRotation.
 	LogRotation logs.Rotation
 	Log         *slog.Logger
@@ -76,6 +80,9 @@ type Manager struct {
 	// their part when they start. Guarded by foundMu.
 	foundMu sync.Mutex
 	found   map[string][]found
+
+	pulls  pulls
+	probes *probe.Manager
 
 	// oomed holds the IDs of containers the OOM killer hit, until their exit is handled.
 	oomed sync.Map
@@ -98,7 +105,7 @@ func NewManager(cfg Config) *Manager {
 	if cfg.Backoff == (Backoff{}) {
 		cfg.Backoff = DefaultBackoff
 	}
-	return &Manager{cfg: cfg, log: cfg.Log, updates: make(chan []*corev1.Pod, 1)}
+	return &Manager{cfg: cfg, log: cfg.Log, updates: make(chan []*corev1.Pod, 1), probes: probe.NewManager(probe.DefaultConcurrency)}
 }
 
 // Update hands the manager the complete desired set; an older pending set is dropped. It never
@@ -126,6 +133,7 @@ func (m *Manager) Run(ctx context.Context) error {
 		return err
 	}
 	go m.cfg.Runtime.WatchOOM(ctx, func(id string) { m.oomed.Store(id, true) })
+	go m.probes.Run(ctx)
 	type entry struct {
 		w   *worker
 		uid string
@@ -356,6 +364,7 @@ func (w *worker) adoptState(ctx context.Context, f found) *podState {
 		case err == nil && st.Running:
 			c.running = true
 			w.watch(ctx, rc.ID, st.Wait)
+			w.startProbes(ctx, s, c)
 		case err == nil && st.Exists:
 			c.exited, c.exit = true, st.Exit
 			c.message = w.terminationMessage(s, c)

@@ -171,8 +171,8 @@ func (w *worker) containerStatus(c *ctrState, init bool) corev1.ContainerStatus 
 	switch {
 	case c.running:
 		cs.State.Running = &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(c.started)}
-		started = true
-		cs.Ready = !init
+		started = c.startedOK
+		cs.Ready = !init && c.ready && c.startedOK
 	case c.exited:
 		t := terminatedState(c)
 		restarts := ShouldRestart(policy, t.ExitCode) && !(init && t.ExitCode == 0)

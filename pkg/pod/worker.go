@@ -21,6 +21,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/minipod/minipod/pkg/logs"
+	"github.com/minipod/minipod/pkg/probe"
 	"github.com/minipod/minipod/pkg/runtime"
 	"github.com/minipod/minipod/pkg/sandbox"
 )
@@ -42,6 +43,7 @@ type worker struct {
 	log     *slog.Logger
 	updates chan *corev1.Pod // nil pod: the file is gone
 	exits   chan exitEvent
+	probed  chan probeEvent
 
 	desired *corev1.Pod
 	cur     *podState
@@ -96,9 +98,14 @@ type ctrState struct {
 	imageID string
 	logPath string
 
-	log     *logs.File
-	message string // termination message of the exited attempt
-	hookErr string // why a postStart hook killed the current attempt
+	log        *logs.File
+	ready      bool          // readiness probe verdict (true without a readiness probe)
+	startedOK  bool          // startup probe passed (true without a startup probe)
+	killing    bool          // being killed after a failed liveness or startup probe
+	pullDelay  time.Duration // image pull backoff
+	stopSignal string
+	message    string // termination message of the exited attempt
+	hookErr    string // why a postStart hook killed the current attempt
 
 	last         *corev1.ContainerStateTerminated
 	delay        time.Duration // crash backoff delay to apply to the next restart
@@ -115,6 +122,7 @@ func newWorker(m *Manager, key string) *worker {
 		log:     m.log.With("pod", key),
 		updates: make(chan *corev1.Pod, 1),
 		exits:   make(chan exitEvent, 16),
+		probed:  make(chan probeEvent, 16),
 	}
 }
 
@@ -165,6 +173,8 @@ func (w *worker) run(ctx context.Context) {
 			w.desired = p
 		case e := <-w.exits:
 			w.handleExit(e)
+		case e := <-w.probed:
+			w.handleProbe(ctx, e)
 		case <-timer.C:
 		}
 	}
@@ -231,6 +241,7 @@ func (w *worker) handleExit(e exitEvent) {
 	c.running = false
 	c.exited = true
 	c.exit = e.exit
+	w.m.probes.Remove(c.id)
 	if _, ok := w.m.oomed.LoadAndDelete(e.id); ok {
 		c.exit.OOM = true
 	}
@@ -639,19 +650,18 @@ func (w *worker) startContainer(ctx context.Context, s *podState, c *ctrState) {
 		c.restartAt = time.Now().Add(cfg.Backoff.Initial)
 		w.log.Warn("container not started", "container", c.spec.Name, "reason", reason, "err", err)
 	}
-	img, err := cfg.Runtime.GetImage(ctx, c.spec.Image)
+	img, reason, err := w.ensureImage(ctx, c.spec)
 	if err != nil {
-		if errors.Is(err, runtime.ErrImageNotFound) {
-			if c.spec.ImagePullPolicy == corev1.PullNever {
-				fail("ErrImageNeverPull", fmt.Errorf("container image %q is not present with pull policy of Never", c.spec.Image), false)
-			} else {
-				fail("ErrImagePull", fmt.Errorf("image %q is not present and this minipod cannot pull it: import it first", c.spec.Image), false)
-			}
-			return
+		if reason == ReasonErrImagePull && (c.waitReason == ReasonErrImagePull || c.waitReason == ReasonImagePullBackOff) {
+			// The first failure says ErrImagePull; the retries wait in ImagePullBackOff.
+			reason = ReasonImagePullBackOff
 		}
-		fail("ErrImagePull", err, false)
+		fail(reason, err, false)
+		c.pullDelay = w.nextPullDelay(c.pullDelay)
+		c.restartAt = time.Now().Add(c.pullDelay)
 		return
 	}
+	c.pullDelay = 0
 	fields := podFields{pod: s.pod, podIPs: s.ips, hostIP: cfg.HostIP, nodeName: cfg.NodeName}
 	env, err := Env(c.spec, img.Config, fields)
 	if err != nil {
@@ -745,11 +755,13 @@ func (w *worker) startContainer(ctx context.Context, s *podState, c *ctrState) {
 	c.waitReason, c.waitMessage, c.permanentErr = "", "", false
 	w.watch(ctx, id, exitCh)
 	w.log.Info("container started", "container", c.spec.Name, "attempt", attempt)
+	c.stopSignal = img.Config.StopSignal
+	defer w.startProbes(ctx, s, c)
 	if h := c.spec.Lifecycle; h != nil && h.PostStart != nil {
 		// As on a kubelet, the container counts as started only after its postStart hook, and a
 		// failed hook kills it; the restart policy decides what comes next.
 		hctx, cancel := context.WithTimeout(ctx, postStartTimeout)
-		err := w.runHook(hctx, h.PostStart, id)
+		err := w.runHook(hctx, h.PostStart, id, c.spec)
 		cancel()
 		if err != nil {
 			w.log.Warn("postStart hook failed, killing container", "container", c.spec.Name, "err", err)
@@ -793,6 +805,89 @@ func (w *worker) cgroupParentOf(uid string) string {
 
 func (w *worker) fifoDir(s *podState, id string) string {
 	return filepath.Join(s.dir, "fifo", id)
+}
+
+// nextPullDelay is the image pull backoff: the crash backoff's numbers, as on a kubelet.
+func (w *worker) nextPullDelay(d time.Duration) time.Duration {
+	b := w.m.cfg.Backoff
+	if d == 0 {
+		return b.Initial
+	}
+	return min(2*d, b.Max)
+}
+
+type probeEvent struct {
+	id     string
+	kind   probe.Kind
+	result probe.Result
+	msg    string
+}
+
+// startProbes starts the container's probes; their verdicts come back to the worker's loop.
+func (w *worker) startProbes(ctx context.Context, s *podState, c *ctrState) {
+	c.ready = c.spec.ReadinessProbe == nil
+	c.startedOK = c.spec.StartupProbe == nil
+	c.killing = false
+	if !c.running || c.init || (c.spec.ReadinessProbe == nil && c.spec.LivenessProbe == nil && c.spec.StartupProbe == nil) {
+		return
+	}
+	podIP := ""
+	if len(s.ips) > 0 {
+		podIP = s.ips[0]
+	}
+	id := c.id
+	execFn := func(ctx context.Context, cmd []string) (int, []byte, error) {
+		var out bytes.Buffer
+		code, err := w.m.cfg.Runtime.Exec(ctx, id, cmd, false, nil, &out, &out)
+		return code, out.Bytes(), err
+	}
+	w.m.probes.Add(id, c.spec, podIP, c.started, execFn, func(kind probe.Kind, r probe.Result, msg string) {
+		select {
+		case w.probed <- probeEvent{id: id, kind: kind, result: r, msg: msg}:
+		case <-ctx.Done():
+		}
+	})
+}
+
+// handleProbe applies a probe verdict: readiness sets ready; a startup success lets the
+// container count as started; a liveness failure, or a startup probe that failed for good,
+// kills the container, and its restart policy decides what follows.
+func (w *worker) handleProbe(ctx context.Context, e probeEvent) {
+	if w.cur == nil {
+		return
+	}
+	c := w.cur.byID(e.id)
+	if c == nil || !c.running {
+		return
+	}
+	switch e.kind {
+	case probe.Readiness:
+		c.ready = e.result == probe.Success
+		return
+	case probe.Startup:
+		if e.result == probe.Success {
+			c.startedOK = true
+			return
+		}
+	}
+	if e.result != probe.Failure || c.killing {
+		return
+	}
+	w.log.Info("container failed its probe, killing", "container", c.spec.Name, "probe", e.kind.String(), "msg", e.msg)
+	c.killing = true
+	c.hookErr = ""
+	w.m.probes.Remove(c.id)
+	grace := time.Duration(w.cur.rec.Grace) * time.Second
+	pr := c.spec.LivenessProbe
+	if e.kind == probe.Startup {
+		pr = c.spec.StartupProbe
+	}
+	if pr != nil && pr.TerminationGracePeriodSeconds != nil {
+		grace = time.Duration(*pr.TerminationGracePeriodSeconds) * time.Second
+	}
+	target := runtime.Container{ID: c.id, Labels: map[string]string{runtime.LabelStopSignal: c.stopSignal}}
+	spec := c.spec
+	go w.stopContainer(context.WithoutCancel(ctx), target, spec, time.Now().Add(grace))
 }
 
 // postStartTimeout bounds a postStart hook, like the kubelet's handler timeout.
@@ -947,6 +1042,7 @@ func (w *worker) terminate(ctx context.Context, s *podState) {
 	}
 	wg.Wait()
 	for _, c := range s.all() {
+		w.m.probes.Remove(c.id)
 		w.closeLog(c)
 	}
 	if err := w.removeSandbox(ctx, s.rec); err != nil {
@@ -973,7 +1069,7 @@ func (w *worker) stopContainer(ctx context.Context, c runtime.Container, spec *c
 	}
 	if spec != nil && spec.Lifecycle != nil && spec.Lifecycle.PreStop != nil {
 		hctx, cancel := context.WithDeadline(ctx, deadline)
-		if err := w.runHook(hctx, spec.Lifecycle.PreStop, c.ID); err != nil {
+		if err := w.runHook(hctx, spec.Lifecycle.PreStop, c.ID, spec); err != nil {
 			w.log.Warn("preStop hook failed", "container", spec.Name, "err", err)
 		}
 		cancel()

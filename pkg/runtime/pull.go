@@ -1,0 +1,117 @@
+package runtime
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/remotes/docker"
+	"github.com/containerd/containerd/v2/core/remotes/docker/config"
+	"github.com/containerd/errdefs"
+	"github.com/distribution/reference"
+)
+
+// ErrUnauthorized says that a registry refused the credentials (or the lack of them).
+var ErrUnauthorized = errors.New("unauthorized")
+
+// Credentials finds a registry's user name and password; ok is false when there are none.
+type Credentials func(host string) (user, secret string, ok bool)
+
+// Pull fetches an image from its registry and unpacks it. Registries on localhost may answer
+// plain HTTP. The reference is normalised the Docker way ("busybox" is
+// docker.io/library/busybox:latest) and the image is stored under the name the pod used.
+func (r *Runtime) Pull(ctx context.Context, ref string, creds Credentials) (Image, error) {
+	ctx = r.ns(ctx)
+	named, err := reference.ParseDockerRef(ref)
+	if err != nil {
+		return Image{}, fmt.Errorf("parse image reference %q: %w", ref, err)
+	}
+	hosts := config.ConfigureHosts(ctx, config.HostOptions{
+		Credentials: func(host string) (string, string, error) {
+			if creds == nil {
+				return "", "", nil
+			}
+			u, p, _ := creds(host)
+			return u, p, nil
+		},
+	})
+	resolver := docker.NewResolver(docker.ResolverOptions{Hosts: hosts})
+	img, err := r.client.Pull(ctx, named.String(),
+		client.WithResolver(resolver),
+		client.WithPullUnpack,
+		client.WithPullSnapshotter(r.snapshotter),
+	)
+	if err != nil {
+		if errdefs.IsUnauthorized(err) || errdefs.IsPermissionDenied(err) || strings.Contains(err.Error(), "401 Unauthorized") {
+			return Image{}, fmt.Errorf("pull %s: %w: %v", ref, ErrUnauthorized, err)
+		}
+		if errdefs.IsNotFound(err) {
+			return Image{}, fmt.Errorf("pull %s: %w: %v", ref, ErrImageNotFound, err)
+		}
+		return Image{}, fmt.Errorf("pull %s: %w", ref, err)
+	}
+	if named.String() != ref {
+		// Keep the image findable by the reference the manifest wrote.
+		meta := img.Metadata()
+		meta.Name = ref
+		if _, err := r.client.ImageService().Create(ctx, meta); err != nil && !errdefs.IsAlreadyExists(err) {
+			return Image{}, fmt.Errorf("tag %s: %w", ref, err)
+		}
+	}
+	return r.GetImage(ctx, ref)
+}
+
+// AuthFile reads registry credentials from Docker-style auth files ({"auths": {"host":
+// {"auth": base64(user:password)}}} or username/password fields), the first file that exists
+// winning. Docker Hub's legacy key https://index.docker.io/v1/ counts for docker.io.
+func AuthFile(paths ...string) (Credentials, error) {
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read auth file: %w", err)
+		}
+		var f struct {
+			Auths map[string]struct {
+				Auth     string `json:"auth"`
+				Username string `json:"username"`
+				Password string `json:"password"`
+			} `json:"auths"`
+		}
+		if err := json.Unmarshal(data, &f); err != nil {
+			return nil, fmt.Errorf("auth file %s: %w", p, err)
+		}
+		entries := map[string][2]string{}
+		for host, a := range f.Auths {
+			user, pass := a.Username, a.Password
+			if a.Auth != "" {
+				dec, err := base64.StdEncoding.DecodeString(a.Auth)
+				if err != nil {
+					return nil, fmt.Errorf("auth file %s: entry %s: %w", p, host, err)
+				}
+				user, pass, _ = strings.Cut(string(dec), ":")
+			}
+			h := strings.TrimPrefix(strings.TrimPrefix(host, "https://"), "http://")
+			h, _, _ = strings.Cut(h, "/")
+			if h == "index.docker.io" {
+				h = "registry-1.docker.io"
+			}
+			entries[h] = [2]string{user, pass}
+		}
+		return func(host string) (string, string, bool) {
+			e, ok := entries[host]
+			if !ok && host == "docker.io" {
+				e, ok = entries["registry-1.docker.io"]
+			}
+			return e[0], e[1], ok
+		}, nil
+	}
+	return nil, nil
+}
