@@ -3,7 +3,9 @@
 # only what is missing. Needs root.
 set -euo pipefail
 
-pkgs=(containerd runc containernetworking-plugins iptables iproute2 busybox-static git make ca-certificates)
+# docker-registry and apache2-utils (htpasswd) serve the pull tests a registry on loopback.
+pkgs=(containerd runc containernetworking-plugins iptables iproute2 busybox-static git make ca-certificates
+	docker-registry apache2-utils)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -13,6 +15,10 @@ if ((${#missing[@]})); then
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends "${missing[@]}"
+	# The package starts a registry on port 5000 for everyone; the tests run their own.
+	if [[ " ${missing[*]} " == *" docker-registry "* ]] && command -v systemctl >/dev/null; then
+		systemctl disable --now docker-registry >/dev/null 2>&1 || true
+	fi
 fi
 
 # Go: minipod needs Go >= 1.26.6 (the containerd v2 client requires it). Distribution packages
