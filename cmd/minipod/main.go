@@ -20,6 +20,7 @@ import (
 
 	"github.com/coreos/go-systemd/v22/daemon"
 
+	"github.com/minipod/minipod/pkg/airgap"
 	"github.com/minipod/minipod/pkg/api"
 	"github.com/minipod/minipod/pkg/imagebuild"
 	"github.com/minipod/minipod/pkg/pod"
@@ -52,6 +53,7 @@ type options struct {
 	resync       time.Duration
 	logLevel     string
 	authFile     string
+	imageDir     string
 	printVersion bool
 }
 
@@ -76,6 +78,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.DurationVar(&o.backoffMax, "backoff-max", pod.DefaultBackoff.Max, "maximum crash-loop restart delay")
 	fs.DurationVar(&o.resync, "resync", 20*time.Second, "period of the full manifest re-list")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.imageDir, "image-import-dir", "", "directory whose image archives (OCI or docker-archive tars, optionally gzip or zstd) are imported at start and when they appear; default <state-dir>/images, \"off\" to disable")
 	fs.StringVar(&o.authFile, "auth-file", "/etc/minipod/auth.json", "registry credentials (Docker config format); $HOME/.docker/config.json is read when it is missing")
 	fs.BoolVar(&o.printVersion, "version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
@@ -160,6 +163,19 @@ func run(ctx context.Context, o *options, log *slog.Logger) error {
 		Credentials: registryCredentials(o.authFile, log),
 		Log:         log,
 	})
+	var airgapper *airgap.Watcher
+	if o.imageDir != "off" {
+		dir := o.imageDir
+		if dir == "" {
+			dir = filepath.Join(o.stateDir, "images")
+		}
+		airgapper = airgap.New(airgap.Config{
+			Dir: dir, Record: filepath.Join(o.stateDir, "images-imported.json"), Importer: rt, Log: log,
+			Imported: func([]string) { mgr.ImagesChanged() },
+		})
+		// Images present before pods start: pods that need them do not fail first.
+		airgapper.ImportAll(ctx)
+	}
 	view := status.NewView(mgr.List)
 	src := source.New(source.Config{Dir: o.manifestDir, Resync: o.resync, Log: log})
 	srv := api.NewServer(view, mgr, log)
@@ -168,6 +184,13 @@ func run(ctx context.Context, o *options, log *slog.Logger) error {
 	defer cancel()
 	errc := make(chan error, 3)
 	go func() { errc <- mgr.Run(ctx) }()
+	if airgapper != nil {
+		go func() {
+			if err := airgapper.Run(ctx); err != nil {
+				log.Error("image import dir", "err", err)
+			}
+		}()
+	}
 	go func() {
 		errc <- src.Run(ctx, func(s source.Snapshot) {
 			view.SetProblems(s.Problems)

@@ -82,6 +82,7 @@ type Manager struct {
 	found   map[string][]found
 
 	pulls  pulls
+	images chan struct{} // new images arrived
 	probes *probe.Manager
 
 	// oomed holds the IDs of containers the OOM killer hit, until their exit is handled.
@@ -105,7 +106,7 @@ func NewManager(cfg Config) *Manager {
 	if cfg.Backoff == (Backoff{}) {
 		cfg.Backoff = DefaultBackoff
 	}
-	return &Manager{cfg: cfg, log: cfg.Log, updates: make(chan []*corev1.Pod, 1), probes: probe.NewManager(probe.DefaultConcurrency)}
+	return &Manager{cfg: cfg, log: cfg.Log, updates: make(chan []*corev1.Pod, 1), images: make(chan struct{}, 1), probes: probe.NewManager(probe.DefaultConcurrency)}
 }
 
 // Update hands the manager the complete desired set; an older pending set is dropped. It never
@@ -121,6 +122,15 @@ func (m *Manager) Update(pods []*corev1.Pod) {
 			default:
 			}
 		}
+	}
+}
+
+// ImagesChanged tells the workers that new images are present, so that containers waiting
+// for an image try again now rather than after their backoff. It never blocks.
+func (m *Manager) ImagesChanged() {
+	select {
+	case m.images <- struct{}{}:
+	default:
 	}
 }
 
@@ -201,6 +211,13 @@ func (m *Manager) Run(ctx context.Context) error {
 				}
 			}
 			desired = next
+		case <-m.images:
+			for _, e := range workers {
+				select {
+				case e.w.wake <- struct{}{}:
+				default:
+				}
+			}
 		case key := <-done:
 			delete(workers, key)
 			if p := desired[key]; p != nil {

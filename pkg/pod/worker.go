@@ -44,6 +44,7 @@ type worker struct {
 	updates chan *corev1.Pod // nil pod: the file is gone
 	exits   chan exitEvent
 	probed  chan probeEvent
+	wake    chan struct{} // images arrived
 
 	desired *corev1.Pod
 	cur     *podState
@@ -123,6 +124,7 @@ func newWorker(m *Manager, key string) *worker {
 		updates: make(chan *corev1.Pod, 1),
 		exits:   make(chan exitEvent, 16),
 		probed:  make(chan probeEvent, 16),
+		wake:    make(chan struct{}, 1),
 	}
 }
 
@@ -175,6 +177,8 @@ func (w *worker) run(ctx context.Context) {
 			w.handleExit(e)
 		case e := <-w.probed:
 			w.handleProbe(ctx, e)
+		case <-w.wake:
+			w.retryImages()
 		case <-timer.C:
 		}
 	}
@@ -805,6 +809,19 @@ func (w *worker) cgroupParentOf(uid string) string {
 
 func (w *worker) fifoDir(s *podState, id string) string {
 	return filepath.Join(s.dir, "fifo", id)
+}
+
+// retryImages lets containers that wait for an image try again at once.
+func (w *worker) retryImages() {
+	if w.cur == nil {
+		return
+	}
+	for _, c := range w.cur.all() {
+		switch c.waitReason {
+		case ReasonErrImagePull, ReasonImagePullBackOff, ReasonErrImageNeverPull:
+			c.restartAt = time.Now()
+		}
+	}
 }
 
 // nextPullDelay is the image pull backoff: the crash backoff's numbers, as on a kubelet.
