@@ -54,6 +54,8 @@ type options struct {
 	logLevel     string
 	authFile     string
 	imageDir     string
+	configMapDir string
+	secretDir    string
 	printVersion bool
 }
 
@@ -79,6 +81,8 @@ func parseFlags(args []string) (*options, error) {
 	fs.DurationVar(&o.resync, "resync", 20*time.Second, "period of the full manifest re-list")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.imageDir, "image-import-dir", "", "directory whose image archives (OCI or docker-archive tars, optionally gzip or zstd) are imported at start and when they appear; default <state-dir>/images, \"off\" to disable")
+	fs.StringVar(&o.configMapDir, "configmap-dir", "/etc/minipod/configmaps", "local configMaps: NAME/KEY files, for configMap volumes, configMapKeyRef and envFrom")
+	fs.StringVar(&o.secretDir, "secret-dir", "/etc/minipod/secrets", "local secrets: NAME/KEY files (keep it root-only)")
 	fs.StringVar(&o.authFile, "auth-file", "/etc/minipod/auth.json", "registry credentials (Docker config format); $HOME/.docker/config.json is read when it is missing")
 	fs.BoolVar(&o.printVersion, "version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
@@ -148,20 +152,22 @@ func run(ctx context.Context, o *options, log *slog.Logger) error {
 
 	hostname, _ := os.Hostname()
 	mgr := pod.NewManager(pod.Config{
-		Runtime:     rt,
-		Network:     network,
-		StateDir:    o.stateDir,
-		LogDir:      o.logDir,
-		NetNSDir:    o.netnsDir,
-		PauseImage:  o.pauseImage,
-		CgroupRoot:  "/" + o.namespace,
-		SeccompDir:  filepath.Join(o.stateDir, "seccomp"),
-		NodeName:    hostname,
-		HostIP:      hostIP(),
-		ResolvConf:  sandbox.HostResolvConf(),
-		Backoff:     pod.Backoff{Initial: o.backoffInit, Max: o.backoffMax},
-		Credentials: registryCredentials(o.authFile, log),
-		Log:         log,
+		Runtime:      rt,
+		Network:      network,
+		StateDir:     o.stateDir,
+		LogDir:       o.logDir,
+		NetNSDir:     o.netnsDir,
+		PauseImage:   o.pauseImage,
+		CgroupRoot:   "/" + o.namespace,
+		SeccompDir:   filepath.Join(o.stateDir, "seccomp"),
+		ConfigMapDir: o.configMapDir,
+		SecretDir:    o.secretDir,
+		NodeName:     hostname,
+		HostIP:       hostIP(),
+		ResolvConf:   sandbox.HostResolvConf(),
+		Backoff:      pod.Backoff{Initial: o.backoffInit, Max: o.backoffMax},
+		Credentials:  registryCredentials(o.authFile, log),
+		Log:          log,
 	})
 	var airgapper *airgap.Watcher
 	if o.imageDir != "off" {

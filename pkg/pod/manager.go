@@ -58,6 +58,8 @@ type Config struct {
 	PauseImage string
 	CgroupRoot string // pods' cgroups are CgroupRoot/pod<uid>/<container>
 	SeccompDir string // Localhost seccomp profiles
+	// ConfigMapDir and SecretDir hold local configMaps and secrets as NAME/KEY files.
+	ConfigMapDir, SecretDir string
 	// Credentials for registries; nil means anonymous pulls.
 	Credentials runtime.Credentials
 	NodeName    string

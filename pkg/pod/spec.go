@@ -2,10 +2,17 @@ package pod
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
+	goruntime "runtime"
+	"sort"
+	"strconv"
 	"strings"
+	"syscall"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 )
 
 // Command merges a container's command and args with its image's entrypoint and cmd the
@@ -21,12 +28,55 @@ func Command(c *corev1.Container, img ocispec.ImageConfig) []string {
 	}
 }
 
-// podFields are the values env fieldRefs can name.
+// podFields are the values env fieldRefs can name, and where configMaps and secrets live.
 type podFields struct {
-	pod      *corev1.Pod
-	podIPs   []string
-	hostIP   string
-	nodeName string
+	pod          *corev1.Pod
+	podIPs       []string
+	hostIP       string
+	nodeName     string
+	configMapDir string // NAME/KEY files
+	secretDir    string
+}
+
+// localKey reads one key of a local configMap or secret: dir/NAME/KEY.
+func localKey(dir, kind, name, key string, optional *bool) (string, bool, error) {
+	if dir == "" || name == "" || strings.Contains(name, "/") || strings.Contains(key, "/") || name == ".." || key == ".." {
+		return "", false, fmt.Errorf("%s %q key %q: invalid reference", kind, name, key)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, name, key))
+	if err == nil {
+		return string(b), true, nil
+	}
+	if optional != nil && *optional {
+		return "", false, nil
+	}
+	if _, derr := os.Stat(filepath.Join(dir, name)); derr != nil {
+		return "", false, fmt.Errorf("%s %q not found", kind, name)
+	}
+	return "", false, fmt.Errorf("couldn't find key %s in %s %s", key, kind, name)
+}
+
+// localAll reads every key of a local configMap or secret.
+func localAll(dir, kind, name string, optional *bool) (map[string]string, error) {
+	entries, err := os.ReadDir(filepath.Join(dir, name))
+	if err != nil || name == "" || strings.Contains(name, "/") {
+		if optional != nil && *optional {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("%s %q not found", kind, name)
+	}
+	out := map[string]string{}
+	for _, e := range entries {
+		if e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, name, e.Name()))
+		if err != nil {
+			return nil, err
+		}
+		out[e.Name()] = string(b)
+	}
+	return out, nil
 }
 
 func (f podFields) value(path string) (string, error) {
@@ -80,19 +130,68 @@ func Env(c *corev1.Container, img ocispec.ImageConfig, f podFields) ([]string, e
 	// Only variables defined earlier in the container's env list take part in expansion,
 	// as on a kubelet; the image's variables do not.
 	defined := map[string]string{}
+	// envFrom comes first; env entries override it.
+	for _, src := range c.EnvFrom {
+		var kv map[string]string
+		var err error
+		switch {
+		case src.ConfigMapRef != nil:
+			kv, err = localAll(f.configMapDir, "configmap", src.ConfigMapRef.Name, src.ConfigMapRef.Optional)
+		case src.SecretRef != nil:
+			kv, err = localAll(f.secretDir, "secret", src.SecretRef.Name, src.SecretRef.Optional)
+		}
+		if err != nil {
+			return nil, err
+		}
+		keys := make([]string, 0, len(kv))
+		for k := range kv {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			defined[src.Prefix+k] = kv[k]
+			set(src.Prefix+k, kv[k])
+		}
+	}
 	for i, e := range c.Env {
 		v := e.Value
-		switch {
-		case e.ValueFrom == nil:
+		switch vf := e.ValueFrom; {
+		case vf == nil:
 			v = Expand(v, defined)
-		case e.ValueFrom.FieldRef != nil:
-			fv, err := f.value(e.ValueFrom.FieldRef.FieldPath)
+		case vf.FieldRef != nil:
+			fv, err := f.value(vf.FieldRef.FieldPath)
 			if err != nil {
-				return nil, fmt.Errorf("spec.containers[%s].env[%d].valueFrom.fieldRef: %w", c.Name, i, err)
+				return nil, fmt.Errorf("env[%d] %s: %w", i, e.Name, err)
 			}
 			v = fv
+		case vf.ResourceFieldRef != nil:
+			rv, err := resourceValue(c, f.pod, vf.ResourceFieldRef)
+			if err != nil {
+				return nil, fmt.Errorf("env[%d] %s: %w", i, e.Name, err)
+			}
+			v = rv
+		case vf.ConfigMapKeyRef != nil:
+			r := vf.ConfigMapKeyRef
+			val, ok, err := localKey(f.configMapDir, "configmap", r.Name, r.Key, r.Optional)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				continue
+			}
+			v = val
+		case vf.SecretKeyRef != nil:
+			r := vf.SecretKeyRef
+			val, ok, err := localKey(f.secretDir, "secret", r.Name, r.Key, r.Optional)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				continue
+			}
+			v = val
 		default:
-			return nil, fmt.Errorf("env %s: this valueFrom source is not supported yet", e.Name)
+			return nil, fmt.Errorf("env %s: unsupported valueFrom source", e.Name)
 		}
 		defined[e.Name] = v
 		set(e.Name, v)
@@ -102,6 +201,65 @@ func Env(c *corev1.Container, img ocispec.ImageConfig, f podFields) ([]string, e
 		out = append(out, k+"="+vals[k])
 	}
 	return out, nil
+}
+
+// resourceValue is a resourceFieldRef's value as the kubelet computes it: the container's
+// limit (or request) divided by the divisor, rounded up; an unset limit of cpu or memory is the
+// node's capacity.
+func resourceValue(c *corev1.Container, pod *corev1.Pod, ref *corev1.ResourceFieldSelector) (string, error) {
+	if ref.ContainerName != "" && ref.ContainerName != c.Name {
+		for _, other := range append(append([]corev1.Container{}, pod.Spec.InitContainers...), pod.Spec.Containers...) {
+			if other.Name == ref.ContainerName {
+				c = &other
+				break
+			}
+		}
+	}
+	kind, name, ok := strings.Cut(ref.Resource, ".")
+	if !ok || (kind != "limits" && kind != "requests") {
+		return "", fmt.Errorf("unsupported resource %q", ref.Resource)
+	}
+	list := c.Resources.Limits
+	if kind == "requests" {
+		list = c.Resources.Requests
+	}
+	q, ok := list[corev1.ResourceName(name)]
+	if !ok {
+		switch name {
+		case "cpu":
+			if kind == "requests" {
+				return "0", nil
+			}
+			q = *resource.NewQuantity(int64(goruntime.NumCPU()), resource.DecimalSI)
+		case "memory", "ephemeral-storage":
+			if kind == "requests" {
+				return "0", nil
+			}
+			q = *resource.NewQuantity(nodeMemory(), resource.BinarySI)
+		default:
+			return "", fmt.Errorf("unsupported resource %q", ref.Resource)
+		}
+	}
+	divisor := ref.Divisor
+	if divisor.IsZero() {
+		divisor = *resource.NewQuantity(1, resource.DecimalSI)
+	}
+	if name == "cpu" {
+		// Rounded up to whole divisor units, in millis as the kubelet does.
+		v := (q.MilliValue() + divisor.MilliValue() - 1) / divisor.MilliValue()
+		return strconv.FormatInt(v, 10), nil
+	}
+	v := (q.Value() + divisor.Value() - 1) / divisor.Value()
+	return strconv.FormatInt(v, 10), nil
+}
+
+// nodeMemory is the machine's memory in bytes.
+func nodeMemory() int64 {
+	var si syscall.Sysinfo_t
+	if err := syscall.Sysinfo(&si); err != nil {
+		return 0
+	}
+	return int64(si.Totalram) * int64(si.Unit)
 }
 
 // ExpandAll expands $(VAR) references in each string.

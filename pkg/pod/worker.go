@@ -666,10 +666,12 @@ func (w *worker) startContainer(ctx context.Context, s *podState, c *ctrState) {
 		return
 	}
 	c.pullDelay = 0
-	fields := podFields{pod: s.pod, podIPs: s.ips, hostIP: cfg.HostIP, nodeName: cfg.NodeName}
+	fields := podFields{pod: s.pod, podIPs: s.ips, hostIP: cfg.HostIP, nodeName: cfg.NodeName,
+		configMapDir: cfg.ConfigMapDir, secretDir: cfg.SecretDir}
 	env, err := Env(c.spec, img.Config, fields)
 	if err != nil {
-		fail("CreateContainerConfigError", err, true)
+		// The configMap or secret may appear later: try again with backoff.
+		fail("CreateContainerConfigError", err, false)
 		return
 	}
 	vars := envMap(env, c.spec)

@@ -1,0 +1,280 @@
+package volume
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+// fileData is one file of an atomic-writer volume.
+type fileData struct {
+	data []byte
+	mode os.FileMode
+}
+
+// payload maps a path relative to the volume to its file.
+type payload map[string]fileData
+
+// object is a ConfigMap or Secret read from its directory: key -> value.
+type object map[string][]byte
+
+// errNotFound is a ConfigMap or Secret whose directory does not exist.
+var errNotFound = errors.New("not found")
+
+// readObject reads dir/name: every regular file (symlinks followed) whose name is a valid key is
+// a key. Files that are not valid keys (`..data`, timestamped directories of a mounted
+// ConfigMap) are not keys and are skipped.
+func readObject(dir, name string) (object, error) {
+	if msgs := validation.IsDNS1123Subdomain(name); len(msgs) > 0 {
+		return nil, fmt.Errorf("invalid name %q: %s", name, strings.Join(msgs, "; "))
+	}
+	if dir == "" {
+		return nil, errNotFound
+	}
+	root := filepath.Join(dir, name)
+	ents, err := os.ReadDir(root)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil, errNotFound
+	case err != nil:
+		return nil, err
+	}
+	obj := object{}
+	for _, e := range ents {
+		if len(validation.IsConfigMapKey(e.Name())) > 0 {
+			continue
+		}
+		p := filepath.Join(root, e.Name())
+		fi, err := os.Stat(p)
+		if err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("reading key %q: %w", e.Name(), err)
+		}
+		obj[e.Name()] = b
+	}
+	return obj, nil
+}
+
+// objectPayload projects a ConfigMap or Secret the kubelet's way (configmap.MakePayload,
+// secret.MakePayload): every key when items is empty, else each item's key at its path with
+// its mode. A missing key is an error unless optional, in which case it is skipped.
+func objectPayload(kind, name string, obj object, items []corev1.KeyToPath, defaultMode *int32, optional bool, out payload) error {
+	dm := mode(defaultMode, 0644)
+	if len(items) == 0 {
+		for k, v := range obj {
+			out[k] = fileData{data: v, mode: dm}
+		}
+		return nil
+	}
+	for _, it := range items {
+		v, ok := obj[it.Key]
+		if !ok {
+			if optional {
+				continue
+			}
+			return fmt.Errorf("%s %q references non-existent %s key: %s", kind, name, kindKeyWord(kind), it.Key)
+		}
+		m := dm
+		if it.Mode != nil {
+			m = mode(it.Mode, 0644)
+		}
+		out[it.Path] = fileData{data: v, mode: m}
+	}
+	return nil
+}
+
+func kindKeyWord(kind string) string {
+	if kind == "secret" {
+		return "secret"
+	}
+	return "config"
+}
+
+func mode(m *int32, def os.FileMode) os.FileMode {
+	if m == nil {
+		return def
+	}
+	return os.FileMode(*m) & os.ModePerm
+}
+
+// loadObject reads a ConfigMap or Secret and builds its payload into out. A missing object is
+// an empty one when optional.
+func loadObject(kind, dir, name string, items []corev1.KeyToPath, defaultMode *int32, optional *bool, out payload) error {
+	opt := optional != nil && *optional
+	obj, err := readObject(dir, name)
+	switch {
+	case errors.Is(err, errNotFound) && opt:
+		obj = object{}
+	case errors.Is(err, errNotFound):
+		return fmt.Errorf("%s %q not found", kind, name)
+	case err != nil:
+		return fmt.Errorf("%s %q: %w", kind, name, err)
+	}
+	return objectPayload(kind, name, obj, items, defaultMode, opt, out)
+}
+
+// downwardPayload projects downwardAPI items into out.
+func downwardPayload(pod *corev1.Pod, podIP, podDir string, items []corev1.DownwardAPIVolumeFile, defaultMode *int32, out payload) error {
+	dm := mode(defaultMode, 0644)
+	for _, it := range items {
+		var v string
+		var err error
+		switch {
+		case it.FieldRef != nil:
+			v, err = fieldValue(pod, podIP, it.FieldRef.FieldPath)
+		case it.ResourceFieldRef != nil:
+			v, err = resourceValue(pod, podDir, it.ResourceFieldRef)
+		default:
+			err = fmt.Errorf("item %q has neither fieldRef nor resourceFieldRef", it.Path)
+		}
+		if err != nil {
+			return fmt.Errorf("downwardAPI %q: %w", it.Path, err)
+		}
+		m := dm
+		if it.Mode != nil {
+			m = mode(it.Mode, 0644)
+		}
+		out[it.Path] = fileData{data: []byte(v), mode: m}
+	}
+	return nil
+}
+
+// fieldValue is fieldpath.ExtractFieldPathAsString: labels and annotations as sorted
+// key="value" lines (Go-quoted values, no final newline), subscripted ones as the value.
+func fieldValue(pod *corev1.Pod, podIP, path string) (string, error) {
+	switch path {
+	case "metadata.name":
+		return pod.Name, nil
+	case "metadata.namespace":
+		return pod.Namespace, nil
+	case "metadata.uid":
+		return string(pod.UID), nil
+	case "metadata.labels":
+		return formatMap(pod.Labels), nil
+	case "metadata.annotations":
+		return formatMap(pod.Annotations), nil
+	case "spec.nodeName":
+		return pod.Spec.NodeName, nil
+	case "spec.serviceAccountName":
+		return pod.Spec.ServiceAccountName, nil
+	case "status.podIP", "status.podIPs":
+		return podIP, nil
+	}
+	for _, p := range []struct {
+		prefix string
+		m      map[string]string
+	}{{"metadata.labels['", pod.Labels}, {"metadata.annotations['", pod.Annotations}} {
+		if strings.HasPrefix(path, p.prefix) && strings.HasSuffix(path, "']") {
+			return p.m[strings.TrimSuffix(strings.TrimPrefix(path, p.prefix), "']")], nil
+		}
+	}
+	return "", fmt.Errorf("unsupported fieldRef %q", path)
+}
+
+func formatMap(m map[string]string) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		fmt.Fprintf(&b, "%s=%q", k, m[k])
+	}
+	return b.String()
+}
+
+// resourceValue is the kubelet's ExtractResourceValueByContainerNameAndNodeAllocatable: unset
+// cpu, memory and ephemeral-storage limits are the node's capacity (minipod reserves nothing),
+// and the value is divided by the divisor (default 1), rounding up.
+func resourceValue(pod *corev1.Pod, podDir string, f *corev1.ResourceFieldSelector) (string, error) {
+	var c *corev1.Container
+	for _, list := range [][]corev1.Container{pod.Spec.Containers, pod.Spec.InitContainers} {
+		for i := range list {
+			if list[i].Name == f.ContainerName {
+				c = &list[i]
+			}
+		}
+	}
+	if c == nil {
+		return "", fmt.Errorf("container %q not found", f.ContainerName)
+	}
+	divisor := resource.MustParse("1")
+	if !f.Divisor.IsZero() {
+		divisor = f.Divisor
+	}
+	kind, name, ok := strings.Cut(f.Resource, ".")
+	if !ok || (kind != "limits" && kind != "requests") {
+		return "", fmt.Errorf("unsupported container resource %q", f.Resource)
+	}
+	list := c.Resources.Requests
+	if kind == "limits" {
+		list = c.Resources.Limits
+	}
+	q, set := list[corev1.ResourceName(name)]
+	if !set && kind == "limits" {
+		if nq, ok := nodeCapacity(corev1.ResourceName(name), podDir); ok {
+			q = nq
+		}
+	}
+	ceilDiv := func(a, b int64) string {
+		if b == 0 {
+			return "0"
+		}
+		return strconv.FormatInt(int64(math.Ceil(float64(a)/float64(b))), 10)
+	}
+	switch {
+	case name == string(corev1.ResourceCPU):
+		return ceilDiv(q.MilliValue(), divisor.MilliValue()), nil
+	case name == string(corev1.ResourceMemory), name == string(corev1.ResourceEphemeralStorage),
+		strings.HasPrefix(name, corev1.ResourceHugePagesPrefix):
+		return ceilDiv(q.Value(), divisor.Value()), nil
+	}
+	return "", fmt.Errorf("unsupported container resource %q", f.Resource)
+}
+
+// nodeCapacity is what the node has of a resource, the default for an unset limit.
+func nodeCapacity(name corev1.ResourceName, podDir string) (resource.Quantity, bool) {
+	switch name {
+	case corev1.ResourceCPU:
+		return *resource.NewQuantity(int64(runtime.NumCPU()), resource.DecimalSI), true
+	case corev1.ResourceMemory:
+		var si unix.Sysinfo_t
+		if unix.Sysinfo(&si) == nil {
+			return *resource.NewQuantity(int64(si.Totalram)*int64(si.Unit), resource.BinarySI), true
+		}
+	case corev1.ResourceEphemeralStorage:
+		var st unix.Statfs_t
+		for d := podDir; d != ""; d = parentDir(d) {
+			if unix.Statfs(d, &st) == nil {
+				return *resource.NewQuantity(int64(st.Blocks)*st.Bsize, resource.BinarySI), true
+			}
+		}
+	}
+	return resource.Quantity{}, false
+}
+
+func parentDir(d string) string {
+	p := filepath.Dir(d)
+	if p == d {
+		return ""
+	}
+	return p
+}
