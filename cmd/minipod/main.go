@@ -54,6 +54,7 @@ type options struct {
 	logLevel     string
 	authFile     string
 	imageDir     string
+	insecurePerm bool
 	configMapDir string
 	secretDir    string
 	printVersion bool
@@ -83,6 +84,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.imageDir, "image-import-dir", "", "directory whose image archives (OCI or docker-archive tars, optionally gzip or zstd) are imported at start and when they appear; default <state-dir>/images, \"off\" to disable")
 	fs.StringVar(&o.configMapDir, "configmap-dir", "/etc/minipod/configmaps", "local configMaps: NAME/KEY files, for configMap volumes, configMapKeyRef and envFrom")
 	fs.StringVar(&o.secretDir, "secret-dir", "/etc/minipod/secrets", "local secrets: NAME/KEY files (keep it root-only)")
+	fs.BoolVar(&o.insecurePerm, "insecure-manifest-perms", false, "accept manifests and a manifest dir that users other than root can write")
 	fs.StringVar(&o.authFile, "auth-file", "/etc/minipod/auth.json", "registry credentials (Docker config format); $HOME/.docker/config.json is read when it is missing")
 	fs.BoolVar(&o.printVersion, "version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
@@ -183,7 +185,7 @@ func run(ctx context.Context, o *options, log *slog.Logger) error {
 		airgapper.ImportAll(ctx)
 	}
 	view := status.NewView(mgr.List)
-	src := source.New(source.Config{Dir: o.manifestDir, Resync: o.resync, Log: log})
+	src := source.New(source.Config{Dir: o.manifestDir, Resync: o.resync, Log: log, InsecurePerms: o.insecurePerm})
 	srv := api.NewServer(view, mgr, log)
 
 	ctx, cancel := context.WithCancel(ctx)

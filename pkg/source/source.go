@@ -28,6 +28,7 @@ import (
 const (
 	ReasonConflict   = "NameConflict"
 	ReasonUnreadable = "UnreadableManifest"
+	ReasonInsecure   = "InsecureManifestPermissions"
 )
 
 // Problem is a manifest file that contributes no pod, or only its last good version.
@@ -53,6 +54,9 @@ type Config struct {
 	Resync   time.Duration // full re-list period; 0 means 20 s (the kubelet's file check period)
 	Debounce time.Duration // quiet time after an event before reading; 0 means 30 ms
 	Log      *slog.Logger
+	// InsecurePerms accepts manifests (and a directory) that users other than root can write.
+	// Off by default: whoever can write a manifest can run root containers.
+	InsecurePerms bool
 }
 
 // Source produces snapshots of a manifest directory.
@@ -66,6 +70,7 @@ type fileState struct {
 	size    int64
 	modTime time.Time
 	ino     uint64
+	mode    os.FileMode
 	good    *corev1.Pod // last good version
 	err     error       // current problem, if any
 }
@@ -165,6 +170,7 @@ func (s *Source) Load() Snapshot {
 		// Keep what we had: a transient error must not delete every pod.
 		return s.snapshot()
 	}
+	dirErr := s.checkDir()
 	seen := map[string]bool{}
 	for _, e := range entries {
 		if ignored(e.Name()) {
@@ -184,6 +190,10 @@ func (s *Source) Load() Snapshot {
 			continue
 		}
 		seen[path] = true
+		if dirErr != nil {
+			s.setErr(path, dirErr)
+			continue
+		}
 		s.loadFile(path, info)
 	}
 	for path := range s.files {
@@ -207,14 +217,18 @@ func (s *Source) setErr(path string, err error) {
 func (s *Source) loadFile(path string, info os.FileInfo) {
 	f := s.files[path]
 	ino := inode(info)
-	if f != nil && f.size == info.Size() && f.modTime.Equal(info.ModTime()) && f.ino == ino {
+	if f != nil && f.size == info.Size() && f.modTime.Equal(info.ModTime()) && f.ino == ino && f.mode == info.Mode() {
 		return
 	}
 	if f == nil {
 		f = &fileState{}
 		s.files[path] = f
 	}
-	f.size, f.modTime, f.ino = info.Size(), info.ModTime(), ino
+	f.size, f.modTime, f.ino, f.mode = info.Size(), info.ModTime(), ino, info.Mode()
+	if err := s.checkPerms(info, "file"); err != nil {
+		f.err = err
+		return
+	}
 	if err := manifest.CheckSize(info.Size()); err != nil {
 		f.err = err
 		return
@@ -329,6 +343,31 @@ func problemOf(path string, f *fileState) Problem {
 		pr.Message += "; the last good version keeps running"
 	}
 	return pr
+}
+
+// checkPerms refuses a file or directory that someone other than root can write.
+func (s *Source) checkPerms(info os.FileInfo, what string) error {
+	if s.cfg.InsecurePerms {
+		return nil
+	}
+	st, ok := info.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil
+	}
+	if st.Uid != 0 || info.Mode().Perm()&0o022 != 0 {
+		return &manifest.Error{Reason: ReasonInsecure, Message: fmt.Sprintf(
+			"manifest %s is owned by uid %d with mode %#o: it must be root's and not writable by group or others (chmod go-w; or run minipod with --insecure-manifest-perms)",
+			what, st.Uid, info.Mode().Perm())}
+	}
+	return nil
+}
+
+func (s *Source) checkDir() error {
+	info, err := os.Stat(s.cfg.Dir)
+	if err != nil {
+		return nil
+	}
+	return s.checkPerms(info, "directory "+s.cfg.Dir)
 }
 
 func inode(info os.FileInfo) uint64 {

@@ -102,3 +102,35 @@ func TestGoodFileTurnsBad(t *testing.T) {
 		return p != nil && p.Labels["app"] == "fixed" && p.Status.Phase == corev1.PodRunning && p.Status.Message == "", fmt.Sprintf("%v", p)
 	})
 }
+
+// Manifests that users other than root could write are refused, unless the daemon was told
+// to accept them.
+func TestManifestPermissions(t *testing.T) {
+	d := newDaemon(t)
+	d.start()
+	// Written with its mode before it appears in the directory, so the daemon never sees it
+	// any other way.
+	tmp := filepath.Join(d.manifests, ".web.yaml.tmp")
+	path := filepath.Join(d.manifests, "web.yaml")
+	if err := os.WriteFile(tmp, []byte(webPod), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(tmp, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+	d.eventually(30*time.Second, "world-writable manifest refused", func() (bool, string) {
+		for _, p := range d.pods() {
+			if p.Annotations["minipod.io/manifest"] == path {
+				return p.Status.Reason == "InsecureManifestPermissions" && strings.Contains(p.Status.Message, "chmod go-w"), p.Status.Reason
+			}
+		}
+		return false, "not listed"
+	})
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d.waitRunning("web", 60*time.Second)
+}
