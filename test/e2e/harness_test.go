@@ -30,13 +30,21 @@ import (
 	"github.com/minipod/minipod/pkg/runtime"
 )
 
-const (
-	// The tests' own network: a bridge and subnet no real minipod uses by default.
-	testBridge = "mpe2e0"
-	testSubnet = "10.213.0.0/24"
-	testPrefix = "10.213.0."
-	cniBinDir  = "/opt/cni/bin:/usr/lib/cni"
-)
+const cniBinDir = "/opt/cni/bin:/usr/lib/cni"
+
+// The tests' own network: a bridge and subnet no real minipod uses by default. MINIPOD_E2E_NET
+// (0-99) picks another one, so that two runs on one machine (the tests and the benchmarks, say)
+// keep out of each other's way.
+var testBridge, testSubnet, testPrefix = testNetwork()
+
+func testNetwork() (bridge, subnet, prefix string) {
+	n := 0
+	if v := os.Getenv("MINIPOD_E2E_NET"); v != "" {
+		fmt.Sscanf(v, "%d", &n)
+		n = max(0, min(n, 99))
+	}
+	return fmt.Sprintf("mpe2e%d", n), fmt.Sprintf("10.213.%d.0/24", n), fmt.Sprintf("10.213.%d.", n)
+}
 
 var env struct {
 	dir        string // short temp dir: unix socket paths are limited to 108 bytes
