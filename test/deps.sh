@@ -5,7 +5,7 @@ set -euo pipefail
 
 # docker-registry and apache2-utils (htpasswd) serve the pull tests a registry on loopback.
 pkgs=(containerd runc containernetworking-plugins iptables iproute2 busybox-static git make ca-certificates
-	docker-registry apache2-utils)
+	docker-registry apache2-utils systemd)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

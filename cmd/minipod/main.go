@@ -213,8 +213,17 @@ func run(ctx context.Context, o *options, log *slog.Logger) error {
 	if err := waitForSocket(ctx, o.socket); err != nil {
 		return err
 	}
-	_, _ = daemon.SdNotify(false, daemon.SdNotifyReady)
+	// Ready means: the API serves and the pods that ran before are adopted.
+	select {
+	case <-mgr.Adopted():
+	case <-ctx.Done():
+		return nil
+	case err := <-errc:
+		return err
+	}
+	_, _ = daemon.SdNotify(false, daemon.SdNotifyReady+"\n"+statusLine(view))
 	log.Info("minipod ready", "version", version, "socket", o.socket, "manifests", o.manifestDir)
+	go notifyLoop(ctx, mgr, view, log)
 
 	select {
 	case <-ctx.Done():
@@ -224,6 +233,50 @@ func run(ctx context.Context, o *options, log *slog.Logger) error {
 	cancel()
 	log.Info("minipod stopping; pods keep running")
 	return err
+}
+
+// notifyLoop keeps systemd informed: STATUS= with pod counts, and WATCHDOG=1 at half the
+// watchdog interval, but only while the pod manager's loop is alive, so that a hung daemon is
+// restarted rather than kept alive by a healthy side goroutine.
+func notifyLoop(ctx context.Context, mgr *pod.Manager, view *status.View, log *slog.Logger) {
+	interval, err := daemon.SdWatchdogEnabled(false)
+	if err != nil {
+		log.Warn("systemd watchdog settings", "err", err)
+	}
+	period := 10 * time.Second
+	if interval > 0 {
+		period = interval / 2
+	}
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		msg := statusLine(view)
+		// The manager's loop beats every second: allow a few beats even with a short interval.
+		if interval > 0 && mgr.Alive(max(interval, 3*time.Second)) {
+			msg = daemon.SdNotifyWatchdog + "\n" + msg
+		}
+		_, _ = daemon.SdNotify(false, msg)
+	}
+}
+
+// statusLine is the STATUS= line systemctl status shows.
+func statusLine(view *status.View) string {
+	running, problems, total := 0, 0, 0
+	for _, p := range view.List() {
+		total++
+		switch {
+		case p.Status.Reason != "":
+			problems++
+		case p.Status.Phase == "Running":
+			running++
+		}
+	}
+	return fmt.Sprintf("STATUS=%d pods, %d running, %d manifests with problems", total-problems, running, problems)
 }
 
 // registryCredentials reads the auth file at every pull, so that credentials can change

@@ -17,7 +17,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -87,6 +89,12 @@ type Manager struct {
 	images chan struct{} // new images arrived
 	probes *probe.Manager
 
+	// adopted is closed once the pods found at start are adopted (or torn down); heartbeat
+	// is the unix time in ns of the manager loop's last turn, for the systemd watchdog.
+	adopted   chan struct{}
+	adoptWG   sync.WaitGroup
+	heartbeat atomic.Int64
+
 	// oomed holds the IDs of containers the OOM killer hit, until their exit is handled.
 	oomed sync.Map
 }
@@ -108,7 +116,7 @@ func NewManager(cfg Config) *Manager {
 	if cfg.Backoff == (Backoff{}) {
 		cfg.Backoff = DefaultBackoff
 	}
-	return &Manager{cfg: cfg, log: cfg.Log, updates: make(chan []*corev1.Pod, 1), images: make(chan struct{}, 1), probes: probe.NewManager(probe.DefaultConcurrency)}
+	return &Manager{cfg: cfg, log: cfg.Log, updates: make(chan []*corev1.Pod, 1), images: make(chan struct{}, 1), adopted: make(chan struct{}), probes: probe.NewManager(probe.DefaultConcurrency)}
 }
 
 // Update hands the manager the complete desired set; an older pending set is dropped. It never
@@ -125,6 +133,26 @@ func (m *Manager) Update(pods []*corev1.Pod) {
 			}
 		}
 	}
+}
+
+// adoptDone is called once by each worker after its adoption step.
+func (m *Manager) adoptDone(w *worker) {
+	if w.firstRound {
+		m.adoptWG.Done()
+	}
+}
+
+// heartbeatPeriod is how often the manager loop proves it is alive.
+const heartbeatPeriod = time.Second
+
+// Adopted is closed once every pod found in containerd at start has been adopted or torn
+// down, after the first desired set arrived.
+func (m *Manager) Adopted() <-chan struct{} { return m.adopted }
+
+// Alive reports whether the manager loop turned within d: the systemd watchdog is fed only
+// while it does, so that a hung daemon gets restarted.
+func (m *Manager) Alive(d time.Duration) bool {
+	return time.Since(time.Unix(0, m.heartbeat.Load())) < d
 }
 
 // ImagesChanged tells the workers that new images are present, so that containers waiting
@@ -156,8 +184,10 @@ func (m *Manager) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 
+	first := true
 	spawn := func(key string, p *corev1.Pod) {
 		w := newWorker(m, key)
+		w.firstRound = first
 		e := &entry{w: w}
 		if p != nil {
 			e.uid = string(p.UID)
@@ -176,20 +206,26 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 	// Leftovers of pods that are not desired are torn down by a worker of their own, so that a
 	// new pod of the same name waits for the old one to be gone.
-	first := true
+	beat := time.NewTicker(heartbeatPeriod)
+	defer beat.Stop()
+	m.heartbeat.Store(time.Now().UnixNano())
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-beat.C:
+			m.heartbeat.Store(time.Now().UnixNano())
 		case pods := <-m.updates:
 			next := make(map[string]*corev1.Pod, len(pods))
 			for _, p := range pods {
 				next[Key(p.Namespace, p.Name)] = p
 			}
 			if first {
-				first = false
+				// Every worker started now adopts what it finds before anything else.
+				m.adoptWG.Add(len(next))
 				for _, key := range m.foundKeys() {
 					if next[key] == nil {
+						m.adoptWG.Add(1)
 						spawn(key, nil)
 					}
 				}
@@ -203,6 +239,10 @@ func (m *Manager) Run(ctx context.Context) error {
 					e.uid = string(p.UID)
 					e.w.update(p)
 				}
+			}
+			if first {
+				first = false
+				go func() { m.adoptWG.Wait(); close(m.adopted) }()
 			}
 			for key := range desired {
 				if next[key] == nil {

@@ -46,9 +46,11 @@ type worker struct {
 	probed  chan probeEvent
 	wake    chan struct{} // images arrived
 
-	desired *corev1.Pod
-	cur     *podState
-	done    bool
+	desired     *corev1.Pod
+	cur         *podState
+	done        bool
+	adoptedOnce bool
+	firstRound  bool // started with the manager's first desired set
 }
 
 type exitEvent struct {
@@ -151,6 +153,10 @@ func (w *worker) run(ctx context.Context) {
 	defer cancel()
 	w.desired = <-w.updates
 	w.adopt(ctx)
+	if !w.adoptedOnce {
+		w.adoptedOnce = true
+		w.m.adoptDone(w)
+	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {

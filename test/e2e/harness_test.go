@@ -98,9 +98,9 @@ func checkPrereqs() error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("the end-to-end tests need root")
 	}
-	for _, b := range []string{"containerd", "containerd-shim-runc-v2", "runc", "ctr", "iptables", "iptables-save", "ip"} {
+	for _, b := range []string{"containerd", "containerd-shim-runc-v2", "runc", "ctr", "iptables", "iptables-save", "ip", "docker-registry", "htpasswd", "systemd-analyze"} {
 		if _, err := exec.LookPath(b); err != nil {
-			return fmt.Errorf("%s not found on PATH (apt-get install containerd runc iptables iproute2)", b)
+			return fmt.Errorf("%s not found on PATH (make deps installs it)", b)
 		}
 	}
 	found := false
@@ -251,6 +251,7 @@ type daemon struct {
 	cmd       *exec.Cmd
 	logPath   string
 	extra     []string
+	env       []string // added to the daemon's environment
 	exited    chan struct{}
 }
 
@@ -327,6 +328,7 @@ func (d *daemon) start() {
 	}
 	d.cmd = exec.Command(filepath.Join(env.bin, "minipod"), d.args()...)
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
+	d.cmd.Env = append(os.Environ(), d.env...)
 	if err := d.cmd.Start(); err != nil {
 		d.t.Fatal(err)
 	}

@@ -1,0 +1,101 @@
+package e2e
+
+import (
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The daemon speaks the systemd notify protocol: READY=1 once the API serves and running
+// pods are adopted, WATCHDOG=1 at half the watchdog interval, STATUS= lines, STOPPING=1.
+func TestSystemdNotify(t *testing.T) {
+	d := newDaemon(t)
+	sock := filepath.Join(env.dir, "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	msgs := make(chan string, 100)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, _, err := conn.ReadFromUnix(buf)
+			if err != nil {
+				close(msgs)
+				return
+			}
+			msgs <- string(buf[:n])
+		}
+	}()
+	d.env = []string{"NOTIFY_SOCKET=" + sock, "WATCHDOG_USEC=400000"}
+	d.writeManifest("web.yaml", webPod)
+	d.start()
+
+	next := func(want string, timeout time.Duration) (string, time.Time) {
+		t.Helper()
+		deadline := time.After(timeout)
+		for {
+			select {
+			case m, ok := <-msgs:
+				if !ok {
+					t.Fatalf("notify socket closed waiting for %s", want)
+				}
+				if strings.Contains(m, want) {
+					return m, time.Now()
+				}
+			case <-deadline:
+				t.Fatalf("no %s within %s", want, timeout)
+			}
+		}
+	}
+	ready, _ := next("READY=1", 30*time.Second)
+	if !strings.Contains(ready, "STATUS=") {
+		t.Errorf("READY without STATUS: %q", ready)
+	}
+	// The API answers by the time READY=1 is sent.
+	if _, _, code := d.ctl("status"); code != 0 {
+		t.Errorf("status failed after READY=1")
+	}
+	// Watchdog pings at half of 400 ms: five of them well within 3 s.
+	var first, last time.Time
+	for i := range 5 {
+		_, at := next("WATCHDOG=1", 3*time.Second)
+		if i == 0 {
+			first = at
+		}
+		last = at
+	}
+	t.Logf("5 watchdog pings in %s", last.Sub(first))
+	d.waitRunning("web", 60*time.Second)
+	d.stop(syscall.SIGTERM)
+	next("STOPPING=1", 10*time.Second)
+}
+
+// The unit file passes systemd-analyze verify (with ExecStart pointing at the binary built
+// for the tests, since the unit names the installed path).
+func TestUnitFileVerifies(t *testing.T) {
+	unit, err := os.ReadFile("../../systemd/minipod.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Replace(string(unit), "ExecStart=/usr/local/bin/minipod", "ExecStart="+filepath.Join(env.bin, "minipod"), 1)
+	path := filepath.Join(t.TempDir(), "minipod.service")
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("systemd-analyze", "verify", path).CombinedOutput()
+	if err != nil {
+		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
+	}
+	for _, want := range []string{"Type=notify", "KillMode=process", "WatchdogSec=", "Restart=always", "After=network-online.target containerd.service"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("unit lacks %s", want)
+		}
+	}
+}
