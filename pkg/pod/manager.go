@@ -7,6 +7,7 @@ package pod
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
@@ -366,16 +367,10 @@ func (w *worker) adoptState(ctx context.Context, f found) *podState {
 	cfg := &w.m.cfg
 	s := w.newState(w.desired)
 	s.rec = f.rec
-	var sandboxCreated = s.startTime
-	for _, c := range f.containers {
-		if c.ID == s.rec.SandboxID {
-			sandboxCreated = c.CreatedAt
-		}
-	}
 	if st, err := cfg.Runtime.Task(ctx, s.rec.SandboxID, nil); err == nil && st.Running && (s.rec.HostNetwork || sandbox.NetNSAlive(s.rec.NetNS)) {
 		s.sandboxOK = true
 		s.pausePID = st.Pid
-		s.startTime = sandboxCreated
+		s.startTime = startTime(st.Pid)
 		s.ips = cfg.Network.CachedIPs(w.attachment(s))
 		if s.rec.HostNetwork {
 			s.ips = []string{cfg.HostIP}
@@ -409,6 +404,7 @@ func (w *worker) adoptState(ctx context.Context, f found) *podState {
 			continue
 		}
 		c.id, c.attempt = rc.ID, attemptOf(rc)
+		c.last, c.delay = lastStateOf(rc)
 		c.logPath = w.logPath(s.pod, c.spec.Name, c.attempt)
 		c.started = rc.CreatedAt
 		if img, err := cfg.Runtime.GetImage(ctx, c.spec.Image); err == nil {
@@ -422,6 +418,7 @@ func (w *worker) adoptState(ctx context.Context, f found) *podState {
 		switch {
 		case err == nil && st.Running:
 			c.running = true
+			c.started = startTime(st.Pid)
 			w.watch(ctx, rc.ID, st.Wait)
 			w.startProbes(ctx, s, c)
 		case err == nil && st.Exists:
@@ -433,6 +430,20 @@ func (w *worker) adoptState(ctx context.Context, f found) *podState {
 	}
 	w.log.Info("adopted pod", "sandbox", s.sandboxOK)
 	return s
+}
+
+// lastStateOf reads what a container's labels kept of its previous attempt: its termination
+// and the crash backoff delay.
+func lastStateOf(c runtime.Container) (*corev1.ContainerStateTerminated, time.Duration) {
+	var last *corev1.ContainerStateTerminated
+	if v := c.Labels[runtime.LabelLastState]; v != "" {
+		last = &corev1.ContainerStateTerminated{}
+		if json.Unmarshal([]byte(v), last) != nil {
+			last = nil
+		}
+	}
+	d, _ := time.ParseDuration(c.Labels[runtime.LabelBackoff])
+	return last, d
 }
 
 func attemptOf(c runtime.Container) int {

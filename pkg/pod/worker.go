@@ -458,7 +458,7 @@ func (w *worker) createSandbox(ctx context.Context, s *podState) (err error) {
 	w.watch(ctx, s.rec.SandboxID, exitCh)
 	s.pausePID = pid
 	s.sandboxOK = true
-	s.startTime = time.Now()
+	s.startTime = startTime(pid)
 	w.log.Info("sandbox ready", "ip", podIP)
 	return nil
 }
@@ -704,6 +704,18 @@ func (w *worker) startContainer(ctx context.Context, s *podState, c *ctrState) {
 	if img.Config.StopSignal != "" {
 		labels[runtime.LabelStopSignal] = img.Config.StopSignal
 	}
+	// What a restarted daemon needs to report and pace this container like this one would.
+	if c.last != nil {
+		// containerd caps a label at 4 KiB: keep the message short.
+		last := *c.last
+		last.Message = truncate(last.Message, 1024)
+		if b, err := json.Marshal(&last); err == nil {
+			labels[runtime.LabelLastState] = string(b)
+		}
+	}
+	if c.delay > 0 {
+		labels[runtime.LabelBackoff] = c.delay.String()
+	}
 	var mounts []specs.Mount
 	if !s.pod.Spec.HostNetwork {
 		// Host-network pods see the host's own files, as on a kubelet.
@@ -752,7 +764,7 @@ func (w *worker) startContainer(ctx context.Context, s *podState, c *ctrState) {
 		fail("RunContainerError", err, false)
 		return
 	}
-	_, exitCh, err := cfg.Runtime.Start(ctx, id, stdio)
+	pid, exitCh, err := cfg.Runtime.Start(ctx, id, stdio)
 	if err != nil {
 		_ = cfg.Runtime.Remove(context.WithoutCancel(ctx), id)
 		w.closeLog(c)
@@ -761,7 +773,7 @@ func (w *worker) startContainer(ctx context.Context, s *podState, c *ctrState) {
 	}
 	c.running, c.exited, c.exit = true, false, runtime.Exit{}
 	c.message, c.hookErr = "", ""
-	c.started = time.Now()
+	c.started = startTime(pid)
 	c.imageID = img.ID
 	c.restartAt = time.Time{}
 	c.waitReason, c.waitMessage, c.permanentErr = "", "", false
@@ -781,6 +793,15 @@ func (w *worker) startContainer(ctx context.Context, s *podState, c *ctrState) {
 			_ = cfg.Runtime.Signal(ctx, id, syscall.SIGKILL)
 		}
 	}
+}
+
+// startTime is when the process started, as /proc records it (so that an adopting daemon
+// reports the same time), or now when /proc cannot tell.
+func startTime(pid uint32) time.Time {
+	if t, err := runtime.ProcessStartTime(pid); err == nil {
+		return t
+	}
+	return time.Now()
 }
 
 // openLog opens the container attempt's CRI log file and returns where its output goes.

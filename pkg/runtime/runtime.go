@@ -44,6 +44,8 @@ const (
 	LabelStartedAt    = "minipod.io/started-at"
 	LabelInit         = "minipod.io/init"
 	LabelStopSignal   = "minipod.io/stop-signal"
+	LabelLastState    = "minipod.io/last-state" // JSON of the previous attempt's termination
+	LabelBackoff      = "minipod.io/backoff"    // crash backoff delay when this attempt started
 
 	RoleSandbox = "sandbox"
 	RoleApp     = "app"

@@ -1,0 +1,74 @@
+package e2e
+
+import (
+	"fmt"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// A SIGKILLed daemon started again adopts 20 running pods without restarting any, keeps
+// restart counts, start times and last states, answers at once, and applies the restart policy
+// to a container that exited while it was down.
+func TestDaemonCrashAdoption(t *testing.T) {
+	d := newDaemon(t, "--backoff-initial", "1s", "--backoff-max", "2s")
+	d.start()
+	for i := range 20 {
+		d.writeManifest(fmt.Sprintf("p%02d.yaml", i), onePod(fmt.Sprintf("p%02d", i), "Always", "", "trap 'exit 0' TERM; while true; do sleep 1; done"))
+	}
+	d.writeManifest("crash.yaml", onePod("crash", "Always", "", "sleep 1; exit 3"))
+	for i := range 20 {
+		d.waitRunning(fmt.Sprintf("p%02d", i), 120*time.Second)
+	}
+	d.eventually(60*time.Second, "crash restarted", func() (bool, string) {
+		p := d.pod("crash")
+		return p != nil && len(p.Status.ContainerStatuses) > 0 && p.Status.ContainerStatuses[0].RestartCount >= 2, ""
+	})
+	before := map[string]corev1.ContainerStatus{}
+	for _, p := range d.pods() {
+		if len(p.Status.ContainerStatuses) > 0 {
+			before[p.Name] = p.Status.ContainerStatuses[0]
+		}
+	}
+
+	d.stop(syscall.SIGKILL)
+	// While the daemon is down, one container dies.
+	victim := strings.TrimPrefix(before["p07"].ContainerID, "containerd://")
+	if out, err := exec.Command("ctr", "-a", env.address, "-n", d.namespace, "tasks", "kill", "-s", "SIGKILL", victim).CombinedOutput(); err != nil {
+		t.Fatalf("kill p07: %v %s", err, out)
+	}
+	start := time.Now()
+	d.start()
+	t.Logf("API answered %s after the restart", time.Since(start).Round(time.Millisecond))
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("status served %s after the restart, want within 2s", took)
+	}
+	d.eventually(60*time.Second, "all adopted", func() (bool, string) {
+		for _, p := range d.pods() {
+			if len(p.Status.ContainerStatuses) == 0 {
+				return false, p.Name + " has no status"
+			}
+			cs, old := p.Status.ContainerStatuses[0], before[p.Name]
+			switch p.Name {
+			case "crash":
+				if cs.RestartCount < old.RestartCount || cs.LastTerminationState.Terminated == nil || cs.LastTerminationState.Terminated.ExitCode != 3 {
+					return false, fmt.Sprintf("crash: restarts %d (was %d) last %+v", cs.RestartCount, old.RestartCount, cs.LastTerminationState)
+				}
+			case "p07":
+				if cs.RestartCount != 1 || cs.State.Running == nil {
+					return false, fmt.Sprintf("p07: restarts %d state %+v", cs.RestartCount, cs.State)
+				}
+			default:
+				if cs.ContainerID != old.ContainerID || cs.RestartCount != 0 || cs.State.Running == nil ||
+					!cs.State.Running.StartedAt.Equal(&old.State.Running.StartedAt) || !cs.Ready {
+					return false, fmt.Sprintf("%s: %+v, was %+v", p.Name, cs, old)
+				}
+			}
+		}
+		return true, ""
+	})
+}
