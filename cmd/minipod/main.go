@@ -187,6 +187,14 @@ func run(ctx context.Context, o *options, log *slog.Logger) error {
 	view := status.NewView(mgr.List)
 	src := source.New(source.Config{Dir: o.manifestDir, Resync: o.resync, Log: log, InsecurePerms: o.insecurePerm})
 	srv := api.NewServer(view, mgr, log)
+	srv.SetHealth(func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		if _, err := rt.Version(ctx); err != nil {
+			return fmt.Errorf("containerd is not answering at %s", o.containerd)
+		}
+		return nil
+	})
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -180,6 +180,10 @@ func cmdStatus(ctx context.Context, c *api.Client, p *parsedArgs, stdout, stderr
 	if err != nil {
 		return err
 	}
+	// The list comes from the daemon's memory: say so when it cannot reach containerd now.
+	if herr := c.Health(ctx); herr != nil {
+		fmt.Fprintf(stderr, "Warning: the status may be stale: %v\n", herr)
+	}
 	var list rawPodList
 	if err := json.Unmarshal(data, &list); err != nil {
 		return fmt.Errorf("decode pod list: %w", err)

@@ -144,6 +144,25 @@ func (c *Client) Pods(ctx context.Context) (*corev1.PodList, error) {
 	return &list, nil
 }
 
+// Health asks the daemon whether it can do its work; the error says why not (containerd
+// not answering, say).
+func (c *Client) Health(ctx context.Context) error {
+	req, err := c.newRequest(ctx, http.MethodGet, "/v1/health", nil, nil)
+	if err != nil {
+		return err
+	}
+	resp, hc, err := c.do(req)
+	if err != nil {
+		return err
+	}
+	defer hc.CloseIdleConnections()
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return readError(resp)
+	}
+	return nil
+}
+
 // PodListJSON returns the v1 PodList exactly as the daemon sent it (compact JSON), for callers
 // that re-print it without losing fields this package's API types might not know.
 func (c *Client) PodListJSON(ctx context.Context) ([]byte, error) {

@@ -40,10 +40,11 @@ var ErrNotFound = errors.New("not found")
 
 // Server serves the API. Create it with NewServer.
 type Server struct {
-	store Store
-	rt    Runtime
-	log   *slog.Logger
-	mux   *http.ServeMux
+	health func(ctx context.Context) error
+	store  Store
+	rt     Runtime
+	log    *slog.Logger
+	mux    *http.ServeMux
 
 	// followCheck is how often a followed log is checked for rotation and for a new container
 	// attempt, in addition to the fsnotify wake-ups.
@@ -60,10 +61,26 @@ func NewServer(store Store, rt Runtime, log *slog.Logger) *Server {
 	s.route("GET", "/v1/pods/{namespace}/{name}", s.handleGet)
 	s.route("GET", "/v1/pods/{namespace}/{name}/logs", s.handleLogs)
 	s.route("POST", "/v1/pods/{namespace}/{name}/exec", s.handleExec)
+	s.route("GET", "/v1/health", s.handleHealth)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path))
 	})
 	return s
+}
+
+// SetHealth sets the check behind GET /v1/health (containerd reachable, say). Call it before
+// serving.
+func (s *Server) SetHealth(check func(ctx context.Context) error) { s.health = check }
+
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	if s.health != nil {
+		if err := s.health(r.Context()); err != nil {
+			writeError(w, http.StatusServiceUnavailable, err.Error())
+			return
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
 }
 
 // route registers h for method+path and a JSON 405 for the other methods on path.

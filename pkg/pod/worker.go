@@ -60,20 +60,23 @@ type exitEvent struct {
 
 // podState is what the worker knows of the running version of its pod.
 type podState struct {
-	pod        *corev1.Pod
-	dir        string // <state-dir>/pods/<uid>
-	rec        sandboxRecord
-	sandboxOK  bool
-	pausePID   uint32
-	ips        []string
-	files      sandbox.Files
-	startTime  time.Time
-	retryAt    time.Time // when sandbox creation may be tried again
-	sandboxErr error
-	inits      []*ctrState
-	apps       []*ctrState
-	conds      map[corev1.PodConditionType]corev1.PodCondition
-	terminal   bool // all containers finished for good (Succeeded or Failed)
+	pod         *corev1.Pod
+	dir         string // <state-dir>/pods/<uid>
+	rec         sandboxRecord
+	sandboxOK   bool
+	pausePID    uint32
+	ips         []string
+	files       sandbox.Files
+	startTime   time.Time
+	retryAt     time.Time // when sandbox creation may be tried again
+	sandboxErr  error
+	inits       []*ctrState
+	apps        []*ctrState
+	conds       map[corev1.PodConditionType]corev1.PodCondition
+	sandboxLost bool          // the pause exit wait broke
+	lostAt      time.Time     // when to ask containerd again about lost tasks
+	lostDelay   time.Duration // backoff of those questions while containerd is away
+	terminal    bool          // all containers finished for good (Succeeded or Failed)
 }
 
 // sandboxRecord is written to disk before anything of the sandbox exists, so that teardown
@@ -105,6 +108,7 @@ type ctrState struct {
 	ready      bool          // readiness probe verdict (true without a readiness probe)
 	startedOK  bool          // startup probe passed (true without a startup probe)
 	killing    bool          // being killed after a failed liveness or startup probe
+	lost       bool          // its exit wait broke: containerd must be asked again
 	pullDelay  time.Duration // image pull backoff
 	stopSignal string
 	message    string // termination message of the exited attempt
@@ -201,6 +205,7 @@ func (w *worker) nextWake() time.Time {
 		return next
 	}
 	earlier(w.cur.retryAt)
+	earlier(w.cur.lostAt)
 	for _, c := range w.cur.all() {
 		if !c.permanentErr {
 			earlier(c.restartAt)
@@ -231,7 +236,9 @@ func (w *worker) handleExit(e exitEvent) {
 			w.log.Info("sandbox exited", "code", e.exit.Code)
 			w.cur.sandboxOK = false
 		} else {
-			w.cur.retryAt = time.Now().Add(time.Second)
+			w.log.Warn("lost track of the sandbox", "err", e.exit.Err)
+			w.cur.sandboxLost = true
+			w.cur.lostAt = time.Now().Add(time.Second)
 		}
 		return
 	}
@@ -240,11 +247,11 @@ func (w *worker) handleExit(e exitEvent) {
 		return
 	}
 	if e.exit.Err != nil {
-		// The wait broke (containerd restarted?): look again shortly.
+		// The wait broke, most likely because containerd restarted: the container itself
+		// probably runs on under its shim. Look again shortly; never start a second copy.
 		w.log.Warn("lost track of container", "container", c.spec.Name, "err", e.exit.Err)
-		c.running = false
-		c.restartAt = time.Now().Add(time.Second)
-		c.waitReason = "Unknown"
+		c.lost = true
+		w.cur.lostAt = time.Now().Add(time.Second)
 		return
 	}
 	w.log.Info("container exited", "container", c.spec.Name, "code", e.exit.Code)
@@ -289,6 +296,9 @@ func (w *worker) sync(ctx context.Context) {
 		w.cur = w.newState(w.desired)
 	}
 	s := w.cur
+	if !s.lostAt.IsZero() && !time.Now().Before(s.lostAt) {
+		w.findLost(ctx, s)
+	}
 	if !s.terminal {
 		if !s.sandboxOK {
 			if time.Now().Before(s.retryAt) {
@@ -793,6 +803,53 @@ func (w *worker) startContainer(ctx context.Context, s *podState, c *ctrState) {
 			_ = cfg.Runtime.Signal(ctx, id, syscall.SIGKILL)
 		}
 	}
+}
+
+// findLost asks containerd again about tasks whose exit wait broke: running ones are watched
+// again, ended ones are handled as exits. While containerd does not answer, it asks again
+// with a growing delay.
+func (w *worker) findLost(ctx context.Context, s *podState) {
+	rt := w.m.cfg.Runtime
+	stillLost := false
+	if s.sandboxLost {
+		st, err := rt.Task(ctx, s.rec.SandboxID, nil)
+		switch {
+		case err != nil && !runtime.IsNotFound(err):
+			stillLost = true
+		case err == nil && st.Running:
+			s.sandboxLost = false
+			w.watch(ctx, s.rec.SandboxID, st.Wait)
+		default:
+			s.sandboxLost = false
+			s.sandboxOK = false
+		}
+	}
+	for _, c := range s.all() {
+		if !c.lost {
+			continue
+		}
+		st, err := rt.Task(ctx, c.id, nil)
+		switch {
+		case err != nil && !runtime.IsNotFound(err):
+			stillLost = true
+		case err == nil && st.Running:
+			c.lost = false
+			w.watch(ctx, c.id, st.Wait)
+		case err == nil && st.Exists:
+			c.lost = false
+			w.handleExit(exitEvent{id: c.id, exit: st.Exit})
+		default:
+			c.lost = false
+			w.handleExit(exitEvent{id: c.id, exit: runtime.Exit{Unknown: true, At: time.Now()}})
+		}
+	}
+	if !stillLost {
+		s.lostAt, s.lostDelay = time.Time{}, 0
+		w.log.Info("found lost tasks again")
+		return
+	}
+	s.lostDelay = min(max(2*s.lostDelay, time.Second), 10*time.Second)
+	s.lostAt = time.Now().Add(s.lostDelay)
 }
 
 // startTime is when the process started, as /proc records it (so that an adopting daemon

@@ -72,3 +72,42 @@ func TestDaemonCrashAdoption(t *testing.T) {
 		return true, ""
 	})
 }
+
+// When containerd restarts, pods keep running, the daemon reports it while containerd is away,
+// finds its tasks again and keeps applying restart policies.
+func TestContainerdRestart(t *testing.T) {
+	d := newDaemon(t)
+	d.start()
+	d.writeManifest("web.yaml", webPod)
+	d.writeManifest("keep.yaml", onePod("keep", "Always", "", "trap 'exit 0' TERM; while true; do sleep 1; done"))
+	d.waitRunning("web", 60*time.Second)
+	d.waitRunning("keep", 60*time.Second)
+	before := map[string][]string{"web": containerIDs(d.pod("web")), "keep": containerIDs(d.pod("keep"))}
+
+	restartContainerd(t, func() {
+		_, errs, code := d.ctl("status")
+		if code != 0 || !strings.Contains(errs, "containerd is not answering") {
+			t.Errorf("status while containerd is down: code %d stderr %q", code, errs)
+		}
+	})
+	// The tasks are found again, not restarted.
+	d.eventually(30*time.Second, "status healthy again", func() (bool, string) {
+		_, errs, _ := d.ctl("status")
+		return !strings.Contains(errs, "Warning"), errs
+	})
+	for name, ids := range before {
+		if got := containerIDs(d.pod(name)); fmt.Sprint(got) != fmt.Sprint(ids) {
+			t.Errorf("%s restarted across a containerd restart: %v -> %v", name, ids, got)
+		}
+	}
+	// Exits are seen again: kill the container and it restarts under its policy.
+	id := strings.TrimPrefix(before["keep"][0], "containerd://")
+	if out, err := exec.Command("ctr", "-a", env.address, "-n", d.namespace, "tasks", "kill", "-s", "SIGKILL", id).CombinedOutput(); err != nil {
+		t.Fatalf("kill: %v %s", err, out)
+	}
+	d.eventually(60*time.Second, "keep restarted after the containerd restart", func() (bool, string) {
+		p := d.pod("keep")
+		return p != nil && p.Status.ContainerStatuses[0].RestartCount == 1 && p.Status.ContainerStatuses[0].State.Running != nil,
+			fmt.Sprintf("%+v", p.Status.ContainerStatuses[0])
+	})
+}

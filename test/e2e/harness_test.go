@@ -145,7 +145,13 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		return err
 	}
-	logf, err := os.Create(filepath.Join(env.dir, "containerd.log"))
+	return runContainerd()
+}
+
+// runContainerd starts containerd on the config startContainerd wrote and waits for it.
+func runContainerd() error {
+	cfgPath := filepath.Join(env.dir, "containerd.toml")
+	logf, err := os.OpenFile(filepath.Join(env.dir, "containerd.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		return err
 	}
@@ -167,6 +173,18 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 			return fmt.Errorf("containerd did not answer: %w", err)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// restartContainerd stops containerd the way a package upgrade does (SIGTERM: the shims and
+// their containers live on), runs between, and starts it again on the same state.
+func restartContainerd(t *testing.T, between func()) {
+	t.Helper()
+	_ = env.containerd.Process.Signal(syscall.SIGTERM)
+	_ = env.containerd.Wait()
+	between()
+	if err := runContainerd(); err != nil {
+		t.Fatalf("containerd did not come back: %v", err)
 	}
 }
 

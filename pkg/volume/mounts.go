@@ -1,0 +1,419 @@
+package volume
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync/atomic"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+	corev1 "k8s.io/api/core/v1"
+)
+
+// Mounts returns the OCI mounts for one container's volumeMounts, parents before children.
+// Every mount is a bind ("rbind"), "ro" when the volumeMount is readOnly and always for
+// configMap, secret, downwardAPI and projected volumes (as on a kubelet), with propagation
+// rprivate, rslave or rshared for None, HostToContainer and Bidirectional. Use
+// RootfsPropagation on the result for the container's rootfs propagation.
+//
+// subPath (or subPathExpr, expanded with env as the kubelet does: $(VAR), $$ for $, and an
+// error for a variable with no value) selects a path inside the volume. It is opened without
+// leaving the volume (symlinks are followed only while they stay inside; `..` and absolute
+// paths are rejected), created as a directory when missing, and bind mounted at
+// PodDir/volume-subpaths/<volume>/<container>/<index>, the path the mount then uses, so that
+// the container gets what was checked even if the volume changes afterwards. A configMap or
+// secret key mounted with subPath is therefore a bind of one file version: it does not see
+// updates, as on Kubernetes. Cleanup removes these binds.
+func (p *Prepared) Mounts(c *corev1.Container, env map[string]string) ([]specs.Mount, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	privileged := c.SecurityContext != nil && c.SecurityContext.Privileged != nil && *c.SecurityContext.Privileged
+	var out []specs.Mount
+	for i, vm := range c.VolumeMounts {
+		v, ok := p.vols[vm.Name]
+		if !ok {
+			return nil, configError(nil, "cannot find volume %q to mount into container %q", vm.Name, c.Name)
+		}
+		sub := vm.SubPath
+		if vm.SubPathExpr != "" {
+			var err error
+			if sub, err = expandSubPath(vm.SubPathExpr, env); err != nil {
+				return nil, configError(err, "volumeMount %q of container %q: subPathExpr %q: %v", vm.Name, c.Name, vm.SubPathExpr, err)
+			}
+		}
+		var src string
+		if sub != "" {
+			var err error
+			if src, err = p.bindSubpath(v, sub, c.Name, i); err != nil {
+				return nil, err
+			}
+		} else {
+			src = v.path
+			if v.kind == kindHostPath && (v.vol.HostPath.Type == nil || *v.vol.HostPath.Type == corev1.HostPathUnset) {
+				// The CRI runtime creates a missing hostPath with no type as a directory.
+				if _, err := os.Stat(src); errors.Is(err, fs.ErrNotExist) {
+					if _, err := mkdirAllCreated(src, 0755); err != nil {
+						return nil, &Error{Reason: ReasonCreateContainer, Message: fmt.Sprintf("volume %q: creating hostPath %s: %v", vm.Name, src, err), Err: err}
+					}
+				}
+			}
+			src = resolve(src)
+		}
+
+		prop := "rprivate"
+		if vm.MountPropagation != nil {
+			switch *vm.MountPropagation {
+			case corev1.MountPropagationNone:
+			case corev1.MountPropagationHostToContainer:
+				prop = "rslave"
+			case corev1.MountPropagationBidirectional:
+				if !privileged {
+					return nil, configError(nil, "volumeMount %q of container %q: Bidirectional mount propagation is available only to privileged containers", vm.Name, c.Name)
+				}
+				prop = "rshared"
+			default:
+				return nil, configError(nil, "volumeMount %q of container %q: invalid mountPropagation %q", vm.Name, c.Name, *vm.MountPropagation)
+			}
+		}
+		if prop != "rprivate" {
+			if err := checkPropagation(src, prop); err != nil {
+				return nil, &Error{Reason: ReasonCreateContainer, Message: fmt.Sprintf("volumeMount %q of container %q: %v", vm.Name, c.Name, err), Err: err}
+			}
+		}
+
+		opts := []string{"rbind", prop}
+		if vm.ReadOnly || v.apiData() {
+			opts = append(opts, "ro")
+			if vm.RecursiveReadOnly != nil {
+				switch *vm.RecursiveReadOnly {
+				case corev1.RecursiveReadOnlyEnabled:
+					opts = append(opts, "rro")
+				case corev1.RecursiveReadOnlyIfPossible:
+					if kernelAtLeast(5, 12) {
+						opts = append(opts, "rro")
+					}
+				}
+			}
+		} else {
+			opts = append(opts, "rw")
+		}
+		out = append(out, specs.Mount{Destination: vm.MountPath, Type: "bind", Source: src, Options: opts})
+	}
+	sort.SliceStable(out, func(a, b int) bool { return depth(out[a].Destination) < depth(out[b].Destination) })
+	return out, nil
+}
+
+func depth(p string) int {
+	p = path.Clean(p)
+	if p == "/" {
+		return 0
+	}
+	return strings.Count(p, "/")
+}
+
+// RootfsPropagation is the rootfs propagation a container with these mounts needs, as
+// containerd's CRI plugin sets it: "rshared" when a mount is rshared, "rslave" when one is
+// rslave, else "" (the runtime's default, rprivate).
+func RootfsPropagation(mounts []specs.Mount) string {
+	out := ""
+	for _, m := range mounts {
+		for _, o := range m.Options {
+			switch {
+			case o == "rshared":
+				return "rshared"
+			case o == "rslave":
+				out = "rslave"
+			}
+		}
+	}
+	return out
+}
+
+// checkPropagation refuses propagation that the host mount of src cannot give, as containerd's
+// CRI plugin does: rshared needs a shared mount, rslave a shared or slave one.
+func checkPropagation(src, prop string) error {
+	m, err := mountOf(src)
+	if err != nil {
+		return err
+	}
+	switch {
+	case prop == "rshared" && !m.shared():
+		return fmt.Errorf("path %q is mounted on %q but it is not a shared mount", src, m.point)
+	case prop == "rslave" && !m.shared() && !m.slave():
+		return fmt.Errorf("path %q is mounted on %q but it is not a shared or slave mount", src, m.point)
+	}
+	return nil
+}
+
+func kernelAtLeast(major, minor int) bool {
+	var u unix.Utsname
+	if unix.Uname(&u) != nil {
+		return false
+	}
+	rel := unix.ByteSliceToString(u.Release[:])
+	parts := strings.SplitN(rel, ".", 3)
+	if len(parts) < 2 {
+		return false
+	}
+	ma, _ := strconv.Atoi(parts[0])
+	mi, _ := strconv.Atoi(strings.TrimFunc(parts[1], func(r rune) bool { return r < '0' || r > '9' }))
+	return ma > major || ma == major && mi >= minor
+}
+
+// expandSubPath expands $(VAR) references in a subPathExpr the kubelet's way: $$ is a literal
+// $, an unterminated $( is literal, and a variable that is unset or empty is an error.
+func expandSubPath(expr string, env map[string]string) (string, error) {
+	var b strings.Builder
+	var missing []string
+	for i := 0; i < len(expr); i++ {
+		if expr[i] != '$' || i+1 >= len(expr) {
+			b.WriteByte(expr[i])
+			continue
+		}
+		switch expr[i+1] {
+		case '$':
+			b.WriteByte('$')
+			i++
+		case '(':
+			end := strings.IndexByte(expr[i+2:], ')')
+			if end < 0 {
+				b.WriteString("$(")
+				i++
+				continue
+			}
+			name := expr[i+2 : i+2+end]
+			v := env[name]
+			if v == "" && !contains(missing, name) {
+				missing = append(missing, name)
+			}
+			b.WriteString(v)
+			i += 2 + end
+		default:
+			b.WriteByte('$')
+			b.WriteByte(expr[i+1])
+			i++
+		}
+	}
+	if len(missing) > 0 {
+		sort.Strings(missing)
+		return "", fmt.Errorf("missing value for %s", strings.Join(missing, ", "))
+	}
+	return b.String(), nil
+}
+
+func contains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// errEscape is a subPath that resolves outside its volume.
+var errEscape = errors.New("resolves outside the volume")
+
+// bindSubpath opens sub inside the volume without leaving it, creating it as a directory when
+// missing, and bind mounts what it opened at PodDir/volume-subpaths/<volume>/<container>/<index>.
+// It returns the bind's path. A bind that is already there for the same file is reused.
+func (p *Prepared) bindSubpath(v *prepared, sub, container string, index int) (string, error) {
+	fail := func(err error, why string) (string, error) {
+		return "", configError(err, "volumeMount %q of container %q: subPath %q %s", v.vol.Name, container, sub, why)
+	}
+	if path.IsAbs(sub) {
+		return fail(nil, "must be a relative path")
+	}
+	for _, el := range strings.Split(sub, "/") {
+		if el == ".." {
+			return fail(nil, "must not contain '..'")
+		}
+	}
+	sub = path.Clean(sub)
+
+	base, err := filepath.EvalSymlinks(v.path)
+	if err != nil {
+		return fail(err, fmt.Sprintf("cannot be prepared: volume path: %v", err))
+	}
+	baseFd, err := unix.Open(base, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fail(err, fmt.Sprintf("cannot be prepared: %v", &os.PathError{Op: "open", Path: base, Err: err}))
+	}
+	defer unix.Close(baseFd)
+
+	fd, err := openBeneath(baseFd, base, sub, unix.O_PATH)
+	if errors.Is(err, unix.ENOENT) {
+		// Create it now, as the kubelet does, with the volume root's mode, so that the runtime
+		// does not create it later with whatever owner and mode it likes.
+		var st unix.Stat_t
+		if err := unix.Fstat(baseFd, &st); err != nil {
+			return fail(err, fmt.Sprintf("cannot be prepared: %v", err))
+		}
+		if err := mkdirBeneath(baseFd, base, sub, st.Mode&07777); err != nil {
+			if errors.Is(err, unix.EXDEV) || errors.Is(err, unix.ELOOP) || errors.Is(err, errEscape) {
+				return fail(err, errEscape.Error())
+			}
+			return fail(err, fmt.Sprintf("cannot be created: %v", err))
+		}
+		fd, err = openBeneath(baseFd, base, sub, unix.O_PATH)
+	}
+	if err != nil {
+		if errors.Is(err, unix.EXDEV) || errors.Is(err, unix.ELOOP) || errors.Is(err, errEscape) {
+			return fail(err, errEscape.Error())
+		}
+		return fail(err, fmt.Sprintf("cannot be opened: %v", err))
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fail(err, fmt.Sprintf("cannot be prepared: %v", err))
+	}
+
+	root := resolve(p.cfg.PodDir)
+	target := filepath.Join(root, SubpathsDir, v.vol.Name, container, strconv.Itoa(index))
+	if m, mounted, err := mountAt(target); err != nil {
+		return fail(err, fmt.Sprintf("cannot be prepared: %v", err))
+	} else if mounted {
+		var tst unix.Stat_t
+		if unix.Stat(target, &tst) == nil && tst.Dev == st.Dev && tst.Ino == st.Ino {
+			return target, nil
+		}
+		if err := unmount(m.point); err != nil {
+			return fail(err, fmt.Sprintf("cannot be prepared: %v", err))
+		}
+	}
+	if _, err := mkdirAllCreated(filepath.Dir(target), 0750); err != nil {
+		return fail(err, fmt.Sprintf("cannot be prepared: %v", err))
+	}
+	isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
+	if fi, err := os.Lstat(target); err == nil && fi.IsDir() != isDir {
+		if err := os.RemoveAll(target); err != nil {
+			return fail(err, fmt.Sprintf("cannot be prepared: %v", err))
+		}
+	}
+	if isDir {
+		err = os.Mkdir(target, 0750)
+	} else {
+		var f *os.File
+		if f, err = os.OpenFile(target, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0640); err == nil {
+			f.Close()
+		}
+	}
+	if err != nil && !errors.Is(err, fs.ErrExist) {
+		return fail(err, fmt.Sprintf("cannot be prepared: %v", err))
+	}
+	if err := unix.Mount(fmt.Sprintf("/proc/self/fd/%d", fd), target, "", unix.MS_BIND, ""); err != nil {
+		return fail(err, fmt.Sprintf("cannot be bind mounted: %v", &os.PathError{Op: "mount", Path: target, Err: err}))
+	}
+	var tst unix.Stat_t
+	if err := unix.Stat(target, &tst); err != nil || tst.Dev != st.Dev || tst.Ino != st.Ino {
+		_ = unmount(target)
+		return fail(err, "cannot be prepared: the bind mount does not show the opened file")
+	}
+	return target, nil
+}
+
+// noOpenat2 is set when the kernel has no openat2 (before 5.6); tests set it to cover the
+// fallback.
+var noOpenat2 atomic.Bool
+
+// openBeneath opens rel below the directory baseFd (whose path is base), following symlinks
+// only while they stay below it. It fails with EXDEV or errEscape when rel leaves it.
+func openBeneath(baseFd int, base, rel string, flags int) (int, error) {
+	if !noOpenat2.Load() {
+		fd, err := unix.Openat2(baseFd, rel, &unix.OpenHow{
+			Flags:   uint64(flags | unix.O_CLOEXEC),
+			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS,
+		})
+		if !errors.Is(err, unix.ENOSYS) {
+			return fd, err
+		}
+		noOpenat2.Store(true)
+	}
+	// The kubelet's way: resolve, check the result is inside, then walk it without following
+	// any symlink so that a swap between the two steps is caught.
+	resolved, err := filepath.EvalSymlinks(filepath.Join(base, rel))
+	if err != nil {
+		return -1, err
+	}
+	if !within(resolved, base) {
+		return -1, errEscape
+	}
+	r, err := filepath.Rel(base, resolved)
+	if err != nil {
+		return -1, err
+	}
+	fd, err := unix.Dup(baseFd)
+	if err != nil {
+		return -1, err
+	}
+	if r == "." {
+		return fd, nil
+	}
+	for _, seg := range strings.Split(r, "/") {
+		nfd, err := unix.Openat(fd, seg, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		unix.Close(fd)
+		if err != nil {
+			return -1, err
+		}
+		fd = nfd
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			unix.Close(fd)
+			return -1, err
+		}
+		if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+			unix.Close(fd)
+			return -1, errEscape
+		}
+	}
+	if flags&unix.O_PATH == 0 {
+		// Reopen with the wanted flags through the verified descriptor.
+		nfd, err := unix.Open(fmt.Sprintf("/proc/self/fd/%d", fd), flags|unix.O_CLOEXEC, 0)
+		unix.Close(fd)
+		return nfd, err
+	}
+	return fd, nil
+}
+
+// mkdirBeneath creates the missing directories of rel below baseFd with mode perm, never
+// leaving the volume.
+func mkdirBeneath(baseFd int, base, rel string, perm uint32) error {
+	segs := strings.Split(rel, "/")
+	for i := 1; i <= len(segs); i++ {
+		fd, err := openBeneath(baseFd, base, strings.Join(segs[:i], "/"), unix.O_PATH)
+		if err == nil {
+			unix.Close(fd)
+			continue
+		}
+		if !errors.Is(err, unix.ENOENT) {
+			return err
+		}
+		parent := baseFd
+		if i > 1 {
+			if parent, err = openBeneath(baseFd, base, strings.Join(segs[:i-1], "/"), unix.O_PATH|unix.O_DIRECTORY); err != nil {
+				return err
+			}
+			defer unix.Close(parent)
+		}
+		if err := unix.Mkdirat(parent, segs[i-1], perm&0777); err != nil {
+			return err
+		}
+		cfd, err := unix.Openat(parent, segs[i-1], unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		err = unix.Fchmod(cfd, perm)
+		unix.Close(cfd)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
