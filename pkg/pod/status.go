@@ -191,6 +191,10 @@ func (w *worker) containerStatus(c *ctrState, init bool) corev1.ContainerStatus 
 		}
 	default:
 		reason := c.waitReason
+		if reason == "" && w.cur.volErr != nil {
+			// As on a kubelet: the container waits in ContainerCreating while a volume fails.
+			c.waitMessage = "FailedMount: " + w.cur.volErr.Error()
+		}
 		if reason == "" {
 			if init {
 				reason = "PodInitializing"

@@ -24,6 +24,7 @@ import (
 	"github.com/minipod/minipod/pkg/probe"
 	"github.com/minipod/minipod/pkg/runtime"
 	"github.com/minipod/minipod/pkg/sandbox"
+	"github.com/minipod/minipod/pkg/volume"
 )
 
 // A worker owns one pod identity (namespace/name) and drives containerd towards the latest
@@ -73,6 +74,10 @@ type podState struct {
 	inits       []*ctrState
 	apps        []*ctrState
 	conds       map[corev1.PodConditionType]corev1.PodCondition
+	vols        *volume.Prepared // nil until the volumes are made
+	volErr      error            // why they could not be made
+	volRetryAt  time.Time
+	refreshAt   time.Time     // next look at configMap, secret and downwardAPI sources
 	sandboxLost bool          // the pause exit wait broke
 	lostAt      time.Time     // when to ask containerd again about lost tasks
 	lostDelay   time.Duration // backoff of those questions while containerd is away
@@ -206,6 +211,8 @@ func (w *worker) nextWake() time.Time {
 	}
 	earlier(w.cur.retryAt)
 	earlier(w.cur.lostAt)
+	earlier(w.cur.volRetryAt)
+	earlier(w.cur.refreshAt)
 	for _, c := range w.cur.all() {
 		if !c.permanentErr {
 			earlier(c.restartAt)
@@ -314,6 +321,10 @@ func (w *worker) sync(ctx context.Context) {
 				return
 			}
 			s.sandboxErr = nil
+		}
+		if !w.syncVolumes(s) {
+			w.publish()
+			return
 		}
 		w.syncContainers(ctx, s)
 	}
@@ -731,6 +742,19 @@ func (w *worker) startContainer(ctx context.Context, s *podState, c *ctrState) {
 		// Host-network pods see the host's own files, as on a kubelet.
 		mounts = podMounts(s.files)
 	}
+	if s.vols != nil {
+		vm, err := s.vols.Mounts(c.spec, vars)
+		if err != nil {
+			reason := "CreateContainerConfigError"
+			var verr *volume.Error
+			if errors.As(err, &verr) {
+				reason = verr.Reason
+			}
+			fail(reason, err, false)
+			return
+		}
+		mounts = append(mounts, vm...)
+	}
 	if c.spec.TerminationMessagePath != "" {
 		// The container writes its termination message into a host file, read after it exits.
 		termLog := w.termLogPath(s, c.spec.Name, attempt)
@@ -746,22 +770,23 @@ func (w *worker) startContainer(ctx context.Context, s *podState, c *ctrState) {
 	}
 	_ = cfg.Runtime.Remove(ctx, id) // a leftover of a crash mid-start
 	err = cfg.Runtime.CreateContainer(ctx, runtime.ContainerConfig{
-		ID:           id,
-		Image:        c.spec.Image,
-		Labels:       labels,
-		Args:         args,
-		Env:          env,
-		Cwd:          cwd,
-		User:         img.Config.User,
-		NetNS:        s.rec.NetNS,
-		JoinPID:      s.pausePID,
-		Mounts:       mounts,
-		CgroupParent: w.cgroupParent(s),
-		Resources:    Resources(c.spec.Resources),
-		Security:     sec,
-		Namespaces:   podNamespaces(s.pod),
-		TTY:          c.spec.TTY,
-		LogPath:      logPath,
+		ID:                id,
+		Image:             c.spec.Image,
+		Labels:            labels,
+		Args:              args,
+		Env:               env,
+		Cwd:               cwd,
+		User:              img.Config.User,
+		NetNS:             s.rec.NetNS,
+		JoinPID:           s.pausePID,
+		Mounts:            mounts,
+		CgroupParent:      w.cgroupParent(s),
+		Resources:         Resources(c.spec.Resources),
+		Security:          sec,
+		RootfsPropagation: volume.RootfsPropagation(mounts),
+		Namespaces:        podNamespaces(s.pod),
+		TTY:               c.spec.TTY,
+		LogPath:           logPath,
 	})
 	if err != nil {
 		fail("CreateContainerError", err, false)
@@ -803,6 +828,60 @@ func (w *worker) startContainer(ctx context.Context, s *podState, c *ctrState) {
 			_ = cfg.Runtime.Signal(ctx, id, syscall.SIGKILL)
 		}
 	}
+}
+
+// syncVolumes makes the pod's volumes (once), retrying with a delay while they cannot be made,
+// and refreshes the ones whose content comes from local configMaps, secrets and pod fields. It
+// reports whether containers may start.
+func (w *worker) syncVolumes(s *podState) bool {
+	cfg := &w.m.cfg
+	podIP := ""
+	if len(s.ips) > 0 {
+		podIP = s.ips[0]
+	}
+	if s.vols == nil {
+		if time.Now().Before(s.volRetryAt) {
+			return false
+		}
+		vols, err := volume.Prepare(volume.Config{PodDir: s.dir, ConfigMapDir: cfg.ConfigMapDir, SecretDir: cfg.SecretDir}, s.pod, podIP)
+		if err != nil {
+			w.log.Warn("volumes not ready", "err", err)
+			s.volErr = err
+			s.volRetryAt = time.Now().Add(volumeRetry)
+			return false
+		}
+		s.vols, s.volErr, s.volRetryAt = vols, nil, time.Time{}
+		if hasSourcedVolumes(s.pod) {
+			s.refreshAt = time.Now().Add(volumeRefresh)
+		}
+		return true
+	}
+	if !s.refreshAt.IsZero() && !time.Now().Before(s.refreshAt) {
+		if changed, err := s.vols.Refresh(s.pod, podIP); err != nil {
+			w.log.Warn("refresh volumes", "err", err)
+		} else if changed {
+			w.log.Info("volumes updated")
+		}
+		s.refreshAt = time.Now().Add(volumeRefresh)
+	}
+	return true
+}
+
+// How often a volume that failed is tried again, and how often configMap, secret and
+// downwardAPI volumes are compared with their sources (the kubelet's sync period is a minute;
+// ten seconds is cheap here because only pods with such volumes look).
+const (
+	volumeRetry   = 5 * time.Second
+	volumeRefresh = 10 * time.Second
+)
+
+func hasSourcedVolumes(p *corev1.Pod) bool {
+	for _, v := range p.Spec.Volumes {
+		if v.ConfigMap != nil || v.Secret != nil || v.DownwardAPI != nil || v.Projected != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // findLost asks containerd again about tasks whose exit wait broke: running ones are watched
@@ -1155,6 +1234,11 @@ func (w *worker) terminate(ctx context.Context, s *podState) {
 	}
 	if err := sandbox.RemoveCgroup(w.cgroupParentOf(s.rec.UID)); err != nil {
 		w.log.Warn("remove pod cgroup", "err", err)
+	}
+	// Volumes are unmounted first: removing the pod directory must never reach into a mount.
+	if err := volume.Cleanup(s.dir); err != nil {
+		w.log.Error("clean up volumes", "err", err)
+		return
 	}
 	_ = os.RemoveAll(s.dir)
 	_ = os.RemoveAll(filepath.Join(cfg.LogDir, fmt.Sprintf("%s_%s_%s", s.rec.Namespace, s.rec.Name, s.rec.UID)))

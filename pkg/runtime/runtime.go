@@ -180,6 +180,8 @@ type ContainerConfig struct {
 	Resources    Resources
 	Security     Security
 	Namespaces   Namespaces
+	// RootfsPropagation is "rshared" or "rslave" when a mount needs it, else "".
+	RootfsPropagation string
 }
 
 // Resources are a container's cgroup limits; zero values mean unlimited or the default.
@@ -238,6 +240,13 @@ func (r *Runtime) CreateContainer(ctx context.Context, cfg ContainerConfig) erro
 		opts = append(opts, oci.WithTTY)
 	}
 	opts = append(opts, securityOpts(cfg.Security)...)
+	if cfg.RootfsPropagation != "" {
+		prop := cfg.RootfsPropagation
+		opts = append(opts, func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+			s.Linux.RootfsPropagation = prop
+			return nil
+		})
+	}
 	if cfg.CgroupParent != "" {
 		opts = append(opts, oci.WithCgroup(path.Join(cfg.CgroupParent, cfg.ID)))
 	}
