@@ -1,0 +1,49 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestValidate(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yaml")
+	os.WriteFile(good, []byte("apiVersion: v1\nkind: Pod\nmetadata: {name: ok}\nspec:\n  containers: [{name: c, image: busybox}]\n"), 0o644)
+	unknown := filepath.Join(dir, "unknown.yaml")
+	os.WriteFile(unknown, []byte("apiVersion: v1\nkind: Pod\nmetadata: {name: ok}\nspec:\n  containers: [{name: c, image: busybox, imagePullPolcy: Always}]\n"), 0o644)
+	empty := filepath.Join(dir, "empty.yaml")
+	os.WriteFile(empty, []byte("apiVersion: v1\nkind: Pod\nmetadata: {name: ok}\nspec: {containers: []}\n"), 0o644)
+	for _, tc := range []struct {
+		args     []string
+		code     int
+		contains string
+	}{
+		{[]string{"validate", good}, 0, "good.yaml: valid"},
+		{[]string{"validate", empty}, 1, "spec.containers"},
+		{[]string{"validate", unknown}, 0, "valid"},
+		{[]string{"validate", "--strict", unknown}, 1, "imagePullPolcy"},
+		{[]string{"validate", good, filepath.Join(dir, "missing.yaml")}, 1, "no such file"},
+		{[]string{"validate"}, 1, "at least one FILE"},
+	} {
+		var out, errb bytes.Buffer
+		code := run(tc.args, nil, &out, &errb)
+		if code != tc.code || !strings.Contains(out.String()+errb.String(), tc.contains) {
+			t.Errorf("%v: code %d out %q err %q; want code %d containing %q", tc.args, code, out.String(), errb.String(), tc.code, tc.contains)
+		}
+	}
+}
+
+// Every example manifest is a plain Kubernetes v1 Pod an API server would accept.
+func TestExampleManifestsStrict(t *testing.T) {
+	files, _ := filepath.Glob("../../manifests/*.yaml")
+	if len(files) == 0 {
+		t.Fatal("no example manifests found")
+	}
+	var out, errb bytes.Buffer
+	if code := run(append([]string{"validate", "--strict"}, files...), nil, &out, &errb); code != 0 {
+		t.Fatalf("example manifests fail strict validation:\n%s%s", out.String(), errb.String())
+	}
+}
