@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -109,5 +110,65 @@ func TestContainerdRestart(t *testing.T) {
 		p := d.pod("keep")
 		return p != nil && p.Status.ContainerStatuses[0].RestartCount == 1 && p.Status.ContainerStatuses[0].State.Running != nil,
 			fmt.Sprintf("%+v", p.Status.ContainerStatuses[0])
+	})
+}
+
+// SIGKILL the daemon at random moments while pods are being created and torn down, 50 times:
+// after the last restart it converges to the manifest directory with no duplicate and nothing
+// orphaned.
+func TestCrashMidOperation(t *testing.T) {
+	d := newDaemon(t)
+	d.start()
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
+	names := []string{"m0", "m1", "m2"}
+	present := map[string]bool{}
+	for round := range 50 {
+		// Flip one or two pods: their creation or teardown is what the kill interrupts.
+		for range 1 + rng.IntN(2) {
+			n := names[rng.IntN(len(names))]
+			if present[n] {
+				d.removeManifest(n + ".yaml")
+			} else {
+				d.writeManifest(n+".yaml", onePod(n, "Always", "", "trap 'exit 0' TERM; while true; do sleep 1; done"))
+			}
+			present[n] = !present[n]
+		}
+		// A random moment to kill at (this sleep picks the moment; it waits for nothing).
+		time.Sleep(time.Duration(rng.IntN(400)) * time.Millisecond)
+		d.stop(syscall.SIGKILL)
+		if round%10 == 9 {
+			t.Logf("round %d", round+1)
+		}
+		d.start()
+	}
+	// Converge: exactly the present pods run, each with one sandbox and one container.
+	d.eventually(120*time.Second, "converged", func() (bool, string) {
+		for _, n := range names {
+			p := d.pod(n)
+			if present[n] != (p != nil && p.Status.Phase == "Running" && p.DeletionTimestamp == nil) {
+				return false, fmt.Sprintf("%s: want present=%v, got %v", n, present[n], p != nil)
+			}
+		}
+		out, _ := exec.Command("ctr", "-a", env.address, "-n", d.namespace, "containers", "ls", "-q").Output()
+		ids := strings.Fields(string(out))
+		want := 0
+		for _, n := range names {
+			if present[n] {
+				want += 2 // pause + one container
+			}
+		}
+		return len(ids) == want, fmt.Sprintf("%d containers, want %d: %v", len(ids), want, ids)
+	})
+	for _, n := range names {
+		if present[n] {
+			d.removeManifest(n + ".yaml")
+		}
+	}
+	for _, n := range names {
+		d.waitGone(n, 60*time.Second)
+	}
+	d.eventually(30*time.Second, "nothing left", func() (bool, string) {
+		left := d.leftovers(testPrefix)
+		return len(left) == 0, strings.Join(left, "\n")
 	})
 }

@@ -77,7 +77,9 @@ func (d *daemon) leftovers(podIPs ...string) []string {
 		}
 		for _, line := range strings.Split(string(out), "\n") {
 			for _, ip := range podIPs {
-				if ip != "" && (strings.Contains(line, ip+"/") || strings.Contains(line, ip+":")) {
+				// An address ending in "." is a prefix: any address of that subnet.
+				prefix := strings.HasSuffix(ip, ".") && strings.Contains(line, ip)
+				if ip != "" && (prefix || strings.Contains(line, ip+"/") || strings.Contains(line, ip+":")) {
 					left = append(left, "iptables rule "+line)
 				}
 			}

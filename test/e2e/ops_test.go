@@ -99,3 +99,45 @@ func TestUnitFileVerifies(t *testing.T) {
 		}
 	}
 }
+
+// The API socket answers root only; an unprivileged user is refused. With --socket-group the
+// group gets in too.
+func TestSocketPermissions(t *testing.T) {
+	asNobody := func(d *daemon) (string, int) {
+		cmd := exec.Command(filepath.Join(env.bin, "minipodctl"), "status")
+		cmd.Env = []string{"MINIPOD_SOCKET=" + d.socket}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		out, err := cmd.CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); ok {
+			return string(out), ee.ExitCode()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(out), 0
+	}
+	d := newDaemon(t)
+	d.start()
+	st, err := os.Stat(d.socket)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("socket mode %v (%v), want 0600", st.Mode(), err)
+	}
+	// The binary and the socket's directory must be reachable by nobody for the test to mean
+	// anything: only the socket's own mode may refuse.
+	os.Chmod(env.dir, 0o755)
+	os.Chmod(env.bin, 0o755)
+	out, code := asNobody(d)
+	if code == 0 || !strings.Contains(out, "permission denied") {
+		t.Errorf("nobody got in: code %d: %s", code, out)
+	}
+	d.stop(syscall.SIGTERM)
+
+	g := newDaemon(t, "--socket-group", "65534")
+	g.start()
+	if st, err := os.Stat(g.socket); err != nil || st.Mode().Perm() != 0o660 {
+		t.Fatalf("group socket mode %v (%v), want 0660", st.Mode(), err)
+	}
+	if out, code := asNobody(g); code != 0 {
+		t.Errorf("group member refused: code %d: %s", code, out)
+	}
+}
