@@ -9,6 +9,28 @@ import (
 	"syscall"
 )
 
+// rmdirTree removes an empty cgroup and the empty cgroups below it, deepest first: after a
+// crash, runc may not have removed a container's own cgroup. A cgroup that still has processes
+// is left, and reported.
+func rmdirTree(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	var errs []error
+	for _, e := range entries {
+		if e.IsDir() {
+			if err := rmdirTree(filepath.Join(dir, e.Name())); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if err := syscall.Rmdir(dir); err != nil && !errors.Is(err, syscall.ENOENT) {
+		errs = append(errs, &os.PathError{Op: "rmdir", Path: dir, Err: err})
+	}
+	return errors.Join(errs...)
+}
+
 // RemoveCgroup removes a pod's parent cgroup (a path such as /minipod/pod<uid>) from every
 // mounted hierarchy, cgroup v1 controllers and the v2 unified tree alike. runc removes each
 // container's own cgroup when the container is deleted, but not the parent that minipod asked
@@ -46,8 +68,8 @@ func RemoveCgroup(parent string) error {
 			continue
 		}
 		seen[dir] = true
-		if err := syscall.Rmdir(dir); err != nil && !errors.Is(err, syscall.ENOENT) {
-			errs = append(errs, &os.PathError{Op: "rmdir", Path: dir, Err: err})
+		if err := rmdirTree(dir); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -208,8 +209,50 @@ func (n *Network) Teardown(ctx context.Context, a Attachment) error {
 	if err := n.cni.DelNetworkList(ctx, list, rc); err != nil {
 		return fmt.Errorf("CNI DEL on network %s: %w", list.Name, err)
 	}
+	if a.NetNS == "" {
+		// Without the network namespace the bridge plugin releases the address but cannot
+		// find it to remove its masquerading rule (it reads the address off the interface),
+		// and the rule would block the chain's removal on the next DEL of this ID.
+		if err := removeMasqRules(ctx, list.Name, a.ID); err != nil {
+			return err
+		}
+	}
 	// loopback's DEL does nothing that outlives the netns, but it drops libcni's cache entry.
 	_ = n.cni.DelNetworkList(ctx, n.loopback, n.runtimeConf(a, "lo"))
+	return nil
+}
+
+// removeMasqRules deletes the nat rules whose comment names this network and container ID,
+// and the per-container chains they jump to.
+func removeMasqRules(ctx context.Context, network, id string) error {
+	out, err := exec.CommandContext(ctx, "iptables-save", "-t", "nat").Output()
+	if err != nil {
+		return fmt.Errorf("read nat rules: %w", err)
+	}
+	mark := fmt.Sprintf(`name: \"%s\" id: \"%s\"`, network, id)
+	var chains []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if !strings.HasPrefix(line, "-A ") || !strings.Contains(line, mark) {
+			continue
+		}
+		f := strings.Fields(line)
+		if f[1] != "POSTROUTING" {
+			continue
+		}
+		// iptables-save quotes the comment the way a shell does.
+		if out, err := exec.CommandContext(ctx, "sh", "-c", "iptables -t nat -D "+strings.TrimPrefix(line, "-A ")).CombinedOutput(); err != nil {
+			return fmt.Errorf("delete nat rule: %v: %s", err, out)
+		}
+		for i := range f {
+			if f[i] == "-j" && i+1 < len(f) && strings.HasPrefix(f[i+1], "CNI-") {
+				chains = append(chains, f[i+1])
+			}
+		}
+	}
+	for _, c := range chains {
+		_ = exec.CommandContext(ctx, "iptables", "-t", "nat", "-F", c).Run()
+		_ = exec.CommandContext(ctx, "iptables", "-t", "nat", "-X", c).Run()
+	}
 	return nil
 }
 

@@ -3,7 +3,10 @@ package e2e
 import (
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -169,6 +172,66 @@ func TestCrashMidOperation(t *testing.T) {
 	}
 	d.eventually(30*time.Second, "nothing left", func() (bool, string) {
 		left := d.leftovers(testPrefix)
+		return len(left) == 0, strings.Join(left, "\n")
+	})
+}
+
+// A host reboot, simulated: every task, shim and network namespace gone, containerd's metadata
+// kept. minipod recreates every pod and releases the IP reservations from before.
+func TestHostReboot(t *testing.T) {
+	d := newDaemon(t)
+	d.start()
+	for i := range 3 {
+		d.writeManifest(fmt.Sprintf("r%d.yaml", i), onePod(fmt.Sprintf("r%d", i), "Always", "", "trap 'exit 0' TERM; while true; do sleep 1; done"))
+	}
+	var oldIPs []string
+	for i := range 3 {
+		oldIPs = append(oldIPs, d.waitRunning(fmt.Sprintf("r%d", i), 60*time.Second).Status.PodIP)
+	}
+	d.stop(syscall.SIGKILL)
+
+	// The processes of this namespace's tasks (the shims' children), as the kernel ends them.
+	out, err := exec.Command("ctr", "-a", env.address, "-n", d.namespace, "tasks", "ls").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	for _, line := range strings.Split(string(out), "\n")[1:] {
+		if f := strings.Fields(line); len(f) >= 2 {
+			if pid, err := strconv.Atoi(f[1]); err == nil && pid > 0 {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	restartContainerd(t, func() {
+		for _, pid := range pids {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		// The shims of this namespace go with their processes' deaths; /run is wiped at boot:
+		// the pinned network namespaces go too.
+		unmountUnder(d.netns)
+		entries, _ := os.ReadDir(d.netns)
+		for _, e := range entries {
+			os.Remove(filepath.Join(d.netns, e.Name()))
+		}
+	})
+	d.start()
+	for i := range 3 {
+		d.waitRunning(fmt.Sprintf("r%d", i), 60*time.Second)
+	}
+	// Exactly one IP reservation per pod: the ones from before the "reboot" were released.
+	files, _ := filepath.Glob(filepath.Join(d.state, "cni", "networks", "minipod", "10.*"))
+	if len(files) != 3 {
+		t.Errorf("IPAM reservations after the reboot: %v, want 3", files)
+	}
+	for i := range 3 {
+		d.removeManifest(fmt.Sprintf("r%d.yaml", i))
+	}
+	for i := range 3 {
+		d.waitGone(fmt.Sprintf("r%d", i), 60*time.Second)
+	}
+	d.eventually(30*time.Second, "nothing left", func() (bool, string) {
+		left := d.leftovers(append(oldIPs, testPrefix)...)
 		return len(left) == 0, strings.Join(left, "\n")
 	})
 }
