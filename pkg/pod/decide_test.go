@@ -143,27 +143,6 @@ func TestCommand(t *testing.T) {
 	}
 }
 
-func TestExpand(t *testing.T) {
-	vars := map[string]string{"A": "1", "B": "two"}
-	for _, tc := range []struct{ in, want string }{
-		{"plain", "plain"},
-		{"$(A)", "1"},
-		{"x$(A)y$(B)z", "x1ytwoz"},
-		{"$$(A)", "$(A)"},
-		{"$$$(A)", "$1"},
-		{"$(C)", "$(C)"},
-		{"$(A", "$(A"},
-		{"$A", "$A"},
-		{"cost $5", "cost $5"},
-		{"$", "$"},
-		{"$()", "$()"},
-	} {
-		if got := Expand(tc.in, vars); got != tc.want {
-			t.Errorf("Expand(%q) = %q, want %q", tc.in, got, tc.want)
-		}
-	}
-}
-
 func TestEnv(t *testing.T) {
 	p := &corev1.Pod{}
 	p.Name, p.Namespace, p.UID = "web", "prod", "u1"

@@ -4,15 +4,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	goruntime "runtime"
 	"sort"
-	"strconv"
 	"strings"
-	"syscall"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/minipod/minipod/pkg/envvar"
 )
 
 // Command merges a container's command and args with its image's entrypoint and cmd the
@@ -36,6 +34,7 @@ type podFields struct {
 	nodeName     string
 	configMapDir string // NAME/KEY files
 	secretDir    string
+	podDir       string // for ephemeral-storage capacity
 }
 
 // localKey reads one key of a local configMap or secret: dir/NAME/KEY.
@@ -157,7 +156,7 @@ func Env(c *corev1.Container, img ocispec.ImageConfig, f podFields) ([]string, e
 		v := e.Value
 		switch vf := e.ValueFrom; {
 		case vf == nil:
-			v = Expand(v, defined)
+			v = envvar.Expand(v, defined)
 		case vf.FieldRef != nil:
 			fv, err := f.value(vf.FieldRef.FieldPath)
 			if err != nil {
@@ -165,7 +164,7 @@ func Env(c *corev1.Container, img ocispec.ImageConfig, f podFields) ([]string, e
 			}
 			v = fv
 		case vf.ResourceFieldRef != nil:
-			rv, err := resourceValue(c, f.pod, vf.ResourceFieldRef)
+			rv, err := envvar.ResourceValue(f.pod, c, vf.ResourceFieldRef, f.podDir)
 			if err != nil {
 				return nil, fmt.Errorf("env[%d] %s: %w", i, e.Name, err)
 			}
@@ -201,110 +200,6 @@ func Env(c *corev1.Container, img ocispec.ImageConfig, f podFields) ([]string, e
 		out = append(out, k+"="+vals[k])
 	}
 	return out, nil
-}
-
-// resourceValue is a resourceFieldRef's value as the kubelet computes it: the container's
-// limit (or request) divided by the divisor, rounded up; an unset limit of cpu or memory is the
-// node's capacity.
-func resourceValue(c *corev1.Container, pod *corev1.Pod, ref *corev1.ResourceFieldSelector) (string, error) {
-	if ref.ContainerName != "" && ref.ContainerName != c.Name {
-		for _, other := range append(append([]corev1.Container{}, pod.Spec.InitContainers...), pod.Spec.Containers...) {
-			if other.Name == ref.ContainerName {
-				c = &other
-				break
-			}
-		}
-	}
-	kind, name, ok := strings.Cut(ref.Resource, ".")
-	if !ok || (kind != "limits" && kind != "requests") {
-		return "", fmt.Errorf("unsupported resource %q", ref.Resource)
-	}
-	list := c.Resources.Limits
-	if kind == "requests" {
-		list = c.Resources.Requests
-	}
-	q, ok := list[corev1.ResourceName(name)]
-	if !ok {
-		switch name {
-		case "cpu":
-			if kind == "requests" {
-				return "0", nil
-			}
-			q = *resource.NewQuantity(int64(goruntime.NumCPU()), resource.DecimalSI)
-		case "memory", "ephemeral-storage":
-			if kind == "requests" {
-				return "0", nil
-			}
-			q = *resource.NewQuantity(nodeMemory(), resource.BinarySI)
-		default:
-			return "", fmt.Errorf("unsupported resource %q", ref.Resource)
-		}
-	}
-	divisor := ref.Divisor
-	if divisor.IsZero() {
-		divisor = *resource.NewQuantity(1, resource.DecimalSI)
-	}
-	if name == "cpu" {
-		// Rounded up to whole divisor units, in millis as the kubelet does.
-		v := (q.MilliValue() + divisor.MilliValue() - 1) / divisor.MilliValue()
-		return strconv.FormatInt(v, 10), nil
-	}
-	v := (q.Value() + divisor.Value() - 1) / divisor.Value()
-	return strconv.FormatInt(v, 10), nil
-}
-
-// nodeMemory is the machine's memory in bytes.
-func nodeMemory() int64 {
-	var si syscall.Sysinfo_t
-	if err := syscall.Sysinfo(&si); err != nil {
-		return 0
-	}
-	return int64(si.Totalram) * int64(si.Unit)
-}
-
-// ExpandAll expands $(VAR) references in each string.
-func ExpandAll(in []string, vars map[string]string) []string {
-	out := make([]string, len(in))
-	for i, s := range in {
-		out[i] = Expand(s, vars)
-	}
-	return out
-}
-
-// Expand replaces $(VAR) with the variable's value as Kubernetes does: $$ is an escaped $, and a
-// reference to an unknown variable is left as it is.
-func Expand(s string, vars map[string]string) string {
-	if !strings.Contains(s, "$") {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] != '$' || i+1 >= len(s) {
-			b.WriteByte(s[i])
-			continue
-		}
-		switch s[i+1] {
-		case '$':
-			b.WriteByte('$')
-			i++
-		case '(':
-			end := strings.IndexByte(s[i+2:], ')')
-			if end < 0 {
-				b.WriteString(s[i:])
-				return b.String()
-			}
-			name := s[i+2 : i+2+end]
-			if v, ok := vars[name]; ok && name != "" {
-				b.WriteString(v)
-			} else {
-				b.WriteString(s[i : i+3+end])
-			}
-			i += 2 + end
-		default:
-			b.WriteByte('$')
-		}
-	}
-	return b.String()
 }
 
 // envMap turns KEY=VALUE pairs into a map for expansion of command and args.

@@ -20,6 +20,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/minipod/minipod/pkg/envvar"
 	"github.com/minipod/minipod/pkg/logs"
 	"github.com/minipod/minipod/pkg/probe"
 	"github.com/minipod/minipod/pkg/runtime"
@@ -694,7 +695,7 @@ func (w *worker) startContainer(ctx context.Context, s *podState, c *ctrState) {
 	}
 	c.pullDelay = 0
 	fields := podFields{pod: s.pod, podIPs: s.ips, hostIP: cfg.HostIP, nodeName: cfg.NodeName,
-		configMapDir: cfg.ConfigMapDir, secretDir: cfg.SecretDir}
+		configMapDir: cfg.ConfigMapDir, secretDir: cfg.SecretDir, podDir: s.dir}
 	env, err := Env(c.spec, img.Config, fields)
 	if err != nil {
 		// The configMap or secret may appear later: try again with backoff.
@@ -702,7 +703,7 @@ func (w *worker) startContainer(ctx context.Context, s *podState, c *ctrState) {
 		return
 	}
 	vars := envMap(env, c.spec)
-	args := ExpandAll(Command(c.spec, img.Config), vars)
+	args := envvar.ExpandAll(Command(c.spec, img.Config), vars)
 	if len(args) == 0 {
 		fail("CreateContainerConfigError", errors.New("no command specified"), true)
 		return

@@ -419,27 +419,3 @@ func TestDoNoHandler(t *testing.T) {
 		t.Fatalf("got %v", r)
 	}
 }
-
-func TestExpand(t *testing.T) {
-	vals := map[string]string{"A": "1", "B": "two", "E": ""}
-	tests := []struct{ in, want string }{
-		{"plain", "plain"},
-		{"$(A)", "1"},
-		{"x$(A)y$(B)z", "x1ytwoz"},
-		{"$$(A)", "$(A)"},
-		{"$$$(A)", "$1"},
-		{"$(C)", "$(C)"},
-		{"$(E)", ""},
-		{"$(A", "$(A"},
-		{"$()", "$()"},
-		{"$A", "$A"},
-		{"a$", "a$"},
-		{"$", "$"},
-		{"$$", "$"},
-	}
-	for _, tt := range tests {
-		if got := expand(tt.in, vals); got != tt.want {
-			t.Errorf("expand(%q) = %q, want %q", tt.in, got, tt.want)
-		}
-	}
-}

@@ -3,17 +3,14 @@ package volume
 import (
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
-	"strconv"
 	"strings"
 
-	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/minipod/minipod/pkg/envvar"
 	"k8s.io/apimachinery/pkg/util/validation"
 )
 
@@ -137,7 +134,7 @@ func downwardPayload(pod *corev1.Pod, podIP, podDir string, items []corev1.Downw
 		case it.FieldRef != nil:
 			v, err = fieldValue(pod, podIP, it.FieldRef.FieldPath)
 		case it.ResourceFieldRef != nil:
-			v, err = resourceValue(pod, podDir, it.ResourceFieldRef)
+			v, err = envvar.ResourceValue(pod, nil, it.ResourceFieldRef, podDir)
 		default:
 			err = fmt.Errorf("item %q has neither fieldRef nor resourceFieldRef", it.Path)
 		}
@@ -199,82 +196,4 @@ func formatMap(m map[string]string) string {
 		fmt.Fprintf(&b, "%s=%q", k, m[k])
 	}
 	return b.String()
-}
-
-// resourceValue is the kubelet's ExtractResourceValueByContainerNameAndNodeAllocatable: unset
-// cpu, memory and ephemeral-storage limits are the node's capacity (minipod reserves nothing),
-// and the value is divided by the divisor (default 1), rounding up.
-func resourceValue(pod *corev1.Pod, podDir string, f *corev1.ResourceFieldSelector) (string, error) {
-	var c *corev1.Container
-	for _, list := range [][]corev1.Container{pod.Spec.Containers, pod.Spec.InitContainers} {
-		for i := range list {
-			if list[i].Name == f.ContainerName {
-				c = &list[i]
-			}
-		}
-	}
-	if c == nil {
-		return "", fmt.Errorf("container %q not found", f.ContainerName)
-	}
-	divisor := resource.MustParse("1")
-	if !f.Divisor.IsZero() {
-		divisor = f.Divisor
-	}
-	kind, name, ok := strings.Cut(f.Resource, ".")
-	if !ok || (kind != "limits" && kind != "requests") {
-		return "", fmt.Errorf("unsupported container resource %q", f.Resource)
-	}
-	list := c.Resources.Requests
-	if kind == "limits" {
-		list = c.Resources.Limits
-	}
-	q, set := list[corev1.ResourceName(name)]
-	if !set && kind == "limits" {
-		if nq, ok := nodeCapacity(corev1.ResourceName(name), podDir); ok {
-			q = nq
-		}
-	}
-	ceilDiv := func(a, b int64) string {
-		if b == 0 {
-			return "0"
-		}
-		return strconv.FormatInt(int64(math.Ceil(float64(a)/float64(b))), 10)
-	}
-	switch {
-	case name == string(corev1.ResourceCPU):
-		return ceilDiv(q.MilliValue(), divisor.MilliValue()), nil
-	case name == string(corev1.ResourceMemory), name == string(corev1.ResourceEphemeralStorage),
-		strings.HasPrefix(name, corev1.ResourceHugePagesPrefix):
-		return ceilDiv(q.Value(), divisor.Value()), nil
-	}
-	return "", fmt.Errorf("unsupported container resource %q", f.Resource)
-}
-
-// nodeCapacity is what the node has of a resource, the default for an unset limit.
-func nodeCapacity(name corev1.ResourceName, podDir string) (resource.Quantity, bool) {
-	switch name {
-	case corev1.ResourceCPU:
-		return *resource.NewQuantity(int64(runtime.NumCPU()), resource.DecimalSI), true
-	case corev1.ResourceMemory:
-		var si unix.Sysinfo_t
-		if unix.Sysinfo(&si) == nil {
-			return *resource.NewQuantity(int64(si.Totalram)*int64(si.Unit), resource.BinarySI), true
-		}
-	case corev1.ResourceEphemeralStorage:
-		var st unix.Statfs_t
-		for d := podDir; d != ""; d = parentDir(d) {
-			if unix.Statfs(d, &st) == nil {
-				return *resource.NewQuantity(int64(st.Blocks)*st.Bsize, resource.BinarySI), true
-			}
-		}
-	}
-	return resource.Quantity{}, false
-}
-
-func parentDir(d string) string {
-	p := filepath.Dir(d)
-	if p == d {
-		return ""
-	}
-	return p
 }
