@@ -79,7 +79,11 @@ func (w *worker) publish() {
 	for _, c := range s.inits {
 		cs := w.containerStatus(c, true)
 		st.InitContainerStatuses = append(st.InitContainerStatuses, cs)
-		if cs.State.Terminated == nil || cs.State.Terminated.ExitCode != 0 {
+		if isSidecar(c.spec) {
+			if cs.State.Running == nil || cs.Started == nil || !*cs.Started {
+				initialized = false
+			}
+		} else if cs.State.Terminated == nil || cs.State.Terminated.ExitCode != 0 {
 			initialized = false
 		}
 	}
@@ -172,12 +176,15 @@ func (w *worker) containerStatus(c *ctrState, init bool) corev1.ContainerStatus 
 	case c.running:
 		cs.State.Running = &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(c.started)}
 		started = c.startedOK
-		cs.Ready = !init && c.ready && c.startedOK
+		cs.Ready = (!init || isSidecar(c.spec)) && c.ready && c.startedOK
 	case c.exited:
 		t := terminatedState(c)
 		restarts := ShouldRestart(policy, t.ExitCode) && !(init && t.ExitCode == 0)
 		if init && policy == corev1.RestartPolicyNever {
 			restarts = false
+		}
+		if isSidecar(c.spec) {
+			restarts = true
 		}
 		if restarts && !w.cur.terminal {
 			cs.LastTerminationState.Terminated = t

@@ -594,6 +594,20 @@ func readRecord(dir string) (sandboxRecord, error) {
 func (w *worker) syncContainers(ctx context.Context, s *podState) {
 	policy := s.pod.Spec.RestartPolicy
 	for _, c := range s.inits {
+		if isSidecar(c.spec) {
+			// A sidecar starts in its turn, lets the next one start once it has started (its
+			// startup probe passed), and keeps running: restarted whenever it exits.
+			switch {
+			case c.running && c.startedOK:
+				continue
+			case c.running, s.terminal:
+				return
+			case c.exited && !w.restartDue(c):
+				return
+			}
+			w.startContainer(ctx, s, c)
+			return
+		}
 		if c.exited && c.exit.Code == 0 && !c.exit.Unknown {
 			continue // done
 		}
@@ -642,6 +656,21 @@ func (w *worker) syncContainers(ctx context.Context, s *podState) {
 		}
 	}
 	s.terminal = finished
+	if finished {
+		// The regular containers are done for good: sidecars go too, as on a kubelet.
+		for _, c := range s.inits {
+			if isSidecar(c.spec) && c.running && !c.killing {
+				c.killing = true
+				target := runtime.Container{ID: c.id, Labels: map[string]string{runtime.LabelStopSignal: c.stopSignal}}
+				go w.stopContainer(context.WithoutCancel(ctx), target, c.spec, time.Now().Add(time.Duration(s.rec.Grace)*time.Second))
+			}
+		}
+	}
+}
+
+// isSidecar reports whether an init container is a sidecar (restartPolicy: Always).
+func isSidecar(c *corev1.Container) bool {
+	return c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways
 }
 
 // restartDue records an exited container's last state and reports whether its backoff allows
@@ -722,6 +751,9 @@ func (w *worker) startContainer(ctx context.Context, s *podState, c *ctrState) {
 	labels := w.labels(s, runtime.RoleApp, c.spec.Name, attempt)
 	if c.init {
 		labels[runtime.LabelInit] = "true"
+		if isSidecar(c.spec) {
+			labels[runtime.LabelSidecar] = "true"
+		}
 	}
 	if img.Config.StopSignal != "" {
 		labels[runtime.LabelStopSignal] = img.Config.StopSignal
@@ -1011,7 +1043,7 @@ func (w *worker) startProbes(ctx context.Context, s *podState, c *ctrState) {
 	c.ready = c.spec.ReadinessProbe == nil
 	c.startedOK = c.spec.StartupProbe == nil
 	c.killing = false
-	if !c.running || c.init || (c.spec.ReadinessProbe == nil && c.spec.LivenessProbe == nil && c.spec.StartupProbe == nil) {
+	if !c.running || (c.init && !isSidecar(c.spec)) || (c.spec.ReadinessProbe == nil && c.spec.LivenessProbe == nil && c.spec.StartupProbe == nil) {
 		return
 	}
 	podIP := ""
@@ -1207,23 +1239,30 @@ func (w *worker) terminate(ctx context.Context, s *podState) {
 		for i := range s.pod.Spec.Containers {
 			specs[s.pod.Spec.Containers[i].Name] = &s.pod.Spec.Containers[i]
 		}
+		for i := range s.pod.Spec.InitContainers {
+			specs[s.pod.Spec.InitContainers[i].Name] = &s.pod.Spec.InitContainers[i]
+		}
 	}
 	deadline := time.Now().Add(time.Duration(grace) * time.Second)
-	var wg sync.WaitGroup
-	for _, c := range list {
-		if c.Labels[runtime.LabelRole] != runtime.RoleApp {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			w.stopContainer(ctx, c, specs[c.Labels[runtime.LabelContainer]], deadline)
-			if err := cfg.Runtime.Remove(ctx, c.ID); err != nil {
-				w.log.Warn("remove container", "id", c.ID, "err", err)
+	// The regular containers stop first, then the sidecars, as on a kubelet: a sidecar (a
+	// proxy, a log shipper) serves the others until they are gone.
+	for _, sidecars := range []bool{false, true} {
+		var wg sync.WaitGroup
+		for _, c := range list {
+			if c.Labels[runtime.LabelRole] != runtime.RoleApp || (c.Labels[runtime.LabelSidecar] == "true") != sidecars {
+				continue
 			}
-		}()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				w.stopContainer(ctx, c, specs[c.Labels[runtime.LabelContainer]], deadline)
+				if err := cfg.Runtime.Remove(ctx, c.ID); err != nil {
+					w.log.Warn("remove container", "id", c.ID, "err", err)
+				}
+			}()
+		}
+		wg.Wait()
 	}
-	wg.Wait()
 	for _, c := range s.all() {
 		w.m.probes.Remove(c.id)
 		w.closeLog(c)

@@ -43,6 +43,7 @@ const (
 	LabelLogPath      = "minipod.io/log-path"
 	LabelStartedAt    = "minipod.io/started-at"
 	LabelInit         = "minipod.io/init"
+	LabelSidecar      = "minipod.io/sidecar"
 	LabelStopSignal   = "minipod.io/stop-signal"
 	LabelLastState    = "minipod.io/last-state" // JSON of the previous attempt's termination
 	LabelBackoff      = "minipod.io/backoff"    // crash backoff delay when this attempt started

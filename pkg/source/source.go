@@ -71,6 +71,7 @@ type fileState struct {
 	modTime time.Time
 	ino     uint64
 	mode    os.FileMode
+	uid     uint32 // owner: checkPerms depends on it, and chown changes neither size nor mtime
 	good    *corev1.Pod // last good version
 	err     error       // current problem, if any
 }
@@ -123,8 +124,14 @@ func (s *Source) Run(ctx context.Context, out func(Snapshot)) error {
 			if !ok {
 				return errors.New("manifest watcher closed")
 			}
-			if ev.Name == s.cfg.Dir && ev.Has(fsnotify.Remove|fsnotify.Rename) {
-				watching = false
+			if ev.Name == s.cfg.Dir {
+				// The directory itself was removed or moved away: its pods are no longer
+				// desired, and a directory put back in its place needs a new watch.
+				if ev.Has(fsnotify.Remove | fsnotify.Rename) {
+					watching = false
+					debounce.Reset(s.cfg.Debounce)
+				}
+				continue
 			}
 			if ignored(filepath.Base(ev.Name)) {
 				continue
@@ -138,6 +145,7 @@ func (s *Source) Run(ctx context.Context, out func(Snapshot)) error {
 			s.cfg.Log.Warn("manifest watch error", "err", err)
 			debounce.Reset(s.cfg.Debounce)
 		case <-debounce.C:
+			watch()
 			out(s.Load())
 		case <-resync.C:
 			watch()
@@ -216,15 +224,15 @@ func (s *Source) setErr(path string, err error) {
 
 func (s *Source) loadFile(path string, info os.FileInfo) {
 	f := s.files[path]
-	ino := inode(info)
-	if f != nil && f.size == info.Size() && f.modTime.Equal(info.ModTime()) && f.ino == ino && f.mode == info.Mode() {
+	ino, uid := inode(info)
+	if f != nil && f.size == info.Size() && f.modTime.Equal(info.ModTime()) && f.ino == ino && f.mode == info.Mode() && f.uid == uid {
 		return
 	}
 	if f == nil {
 		f = &fileState{}
 		s.files[path] = f
 	}
-	f.size, f.modTime, f.ino, f.mode = info.Size(), info.ModTime(), ino, info.Mode()
+	f.size, f.modTime, f.ino, f.mode, f.uid = info.Size(), info.ModTime(), ino, info.Mode(), uid
 	if err := s.checkPerms(info, "file"); err != nil {
 		f.err = err
 		return
@@ -370,9 +378,10 @@ func (s *Source) checkDir() error {
 	return s.checkPerms(info, "directory "+s.cfg.Dir)
 }
 
-func inode(info os.FileInfo) uint64 {
+// inode returns the inode number and owner of a file.
+func inode(info os.FileInfo) (ino uint64, uid uint32) {
 	if st, ok := info.Sys().(*syscall.Stat_t); ok {
-		return st.Ino
+		return st.Ino, st.Uid
 	}
-	return 0
+	return 0, 0
 }

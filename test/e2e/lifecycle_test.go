@@ -281,3 +281,48 @@ spec:
 		return len(left) == 0, strings.Join(left, "\n")
 	})
 }
+
+// A sidecar (an init container with restartPolicy Always) starts before the app containers,
+// once its startup probe passed, and keeps running beside them.
+func TestSidecar(t *testing.T) {
+	d := newDaemon(t)
+	d.start()
+	d.writeManifest("side.yaml", `apiVersion: v1
+kind: Pod
+metadata: {name: side}
+spec:
+  terminationGracePeriodSeconds: 2
+  initContainers:
+  - name: proxy
+    image: minipod.local/busybox:1.35
+    restartPolicy: Always
+    command: ["sh", "-c", "sleep 1; echo proxied > /tmp/index.html; exec httpd -f -p 9090 -h /tmp"]
+    startupProbe:
+      tcpSocket: {port: 9090}
+      periodSeconds: 1
+      failureThreshold: 30
+  containers:
+  - name: app
+    image: minipod.local/busybox:1.35
+    # Fails at once unless the sidecar already serves.
+    command: ["sh", "-c", "wget -qO- http://127.0.0.1:9090/ || exit 1; trap 'exit 0' TERM; while true; do sleep 1; done"]
+`)
+	d.eventually(60*time.Second, "sidecar and app running", func() (bool, string) {
+		p := d.pod("side")
+		if p == nil || len(p.Status.InitContainerStatuses) == 0 || len(p.Status.ContainerStatuses) == 0 {
+			return false, "not listed"
+		}
+		side, app := p.Status.InitContainerStatuses[0], p.Status.ContainerStatuses[0]
+		return p.Status.Phase == corev1.PodRunning && side.State.Running != nil && side.Ready && app.State.Running != nil && app.Ready,
+			fmt.Sprintf("%s side %+v app %+v", p.Status.Phase, side.State, app.State)
+	})
+	if app := d.pod("side").Status.ContainerStatuses[0]; app.RestartCount != 0 {
+		t.Errorf("the app started before its sidecar served: %d restarts", app.RestartCount)
+	}
+	out, _, _ := d.ctl("logs", "side", "-c", "app")
+	if !strings.Contains(out, "proxied") {
+		t.Errorf("app log %q, want the sidecar's answer", out)
+	}
+	d.removeManifest("side.yaml")
+	d.waitGone("side", 30*time.Second)
+}

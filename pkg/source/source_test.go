@@ -1,0 +1,535 @@
+package source
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/minipod/minipod/pkg/manifest"
+)
+
+func podYAML(name, image string) string {
+	return fmt.Sprintf("apiVersion: v1\nkind: Pod\nmetadata:\n  name: %s\nspec:\n  containers:\n  - name: c\n    image: %s\n", name, image)
+}
+
+func podJSON(namespace, name string) string {
+	return fmt.Sprintf(`{"apiVersion":"v1","kind":"Pod","metadata":{"name":%q,"namespace":%q},"spec":{"containers":[{"name":"c","image":"busybox"}]}}`, name, namespace)
+}
+
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// pods summarizes a snapshot's pods as "namespace/name<-file image".
+func pods(s Snapshot) []string {
+	var out []string
+	for _, p := range s.Pods {
+		out = append(out, fmt.Sprintf("%s/%s<-%s %s", p.Namespace, p.Name,
+			filepath.Base(p.Annotations[manifest.AnnotationManifest]), p.Spec.Containers[0].Image))
+	}
+	return out
+}
+
+// problems summarizes a snapshot's problems as "file: namespace/name reason running".
+func problems(s Snapshot) []string {
+	var out []string
+	for _, p := range s.Problems {
+		out = append(out, fmt.Sprintf("%s: %s/%s %s running=%v", filepath.Base(p.Path), p.Namespace, p.Name, p.Reason, p.Running))
+	}
+	return out
+}
+
+func checkSnap(t *testing.T, step string, s Snapshot, wantPods, wantProblems []string) {
+	t.Helper()
+	if got := pods(s); !slices.Equal(got, wantPods) {
+		t.Errorf("%s: pods\n got %q\nwant %q", step, got, wantPods)
+	}
+	if got := problems(s); !slices.Equal(got, wantProblems) {
+		t.Errorf("%s: problems\n got %q\nwant %q", step, got, wantProblems)
+	}
+}
+
+func newSource(t *testing.T) (*Source, string) {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return New(Config{Dir: dir}), dir
+}
+
+func TestIgnored(t *testing.T) {
+	tests := []struct {
+		name string
+		want bool
+	}{
+		{"web.yaml", false},
+		{"web.yml", false},
+		{"web.json", false},
+		{"a.b.yaml", false},
+		{".web.yaml", true},
+		{".hidden", true},
+		{".web.yaml.swp", true},
+		{"web.yaml.swp", true},
+		{"web.yaml~", true},
+		{"web.yaml.bak", true},
+		{"web.yaml.orig", true},
+		{"web.yaml.dpkg-old", true},
+		{"web.yaml.dpkg-new", true},
+		{"web.yaml.dpkg-dist", true},
+		{"web.yaml.rpmnew", true},
+		{"web.yaml.rpmsave", true},
+		{"#web.yaml#", true},
+		{"#x.yaml", true},
+		{"web", true},
+		{"web.txt", true},
+		{"yaml", true},
+		{"README", true},
+	}
+	for _, tt := range tests {
+		if got := ignored(tt.name); got != tt.want {
+			t.Errorf("ignored(%q) = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestLoadGoodFiles(t *testing.T) {
+	s, dir := newSource(t)
+	writeFile(t, dir, "c.yml", podYAML("db", "postgres"))
+	writeFile(t, dir, "a.yaml", podYAML("web", "nginx"))
+	writeFile(t, dir, "b.json", podJSON("prod", "api"))
+	// Never read: leftovers, and a file that would conflict if it were.
+	writeFile(t, dir, "a.yaml~", podYAML("web", "old"))
+	writeFile(t, dir, ".a.yaml.swp", "\x00garbage")
+	writeFile(t, dir, "#a.yaml#", "garbage")
+	writeFile(t, dir, "notes.txt", "garbage")
+
+	snap := s.Load()
+	checkSnap(t, "load", snap,
+		[]string{"default/web<-a.yaml nginx", "prod/api<-b.json busybox", "default/db<-c.yml postgres"}, nil)
+	for _, p := range snap.Pods {
+		if p.UID == "" || p.Annotations[manifest.AnnotationConfigHash] != string(p.UID) {
+			t.Errorf("pod %s: uid %q hash annotation %q, want equal and set", p.Name, p.UID, p.Annotations[manifest.AnnotationConfigHash])
+		}
+	}
+
+	// A second Load of the same directory gives the same pods (same objects: nothing re-parsed).
+	again := s.Load()
+	if len(again.Pods) != len(snap.Pods) {
+		t.Fatalf("second load: got %d pods, want %d", len(again.Pods), len(snap.Pods))
+	}
+	for i := range snap.Pods {
+		if again.Pods[i] != snap.Pods[i] {
+			t.Errorf("second load: pod %s was parsed again", snap.Pods[i].Name)
+		}
+	}
+}
+
+func TestLoadMissingDir(t *testing.T) {
+	s := New(Config{Dir: filepath.Join(t.TempDir(), "none")})
+	checkSnap(t, "missing dir", s.Load(), nil, nil)
+}
+
+func TestLoadBroken(t *testing.T) {
+	tests := []struct {
+		name, file, content string
+		wantNS, wantName    string
+		wantMessage         string
+	}{
+		{"invalid pod, name readable", "a.yaml",
+			"apiVersion: v1\nkind: Pod\nmetadata:\n  name: nocontainers\n  namespace: prod\nspec:\n  containers: []\n",
+			"prod", "nocontainers", "spec.containers: Required value"},
+		{"yaml syntax error, name from lines", "a.yaml",
+			"apiVersion: v1\nkind: Pod\nmetadata:\n  name: broken\nspec:\n  containers: [\n",
+			"", "broken", ""},
+		{"no name at all", "junk.yaml", "just: [some\n", "", "junk.yaml", ""},
+		{"not a pod", "deploy.yaml", "apiVersion: apps/v1\nkind: Deployment\n", "", "deploy.yaml", "Deployment"},
+		{"binary", "bin.json", "\x00\x01\x02\xff", "", "bin.json", ""},
+		{"too large", "big.yaml", podYAML("big", "x") + "#" + strings.Repeat("x", manifest.MaxFileSize),
+			"", "big.yaml", "too large"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, dir := newSource(t)
+			path := writeFile(t, dir, tt.file, tt.content)
+			writeFile(t, dir, "z.yaml", podYAML("other", "busybox"))
+			snap := s.Load()
+			checkSnap(t, "load", snap, []string{"default/other<-z.yaml busybox"},
+				[]string{fmt.Sprintf("%s: %s/%s %s running=false", tt.file, tt.wantNS, tt.wantName, manifest.ReasonInvalid)})
+			if len(snap.Problems) != 1 {
+				return
+			}
+			pr := snap.Problems[0]
+			if pr.Path != path {
+				t.Errorf("problem path: got %q, want %q", pr.Path, path)
+			}
+			if pr.Message == "" || !strings.Contains(pr.Message, tt.wantMessage) {
+				t.Errorf("problem message: got %q, want one containing %q", pr.Message, tt.wantMessage)
+			}
+		})
+	}
+}
+
+func TestLoadNameConflict(t *testing.T) {
+	s, dir := newSource(t)
+	writeFile(t, dir, "b.yaml", podYAML("web", "second"))
+	writeFile(t, dir, "a.yaml", podYAML("web", "first"))
+	writeFile(t, dir, "c.yaml", podJSON("other", "web")) // another namespace: no conflict
+	snap := s.Load()
+	checkSnap(t, "two files", snap,
+		[]string{"default/web<-a.yaml first", "other/web<-c.yaml busybox"},
+		[]string{"b.yaml: default/web NameConflict running=false"})
+	if len(snap.Problems) == 1 && !strings.Contains(snap.Problems[0].Message, filepath.Join(dir, "a.yaml")) {
+		t.Errorf("conflict message %q does not name the owner a.yaml", snap.Problems[0].Message)
+	}
+
+	// A new file sorting earlier does not take the pod over from its owner.
+	writeFile(t, dir, "0.yaml", podYAML("web", "zeroth"))
+	checkSnap(t, "earlier file added", s.Load(),
+		[]string{"default/web<-a.yaml first", "other/web<-c.yaml busybox"},
+		[]string{"0.yaml: default/web NameConflict running=false", "b.yaml: default/web NameConflict running=false"})
+
+	// The owner turning bad keeps the pod: the others still conflict.
+	writeFile(t, dir, "a.yaml", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  containers: []\n")
+	checkSnap(t, "owner turned bad", s.Load(),
+		[]string{"default/web<-a.yaml first", "other/web<-c.yaml busybox"},
+		[]string{
+			"0.yaml: default/web NameConflict running=false",
+			"a.yaml: default/web InvalidManifest running=true",
+			"b.yaml: default/web NameConflict running=false",
+		})
+
+	// The owner gone, the first remaining file in lexical order takes over.
+	if err := os.Remove(filepath.Join(dir, "a.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	checkSnap(t, "owner removed", s.Load(),
+		[]string{"default/web<-0.yaml zeroth", "other/web<-c.yaml busybox"},
+		[]string{"b.yaml: default/web NameConflict running=false"})
+}
+
+func TestLoadGoodTurnedBadThenFixed(t *testing.T) {
+	s, dir := newSource(t)
+	writeFile(t, dir, "web.yaml", podYAML("web", "nginx:1"))
+	writeFile(t, dir, "z.yaml", podYAML("other", "busybox"))
+	first := s.Load()
+	checkSnap(t, "good", first, []string{"default/web<-web.yaml nginx:1", "default/other<-z.yaml busybox"}, nil)
+
+	writeFile(t, dir, "web.yaml", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  containers:\n  - name: c\n")
+	bad := s.Load()
+	checkSnap(t, "turned bad", bad,
+		[]string{"default/web<-web.yaml nginx:1", "default/other<-z.yaml busybox"},
+		[]string{"web.yaml: default/web InvalidManifest running=true"})
+	if len(bad.Pods) > 0 && len(first.Pods) > 0 && bad.Pods[0].UID != first.Pods[0].UID {
+		t.Errorf("last good pod: uid %s, want the old %s", bad.Pods[0].UID, first.Pods[0].UID)
+	}
+	if len(bad.Problems) == 1 {
+		msg := bad.Problems[0].Message
+		if !strings.Contains(msg, "spec.containers[0].image: Required value") || !strings.Contains(msg, "last good version") {
+			t.Errorf("problem message %q, want the field error and a note that the last good version runs", msg)
+		}
+	}
+
+	// Broken in another way: still the last good version.
+	writeFile(t, dir, "web.yaml", "{not yaml")
+	checkSnap(t, "still bad", s.Load(),
+		[]string{"default/web<-web.yaml nginx:1", "default/other<-z.yaml busybox"},
+		[]string{"web.yaml: default/web InvalidManifest running=true"})
+
+	writeFile(t, dir, "web.yaml", podYAML("web", "nginx:2"))
+	fixed := s.Load()
+	checkSnap(t, "fixed", fixed, []string{"default/web<-web.yaml nginx:2", "default/other<-z.yaml busybox"}, nil)
+	if len(fixed.Pods) > 0 && fixed.Pods[0].UID == first.Pods[0].UID {
+		t.Errorf("fixed pod kept the uid %s of the old content", first.Pods[0].UID)
+	}
+}
+
+func TestLoadFileKinds(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, dir string)
+		want  []string // problems
+	}{
+		{"symlink loop", func(t *testing.T, dir string) {
+			mustSymlink(t, "b.yaml", filepath.Join(dir, "a.yaml"))
+			mustSymlink(t, "a.yaml", filepath.Join(dir, "b.yaml"))
+		}, []string{
+			"a.yaml: /a.yaml UnreadableManifest running=false",
+			"b.yaml: /b.yaml UnreadableManifest running=false",
+		}},
+		{"dangling symlink", func(t *testing.T, dir string) {
+			mustSymlink(t, filepath.Join(dir, "nowhere.yaml"), filepath.Join(dir, "dangling.yaml"))
+		}, []string{"dangling.yaml: /dangling.yaml UnreadableManifest running=false"}},
+		{"directory", func(t *testing.T, dir string) {
+			if err := os.Mkdir(filepath.Join(dir, "d.yaml"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			writeFile(t, filepath.Join(dir, "d.yaml"), "inner.yaml", podYAML("inner", "x"))
+		}, nil},
+		{"symlink to a good file", func(t *testing.T, dir string) {
+			other := t.TempDir()
+			mustSymlink(t, writeFile(t, other, "real.yaml", podYAML("linked", "x")), filepath.Join(dir, "l.yaml"))
+		}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, dir := newSource(t)
+			writeFile(t, dir, "m.yaml", podYAML("good", "busybox"))
+			tt.setup(t, dir)
+			snap := s.Load()
+			var gotPods []string
+			for _, p := range snap.Pods {
+				gotPods = append(gotPods, p.Name)
+			}
+			if !slices.Contains(gotPods, "good") {
+				t.Errorf("pods %q: the good file's pod is missing", gotPods)
+			}
+			// Problems of files without a readable pod name carry namespace "" and the file name,
+			// so "a.yaml: /a.yaml" below.
+			got := problems(snap)
+			want := tt.want
+			if !slices.Equal(got, want) {
+				t.Errorf("problems\n got %q\nwant %q", got, want)
+			}
+		})
+	}
+}
+
+func mustSymlink(t *testing.T, target, link string) {
+	t.Helper()
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLoadRemovedFile(t *testing.T) {
+	s, dir := newSource(t)
+	a := writeFile(t, dir, "a.yaml", podYAML("a", "x"))
+	b := writeFile(t, dir, "b.yaml", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: b\n")
+	writeFile(t, dir, "c.yaml", podYAML("c", "x"))
+	checkSnap(t, "all", s.Load(),
+		[]string{"default/a<-a.yaml x", "default/c<-c.yaml x"},
+		[]string{"b.yaml: /b InvalidManifest running=false"})
+	for _, p := range []string{a, b} {
+		if err := os.Remove(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkSnap(t, "removed", s.Load(), []string{"default/c<-c.yaml x"}, nil)
+}
+
+// TestLoadUnchangedNotReparsed rewrites a file in place with other content of the same size and
+// puts its mtime back: Load must not read it again. Touching the mtime makes it read again.
+func TestLoadUnchangedNotReparsed(t *testing.T) {
+	s, dir := newSource(t)
+	good := podYAML("web", "nginx:1")
+	p := writeFile(t, dir, "web.yaml", good)
+	checkSnap(t, "first", s.Load(), []string{"default/web<-web.yaml nginx:1"}, nil)
+	st, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	same := podYAML("web", "nginx:9") // same length, other content
+	if len(same) != len(good) {
+		t.Fatalf("test bug: %d != %d bytes", len(same), len(good))
+	}
+	f, err := os.OpenFile(p, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(same); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if err := os.Chtimes(p, st.ModTime(), st.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	checkSnap(t, "same size and mtime", s.Load(), []string{"default/web<-web.yaml nginx:1"}, nil)
+
+	later := st.ModTime().Add(time.Second)
+	if err := os.Chtimes(p, later, later); err != nil {
+		t.Fatal(err)
+	}
+	checkSnap(t, "mtime changed", s.Load(), []string{"default/web<-web.yaml nginx:9"}, nil)
+}
+
+func TestLoadPermissions(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to chown")
+	}
+	s, dir := newSource(t)
+	p := writeFile(t, dir, "web.yaml", podYAML("web", "x"))
+	writeFile(t, dir, "z.yaml", podYAML("z", "x"))
+	checkSnap(t, "secure", s.Load(), []string{"default/web<-web.yaml x", "default/z<-z.yaml x"}, nil)
+
+	steps := []struct {
+		name         string
+		change       func() error
+		wantPods     []string
+		wantProblems []string
+	}{
+		{"group-writable file", func() error { return os.Chmod(p, 0o664) },
+			[]string{"default/web<-web.yaml x", "default/z<-z.yaml x"},
+			[]string{"web.yaml: default/web InsecureManifestPermissions running=true"}},
+		{"mode fixed", func() error { return os.Chmod(p, 0o644) },
+			[]string{"default/web<-web.yaml x", "default/z<-z.yaml x"}, nil},
+		{"file owned by a user", func() error { return os.Chown(p, 1000, 1000) },
+			[]string{"default/web<-web.yaml x", "default/z<-z.yaml x"},
+			[]string{"web.yaml: default/web InsecureManifestPermissions running=true"}},
+		{"owner fixed", func() error { return os.Chown(p, 0, 0) },
+			[]string{"default/web<-web.yaml x", "default/z<-z.yaml x"}, nil},
+		{"world-writable directory", func() error { return os.Chmod(dir, 0o777) },
+			[]string{"default/web<-web.yaml x", "default/z<-z.yaml x"},
+			[]string{
+				"web.yaml: default/web InsecureManifestPermissions running=true",
+				"z.yaml: default/z InsecureManifestPermissions running=true",
+			}},
+		{"directory fixed", func() error { return os.Chmod(dir, 0o755) },
+			[]string{"default/web<-web.yaml x", "default/z<-z.yaml x"}, nil},
+	}
+	for _, st := range steps {
+		if err := st.change(); err != nil {
+			t.Fatal(err)
+		}
+		checkSnap(t, st.name, s.Load(), st.wantPods, st.wantProblems)
+	}
+
+	// A new file that is insecure from the start contributes no pod.
+	n := writeFile(t, dir, "new.yaml", podYAML("new", "x"))
+	if err := os.Chmod(n, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	checkSnap(t, "new insecure file", s.Load(),
+		[]string{"default/web<-web.yaml x", "default/z<-z.yaml x"},
+		[]string{"new.yaml: /new.yaml InsecureManifestPermissions running=false"})
+
+	// --insecure-manifest-perms accepts it.
+	s2 := New(Config{Dir: dir, InsecurePerms: true})
+	checkSnap(t, "insecure allowed", s2.Load(),
+		[]string{"default/new<-new.yaml x", "default/web<-web.yaml x", "default/z<-z.yaml x"}, nil)
+}
+
+// recorder collects the snapshots Run sends.
+type recorder struct {
+	mu    sync.Mutex
+	snaps []Snapshot
+}
+
+func (r *recorder) add(s Snapshot) {
+	r.mu.Lock()
+	r.snaps = append(r.snaps, s)
+	r.mu.Unlock()
+}
+
+// waitFor polls the received snapshots until one satisfies ok, or fails after a deadline.
+func (r *recorder) waitFor(t *testing.T, what string, ok func(Snapshot) bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r.mu.Lock()
+		n := len(r.snaps)
+		found := false
+		for _, s := range r.snaps {
+			if ok(s) {
+				found = true
+				break
+			}
+		}
+		var last Snapshot
+		if n > 0 {
+			last = r.snaps[n-1]
+		}
+		r.mu.Unlock()
+		if found {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no snapshot with %s after 10s (%d snapshots, last pods %q problems %q)", what, n, pods(last), problems(last))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func hasPods(names ...string) func(Snapshot) bool {
+	return func(s Snapshot) bool {
+		var got []string
+		for _, p := range s.Pods {
+			got = append(got, p.Name)
+		}
+		return slices.Equal(got, names)
+	}
+}
+
+func TestRun(t *testing.T) {
+	s, dir := newSource(t)
+	s.cfg.Resync = time.Hour // only fsnotify can make new snapshots
+	writeFile(t, dir, "a.yaml", podYAML("a", "x"))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var r recorder
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, r.add) }()
+
+	r.waitFor(t, "the initial pod a", hasPods("a"))
+
+	// Written elsewhere and moved in, as the README asks.
+	tmp := writeFile(t, dir, ".b.yaml.tmp", podYAML("b", "x"))
+	if err := os.Rename(tmp, filepath.Join(dir, "b.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	r.waitFor(t, "the new pod b", hasPods("a", "b"))
+
+	// Written in place.
+	writeFile(t, dir, "c.yaml", podYAML("c", "x"))
+	r.waitFor(t, "the new pod c", hasPods("a", "b", "c"))
+
+	if err := os.Remove(filepath.Join(dir, "a.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	r.waitFor(t, "pod a removed", hasPods("b", "c"))
+
+	// The directory moved away: nothing is desired any more.
+	if err := os.Rename(dir, dir+".old"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir + ".old") })
+	r.waitFor(t, "no pods after the directory moved away", hasPods())
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run after cancel: got %v, want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after ctx was cancelled")
+	}
+}
+
+// TestRunCancelled: Run sends its first snapshot and returns for a context already cancelled.
+func TestRunCancelled(t *testing.T) {
+	s, dir := newSource(t)
+	writeFile(t, dir, "a.yaml", podYAML("a", "x"))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var r recorder
+	if err := s.Run(ctx, r.add); err != nil {
+		t.Fatalf("Run: got %v, want nil", err)
+	}
+	if len(r.snaps) != 1 || !hasPods("a")(r.snaps[0]) {
+		t.Fatalf("Run with a cancelled context sent %d snapshots, want 1 with pod a", len(r.snaps))
+	}
+}
