@@ -473,7 +473,12 @@ func (w *worker) createSandbox(ctx context.Context, s *podState) (err error) {
 	if len(s.ips) > 0 {
 		podIP = s.ips[0]
 	}
-	s.files, err = sandbox.WriteFiles(s.dir, hostname, podIP, aliases, cfg.ResolvConf)
+	fqdn := ""
+	if sub := s.pod.Spec.Subdomain; sub != "" {
+		fqdn = fmt.Sprintf("%s.%s.%s.svc.%s", hostname, sub, s.pod.Namespace, clusterDomain)
+	}
+	resolv := sandbox.ResolvConf(s.pod.Spec.DNSPolicy, s.pod.Spec.DNSConfig, cfg.ResolvConf)
+	s.files, err = sandbox.WriteFiles(s.dir, hostname, fqdn, podIP, aliases, resolv)
 	if err != nil {
 		return err
 	}
@@ -963,6 +968,9 @@ func (w *worker) findLost(ctx context.Context, s *podState) {
 	s.lostDelay = min(max(2*s.lostDelay, time.Second), 10*time.Second)
 	s.lostAt = time.Now().Add(s.lostDelay)
 }
+
+// clusterDomain completes a pod's FQDN when it sets a subdomain, as in a cluster's default.
+const clusterDomain = "cluster.local"
 
 // startTime is when the process started, as /proc records it (so that an adopting daemon
 // reports the same time), or now when /proc cannot tell.

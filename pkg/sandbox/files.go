@@ -27,7 +27,9 @@ type HostAlias struct {
 // WriteFiles writes the pod's /etc/hosts (localhost, the pod IP with its hostname, aliases),
 // /etc/hostname and /etc/resolv.conf into dir. Files are replaced atomically so a container
 // never reads half of one.
-func WriteFiles(dir, hostname, podIP string, aliases []HostAlias, resolv []byte) (Files, error) {
+//
+// The pod IP's line names fqdn first when it is set (hostname with subdomain), as on a kubelet.
+func WriteFiles(dir, hostname, fqdn, podIP string, aliases []HostAlias, resolv []byte) (Files, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return Files{}, fmt.Errorf("create pod dir: %w", err)
 	}
@@ -35,7 +37,9 @@ func WriteFiles(dir, hostname, podIP string, aliases []HostAlias, resolv []byte)
 	h.WriteString("# Kubernetes-managed hosts file (minipod).\n")
 	h.WriteString("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
 	h.WriteString("fe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n")
-	if podIP != "" {
+	if podIP != "" && fqdn != "" {
+		fmt.Fprintf(&h, "%s\t%s\t%s\n", podIP, fqdn, hostname)
+	} else if podIP != "" {
 		fmt.Fprintf(&h, "%s\t%s\n", podIP, hostname)
 	}
 	for _, a := range aliases {

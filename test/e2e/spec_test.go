@@ -120,3 +120,40 @@ spec:
 		return len(left) == 0, strings.Join(left, "\n")
 	})
 }
+
+// dnsPolicy None with dnsConfig, hostname, subdomain and hostAliases shape the pod's
+// /etc/resolv.conf and /etc/hosts as on a kubelet.
+func TestDNSAndHosts(t *testing.T) {
+	d := newDaemon(t)
+	d.start()
+	d.writeManifest("dns.yaml", `apiVersion: v1
+kind: Pod
+metadata: {name: dns}
+spec:
+  terminationGracePeriodSeconds: 1
+  hostname: box
+  subdomain: lab
+  dnsPolicy: None
+  dnsConfig:
+    nameservers: [192.0.2.10]
+    searches: [lab.example]
+    options: [{name: ndots, value: "2"}]
+  hostAliases: [{ip: 192.0.2.20, hostnames: [db.local, cache.local]}]
+  containers:
+  - {name: c, image: minipod.local/busybox:1.35, command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]}
+`)
+	p := d.waitRunning("dns", 60*time.Second)
+	resolv, _, _ := d.ctl("exec", "dns", "--", "cat", "/etc/resolv.conf")
+	if resolv != "nameserver 192.0.2.10\nsearch lab.example\noptions ndots:2\n" {
+		t.Errorf("resolv.conf = %q", resolv)
+	}
+	hosts, _, _ := d.ctl("exec", "dns", "--", "cat", "/etc/hosts")
+	for _, want := range []string{p.Status.PodIP + "\tbox.lab.default.svc.cluster.local\tbox", "192.0.2.20\tdb.local\tcache.local"} {
+		if !strings.Contains(hosts, want) {
+			t.Errorf("/etc/hosts lacks %q:\n%s", want, hosts)
+		}
+	}
+	if out, _, _ := d.ctl("exec", "dns", "--", "hostname"); strings.TrimSpace(out) != "box" {
+		t.Errorf("hostname = %q, want box", out)
+	}
+}
