@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -22,7 +23,10 @@ import (
 
 	"github.com/minipod/minipod/pkg/airgap"
 	"github.com/minipod/minipod/pkg/api"
+	"github.com/minipod/minipod/pkg/config"
+	"github.com/minipod/minipod/pkg/events"
 	"github.com/minipod/minipod/pkg/imagebuild"
+	"github.com/minipod/minipod/pkg/metrics"
 	"github.com/minipod/minipod/pkg/pod"
 	"github.com/minipod/minipod/pkg/runtime"
 	"github.com/minipod/minipod/pkg/sandbox"
@@ -33,101 +37,56 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-type options struct {
-	manifestDir  string
-	stateDir     string
-	socket       string
-	socketGroup  int
-	containerd   string
-	namespace    string
-	cniConfDir   string
-	cniBinDir    string
-	logDir       string
-	netnsDir     string
-	pauseImage   string
-	pauseBinary  string
-	bridge       string
-	podCIDR      string
-	backoffInit  time.Duration
-	backoffMax   time.Duration
-	resync       time.Duration
-	logLevel     string
-	authFile     string
-	imageDir     string
-	insecurePerm bool
-	configMapDir string
-	secretDir    string
-	printVersion bool
-}
-
-func parseFlags(args []string) (*options, error) {
-	o := &options{}
-	fs := flag.NewFlagSet("minipod", flag.ContinueOnError)
-	fs.StringVar(&o.manifestDir, "manifest-dir", "/etc/minipod/manifests", "directory of Pod manifests (.yaml, .yml, .json)")
-	fs.StringVar(&o.stateDir, "state-dir", "/var/lib/minipod", "directory for minipod's own state")
-	fs.StringVar(&o.socket, "socket", api.DefaultSocket, "unix socket of the API")
-	fs.IntVar(&o.socketGroup, "socket-group", -1, "numeric group allowed to use the API socket (mode 0660); -1 means root only (0600)")
-	fs.StringVar(&o.containerd, "containerd-address", "/run/containerd/containerd.sock", "containerd socket")
-	fs.StringVar(&o.namespace, "containerd-namespace", "minipod", "containerd namespace for minipod's containers")
-	fs.StringVar(&o.cniConfDir, "cni-conf-dir", "/etc/cni/net.d", "CNI configuration directory; without a config the built-in bridge network is used")
-	fs.StringVar(&o.cniBinDir, "cni-bin-dir", "/opt/cni/bin:/usr/lib/cni", "CNI plugin search path")
-	fs.StringVar(&o.logDir, "log-dir", "/var/log/minipod/pods", "directory of container logs")
-	fs.StringVar(&o.netnsDir, "netns-dir", "/run/netns", "where pod network namespaces are pinned")
-	fs.StringVar(&o.pauseImage, "pause-image", imagebuild.DefaultPauseName, "image of the pod sandbox's pause container")
-	fs.StringVar(&o.pauseBinary, "pause-binary", "", "pause program to build the pause image from when it is missing (default: minipod-pause beside this binary, then /usr/lib/minipod)")
-	fs.StringVar(&o.bridge, "bridge", "minipod0", "bridge of the built-in network")
-	fs.StringVar(&o.podCIDR, "pod-cidr", "10.88.0.0/16", "subnet of the built-in network")
-	fs.DurationVar(&o.backoffInit, "backoff-initial", pod.DefaultBackoff.Initial, "first crash-loop restart delay")
-	fs.DurationVar(&o.backoffMax, "backoff-max", pod.DefaultBackoff.Max, "maximum crash-loop restart delay")
-	fs.DurationVar(&o.resync, "resync", 20*time.Second, "period of the full manifest re-list")
-	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
-	fs.StringVar(&o.imageDir, "image-import-dir", "", "directory whose image archives (OCI or docker-archive tars, optionally gzip or zstd) are imported at start and when they appear; default <state-dir>/images, \"off\" to disable")
-	fs.StringVar(&o.configMapDir, "configmap-dir", "/etc/minipod/configmaps", "local configMaps: NAME/KEY files, for configMap volumes, configMapKeyRef and envFrom")
-	fs.StringVar(&o.secretDir, "secret-dir", "/etc/minipod/secrets", "local secrets: NAME/KEY files (keep it root-only)")
-	fs.BoolVar(&o.insecurePerm, "insecure-manifest-perms", false, "accept manifests and a manifest dir that users other than root can write")
-	fs.StringVar(&o.authFile, "auth-file", "/etc/minipod/auth.json", "registry credentials (Docker config format); $HOME/.docker/config.json is read when it is missing")
-	fs.BoolVar(&o.printVersion, "version", false, "print the version and exit")
-	if err := fs.Parse(args); err != nil {
-		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
-	}
-	if o.backoffInit <= 0 || o.backoffMax < o.backoffInit {
-		return nil, fmt.Errorf("--backoff-initial must be > 0 and <= --backoff-max")
-	}
-	return o, nil
-}
-
 func main() {
-	o, err := parseFlags(os.Args[1:])
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
+	cfg, printConfig, err := config.Load(os.Args[1:], os.Stderr)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		os.Exit(0)
+	case errors.Is(err, config.ErrVersion):
+		fmt.Println("minipod", version)
+		return
+	case err != nil:
 		fmt.Fprintln(os.Stderr, "minipod:", err)
 		os.Exit(2)
 	}
-	if o.printVersion {
-		fmt.Println("minipod", version)
+	if printConfig {
+		out, err := cfg.YAML()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "minipod:", err)
+			os.Exit(1)
+		}
+		os.Stdout.Write(out)
 		return
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
-		fmt.Fprintln(os.Stderr, "minipod: --log-level:", err)
-		os.Exit(2)
-	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	log := newLogger(cfg)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if err := run(ctx, o, log); err != nil {
+	if err := run(ctx, &cfg, log); err != nil {
 		log.Error("minipod failed", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, o *options, log *slog.Logger) error {
-	for _, d := range []string{o.stateDir, o.logDir, o.manifestDir} {
+// newLogger writes to stderr; under systemd (JOURNAL_STREAM set) without timestamps of its
+// own, since the journal stamps every line.
+func newLogger(cfg config.Config) *slog.Logger {
+	if os.Getenv("JOURNAL_STREAM") == "" {
+		return cfg.NewLogger(os.Stderr)
+	}
+	opts := &slog.HandlerOptions{Level: cfg.Level(), ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+		if len(groups) == 0 && a.Key == slog.TimeKey {
+			return slog.Attr{}
+		}
+		return a
+	}}
+	if cfg.LogFormat == config.LogFormatJSON {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+func run(ctx context.Context, o *config.Config, log *slog.Logger) error {
+	for _, d := range []string{o.StateDir, o.LogDir, o.ManifestDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
 		}
@@ -137,15 +96,15 @@ func run(ctx context.Context, o *options, log *slog.Logger) error {
 		return err
 	}
 	defer rt.Close()
-	if err := ensurePauseImage(ctx, rt, o.pauseImage, o.pauseBinary, log); err != nil {
+	if err := ensurePauseImage(ctx, rt, o.PauseImage, o.PauseBinary, log); err != nil {
 		return err
 	}
 	network, err := sandbox.NewNetwork(sandbox.NetworkConfig{
-		ConfDir:  o.cniConfDir,
-		BinDirs:  filepath.SplitList(o.cniBinDir),
-		StateDir: filepath.Join(o.stateDir, "cni"),
-		Bridge:   o.bridge,
-		Subnet:   o.podCIDR,
+		ConfDir:  o.CNIConfDir,
+		BinDirs:  filepath.SplitList(o.CNIBinDir),
+		StateDir: filepath.Join(o.StateDir, "cni"),
+		Bridge:   o.Bridge,
+		Subnet:   o.PodCIDR,
 	})
 	if err != nil {
 		return err
@@ -153,45 +112,52 @@ func run(ctx context.Context, o *options, log *slog.Logger) error {
 	log.Info("network", "source", network.Source(), "name", network.Name())
 
 	hostname, _ := os.Hostname()
+	recorder := events.NewRecorder(1000)
+	recorder.SetHost(hostname)
+	mets := metrics.New()
 	mgr := pod.NewManager(pod.Config{
 		Runtime:      rt,
 		Network:      network,
-		StateDir:     o.stateDir,
-		LogDir:       o.logDir,
-		NetNSDir:     o.netnsDir,
-		PauseImage:   o.pauseImage,
-		CgroupRoot:   "/" + o.namespace,
-		SeccompDir:   filepath.Join(o.stateDir, "seccomp"),
-		ConfigMapDir: o.configMapDir,
-		SecretDir:    o.secretDir,
+		StateDir:     o.StateDir,
+		LogDir:       o.LogDir,
+		NetNSDir:     o.NetNSDir,
+		PauseImage:   o.PauseImage,
+		CgroupRoot:   "/" + o.ContainerdNamespace,
+		SeccompDir:   filepath.Join(o.StateDir, "seccomp"),
+		ConfigMapDir: o.ConfigMapDir,
+		SecretDir:    o.SecretDir,
 		NodeName:     hostname,
 		HostIP:       hostIP(),
 		ResolvConf:   sandbox.HostResolvConf(),
-		Backoff:      pod.Backoff{Initial: o.backoffInit, Max: o.backoffMax},
-		Credentials:  registryCredentials(o.authFile, log),
+		Backoff:      pod.Backoff{Initial: o.BackoffInitial.D(), Max: o.BackoffMax.D()},
+		Credentials:  registryCredentials(o.AuthFile, log),
+		Events:       recorder,
+		Metrics:      mets,
 		Log:          log,
 	})
 	var airgapper *airgap.Watcher
-	if o.imageDir != "off" {
-		dir := o.imageDir
-		if dir == "" {
-			dir = filepath.Join(o.stateDir, "images")
-		}
+	if dir, ok := o.ImageDir(); ok {
 		airgapper = airgap.New(airgap.Config{
-			Dir: dir, Record: filepath.Join(o.stateDir, "images-imported.json"), Importer: rt, Log: log,
+			Dir: dir, Record: filepath.Join(o.StateDir, "images-imported.json"), Importer: rt, Log: log,
 			Imported: func([]string) { mgr.ImagesChanged() },
 		})
 		// Images present before pods start: pods that need them do not fail first.
 		airgapper.ImportAll(ctx)
 	}
 	view := status.NewView(mgr.List)
-	src := source.New(source.Config{Dir: o.manifestDir, Resync: o.resync, Log: log, InsecurePerms: o.insecurePerm})
+	src := source.New(source.Config{Dir: o.ManifestDir, Resync: o.Resync.D(), Log: log, InsecurePerms: o.InsecureManifestPerms})
 	srv := api.NewServer(view, mgr, log)
+	srv.SetEvents(recorder)
+	metricsHandler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		updateGauges(mets, view)
+		mets.Handler().ServeHTTP(w, r)
+	})
+	srv.Handle("GET /metrics", metricsHandler)
 	srv.SetHealth(func(ctx context.Context) error {
 		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
 		if _, err := rt.Version(ctx); err != nil {
-			return fmt.Errorf("containerd is not answering at %s", o.containerd)
+			return fmt.Errorf("containerd is not answering at %s", o.ContainerdAddress)
 		}
 		return nil
 	})
@@ -214,11 +180,23 @@ func run(ctx context.Context, o *options, log *slog.Logger) error {
 		})
 	}()
 	mode := os.FileMode(0o600)
-	if o.socketGroup >= 0 {
+	if o.SocketGroup >= 0 {
 		mode = 0o660
 	}
-	go func() { errc <- srv.ServeUnix(ctx, o.socket, mode, o.socketGroup) }()
-	if err := waitForSocket(ctx, o.socket); err != nil {
+	go func() { errc <- srv.ServeUnix(ctx, o.Socket, mode, o.SocketGroup) }()
+	if o.MetricsAddress != "" {
+		// Opt-in TCP endpoint for Prometheus; config validation keeps it on loopback unless
+		// metrics-allow-non-loopback says otherwise.
+		ln, err := net.Listen("tcp", o.MetricsAddress)
+		if err != nil {
+			return fmt.Errorf("metrics listener: %w", err)
+		}
+		msrv := &http.Server{Handler: metricsHandler, ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = msrv.Serve(ln) }()
+		go func() { <-ctx.Done(); _ = msrv.Close() }()
+		log.Info("metrics listening", "address", ln.Addr().String())
+	}
+	if err := waitForSocket(ctx, o.Socket); err != nil {
 		return err
 	}
 	// Ready means: the API serves and the pods that ran before are adopted.
@@ -230,7 +208,7 @@ func run(ctx context.Context, o *options, log *slog.Logger) error {
 		return err
 	}
 	_, _ = daemon.SdNotify(false, daemon.SdNotifyReady+"\n"+statusLine(view))
-	log.Info("minipod ready", "version", version, "socket", o.socket, "manifests", o.manifestDir)
+	log.Info("minipod ready", "version", version, "socket", o.Socket, "manifests", o.ManifestDir)
 	go notifyLoop(ctx, mgr, view, log)
 
 	select {
@@ -272,6 +250,30 @@ func notifyLoop(ctx context.Context, mgr *pod.Manager, view *status.View, log *s
 	}
 }
 
+// updateGauges sets the pod and container gauges from the current view, at scrape time.
+func updateGauges(m *metrics.Metrics, view *status.View) {
+	pods := map[string]int{}
+	ctrs := map[string]int{}
+	for _, p := range view.List() {
+		if p.Status.Reason != "" {
+			continue // a manifest problem, not a pod
+		}
+		pods[string(p.Status.Phase)]++
+		for _, c := range p.Status.ContainerStatuses {
+			switch {
+			case c.State.Running != nil:
+				ctrs["running"]++
+			case c.State.Terminated != nil:
+				ctrs["exited"]++
+			default:
+				ctrs["created"]++
+			}
+		}
+	}
+	m.SetPods(pods)
+	m.SetContainers(ctrs)
+}
+
 // statusLine is the STATUS= line systemctl status shows.
 func statusLine(view *status.View) string {
 	running, problems, total := 0, 0, 0
@@ -308,18 +310,18 @@ func registryCredentials(path string, log *slog.Logger) runtime.Credentials {
 }
 
 // connect waits for containerd, retrying with backoff: at boot minipod may start first.
-func connect(ctx context.Context, o *options, log *slog.Logger) (*runtime.Runtime, error) {
+func connect(ctx context.Context, o *config.Config, log *slog.Logger) (*runtime.Runtime, error) {
 	delay := 200 * time.Millisecond
 	for {
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		rt, err := runtime.New(cctx, runtime.Config{Address: o.containerd, Namespace: o.namespace})
+		rt, err := runtime.New(cctx, runtime.Config{Address: o.ContainerdAddress, Namespace: o.ContainerdNamespace})
 		cancel()
 		if err == nil {
 			v, _ := rt.Version(ctx)
-			log.Info("connected to containerd", "address", o.containerd, "version", v)
+			log.Info("connected to containerd", "address", o.ContainerdAddress, "version", v)
 			return rt, nil
 		}
-		log.Warn("containerd not answering, retrying", "address", o.containerd, "err", err, "in", delay)
+		log.Warn("containerd not answering, retrying", "address", o.ContainerdAddress, "err", err, "in", delay)
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()

@@ -42,6 +42,10 @@ Usage:
         --timestamps each line's time).
   minipodctl exec NAME [-c CONTAINER] [-i] [-t] -- CMD [ARG...]
         Run a command in a container (-i forwards stdin, -t allocates a terminal).
+  minipodctl describe NAME
+        Show a pod in detail, with its events.
+  minipodctl events [NAME] [-f]
+        List the daemon's events (of one pod with NAME); -f keeps printing new ones.
   minipodctl validate [--strict] FILE...
         Check manifests with the daemon's rules, without a daemon; exit 1 when any is bad.
         --strict also refuses what an API server would (unknown fields, duplicate keys).
@@ -169,6 +173,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "exec":
 		defs = []flagDef{{long: "container", short: 'c', value: true}, {long: "stdin", short: 'i'}, {long: "tty", short: 't'}}
 		maxPositional = 1
+	case "describe":
+		maxPositional = 1
+	case "events":
+		defs = []flagDef{{long: "follow", short: 'f'}}
+		maxPositional = 1
 	case "validate":
 		return runValidate(args, stdout, stderr)
 	case "version":
@@ -205,6 +214,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = cmdStatus(ctx, client, p, stdout, stderr)
 	case "logs":
 		err = cmdLogs(ctx, client, p, stdout)
+	case "describe":
+		err = cmdDescribe(ctx, client, p, stdout)
+	case "events":
+		err = cmdEvents(ctx, client, p, stdout)
 	case "exec":
 		var code int
 		code, err = cmdExec(ctx, client, p, stdin, stdout, stderr)

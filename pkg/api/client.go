@@ -144,6 +144,55 @@ func (c *Client) Pods(ctx context.Context) (*corev1.PodList, error) {
 	return &list, nil
 }
 
+// Events returns the daemon's events, of one pod when name is set. With follow, each later
+// event is passed to fn until ctx ends.
+func (c *Client) Events(ctx context.Context, namespace, name string, follow bool, fn func(corev1.Event)) (*corev1.EventList, error) {
+	q := url.Values{}
+	if namespace != "" {
+		q.Set("namespace", namespace)
+	}
+	if name != "" {
+		q.Set("name", name)
+	}
+	if follow {
+		q.Set("follow", "1")
+	}
+	req, err := c.newRequest(ctx, http.MethodGet, "/v1/events", q, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, hc, err := c.do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer hc.CloseIdleConnections()
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, readError(resp)
+	}
+	dec := json.NewDecoder(resp.Body)
+	var list corev1.EventList
+	if err := dec.Decode(&list); err != nil {
+		return nil, fmt.Errorf("decode events: %w", err)
+	}
+	if !follow {
+		return &list, nil
+	}
+	for _, e := range list.Items {
+		fn(e)
+	}
+	for {
+		var e corev1.Event
+		if err := dec.Decode(&e); err != nil {
+			if ctx.Err() != nil {
+				return &list, nil
+			}
+			return &list, err
+		}
+		fn(e)
+	}
+}
+
 // Health asks the daemon whether it can do its work; the error says why not (containerd
 // not answering, say).
 func (c *Client) Health(ctx context.Context) error {

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/minipod/minipod/pkg/events"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -41,6 +43,7 @@ var ErrNotFound = errors.New("not found")
 // Server serves the API. Create it with NewServer.
 type Server struct {
 	health func(ctx context.Context) error
+	events *events.Recorder
 	store  Store
 	rt     Runtime
 	log    *slog.Logger
@@ -62,10 +65,46 @@ func NewServer(store Store, rt Runtime, log *slog.Logger) *Server {
 	s.route("GET", "/v1/pods/{namespace}/{name}/logs", s.handleLogs)
 	s.route("POST", "/v1/pods/{namespace}/{name}/exec", s.handleExec)
 	s.route("GET", "/v1/health", s.handleHealth)
+	s.route("GET", "/v1/events", s.handleEvents)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path))
 	})
 	return s
+}
+
+// SetEvents makes GET /v1/events serve rec's events. Call it before serving.
+func (s *Server) SetEvents(rec *events.Recorder) { s.events = rec }
+
+// Handle adds another handler to the API's mux (the metrics endpoint). Call it before serving.
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+// handleEvents answers a v1 EventList, optionally of one pod (namespace and name query
+// parameters); with follow=1 it then streams each new event as one JSON line.
+func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	ns, name := q.Get("namespace"), q.Get("name")
+	var sub <-chan events.Event
+	if isTrue(q.Get("follow")) {
+		// Subscribed before the list is taken, so that nothing falls between the two.
+		sub = s.events.Subscribe(r.Context())
+	}
+	list := events.ToCoreV1(s.events.List(ns, name))
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	if err := enc.Encode(list); err != nil || sub == nil {
+		return
+	}
+	rc := http.NewResponseController(w)
+	_ = rc.Flush()
+	for ev := range sub {
+		if (ns != "" && ev.Namespace != ns) || (name != "" && ev.Name != name) {
+			continue
+		}
+		one := events.ToCoreV1([]events.Event{ev})
+		if len(one.Items) == 0 || enc.Encode(one.Items[0]) != nil || rc.Flush() != nil {
+			return
+		}
+	}
 }
 
 // SetHealth sets the check behind GET /v1/health (containerd reachable, say). Call it before

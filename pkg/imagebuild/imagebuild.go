@@ -71,9 +71,10 @@ type File struct {
 // Image describes a one-layer image.
 type Image struct {
 	// Name is the full reference, e.g. "minipod.local/busybox:1.35". It is
-	// written as the io.containerd.image.name and
-	// org.opencontainers.image.ref.name annotations in index.json so that
-	// `ctr import` and client.Import name the image.
+	// written as the io.containerd.image.name annotation in index.json so
+	// that `ctr import` and client.Import name the image, and its tag as the
+	// org.opencontainers.image.ref.name annotation, as the OCI image layout
+	// and containerd's own export do.
 	Name       string
 	Files      []File
 	Entrypoint []string
@@ -172,7 +173,7 @@ func Build(w io.Writer, img Image) (Result, error) {
 	manifestDesc.Platform = &platform
 	manifestDesc.Annotations = map[string]string{
 		AnnotationImageName:       img.Name,
-		ocispec.AnnotationRefName: img.Name,
+		ocispec.AnnotationRefName: refName(img.Name),
 	}
 
 	index := ocispec.Index{
@@ -308,6 +309,18 @@ func checkRef(ref string) error {
 		return fmt.Errorf("imagebuild: invalid image reference %q", ref)
 	}
 	return nil
+}
+
+// refName is the OCI reference name of an image reference: its tag
+// ("1.35" for "minipod.local/busybox:1.35"), or the whole reference when it
+// has no tag (containerd's ociReferenceName does the same).
+func refName(ref string) string {
+	last := ref[strings.LastIndex(ref, "/")+1:]
+	last, _, _ = strings.Cut(last, "@")
+	if _, tag, ok := strings.Cut(last, ":"); ok && tag != "" {
+		return tag
+	}
+	return ref
 }
 
 func descriptor(mediaType string, data []byte) ocispec.Descriptor {

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -234,8 +235,9 @@ func TestWriteOCI(t *testing.T) {
 	img := readImage(t, build(t, in))
 
 	ann := img.index.Manifests[0].Annotations
-	if ann[AnnotationImageName] != in.Name || ann[ocispec.AnnotationRefName] != in.Name {
-		t.Errorf("annotations %v, want the name %s in both", ann, in.Name)
+	wantAnn := map[string]string{AnnotationImageName: "minipod.local/test:1", ocispec.AnnotationRefName: "1"}
+	if !maps.Equal(ann, wantAnn) {
+		t.Errorf("index.json annotations: got %v, want %v", ann, wantAnn)
 	}
 
 	c := img.config.Config

@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/minipod/minipod/pkg/events"
 	"github.com/minipod/minipod/pkg/runtime"
 )
 
@@ -73,6 +74,7 @@ func (w *worker) ensureImage(ctx context.Context, c *corev1.Container) (runtime.
 		}
 	}
 	w.log.Info("pulling image", "image", c.Image)
+	w.event(w.cur, w.cur.byName(c.Name), events.Normal, events.ReasonPulling, "Pulling image %q", c.Image)
 	start := time.Now()
 	img, err := w.m.pulls.do(c.Image, func() (runtime.Image, error) {
 		pctx, cancel := context.WithTimeout(ctx, pullTimeout)
@@ -87,9 +89,12 @@ func (w *worker) ensureImage(ctx context.Context, c *corev1.Container) (runtime.
 				return local, "", nil
 			}
 		}
+		w.m.cfg.Metrics.ImagePull("failure", time.Since(start))
 		return runtime.Image{}, ReasonErrImagePull, err
 	}
+	w.m.cfg.Metrics.ImagePull("success", time.Since(start))
 	w.log.Info("pulled image", "image", c.Image, "took", time.Since(start).Round(time.Millisecond))
+	w.event(w.cur, w.cur.byName(c.Name), events.Normal, events.ReasonPulled, "Successfully pulled image %q in %s", c.Image, time.Since(start).Round(time.Millisecond))
 	return img, "", nil
 }
 

@@ -24,7 +24,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/minipod/minipod/pkg/events"
 	"github.com/minipod/minipod/pkg/logs"
+	"github.com/minipod/minipod/pkg/metrics"
 	"github.com/minipod/minipod/pkg/probe"
 	"github.com/minipod/minipod/pkg/runtime"
 	"github.com/minipod/minipod/pkg/sandbox"
@@ -65,10 +67,13 @@ type Config struct {
 	ConfigMapDir, SecretDir string
 	// Credentials for registries; nil means anonymous pulls.
 	Credentials runtime.Credentials
-	NodeName    string
-	HostIP      string
-	ResolvConf  []byte
-	Backoff     Backoff
+	// Events and Metrics may be nil.
+	Events     *events.Recorder
+	Metrics    *metrics.Metrics
+	NodeName   string
+	HostIP     string
+	ResolvConf []byte
+	Backoff    Backoff
 	// LogRotation limits each container attempt's log; zero means logs.DefaultRotation.
 	LogRotation logs.Rotation
 	Log         *slog.Logger

@@ -118,7 +118,20 @@ func (w *worker) publish() {
 	for _, t := range []corev1.PodConditionType{corev1.PodReadyToStartContainers, corev1.PodInitialized, corev1.PodReady, corev1.ContainersReady, corev1.PodScheduled} {
 		st.Conditions = append(st.Conditions, s.conds[t])
 	}
+	if !s.startDone && st.Phase == corev1.PodRunning && allRunning(st.ContainerStatuses) {
+		s.startDone = true
+		w.m.cfg.Metrics.PodStartDuration(time.Since(s.seen))
+	}
 	w.m.store.set(w.key, p)
+}
+
+func allRunning(cs []corev1.ContainerStatus) bool {
+	for _, c := range cs {
+		if c.State.Running == nil {
+			return false
+		}
+	}
+	return len(cs) > 0
 }
 
 // publishTerminating marks the published pod as being deleted, so that the table shows

@@ -21,7 +21,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/minipod/minipod/pkg/envvar"
+	"github.com/minipod/minipod/pkg/events"
 	"github.com/minipod/minipod/pkg/logs"
+	"github.com/minipod/minipod/pkg/metrics"
 	"github.com/minipod/minipod/pkg/probe"
 	"github.com/minipod/minipod/pkg/runtime"
 	"github.com/minipod/minipod/pkg/sandbox"
@@ -79,6 +81,8 @@ type podState struct {
 	volErr      error            // why they could not be made
 	volRetryAt  time.Time
 	refreshAt   time.Time     // next look at configMap, secret and downwardAPI sources
+	seen        time.Time     // when the worker got this version: the start of its start latency
+	startDone   bool          // the start latency was recorded
 	sandboxLost bool          // the pause exit wait broke
 	lostAt      time.Time     // when to ask containerd again about lost tasks
 	lostDelay   time.Duration // backoff of those questions while containerd is away
@@ -316,6 +320,7 @@ func (w *worker) sync(ctx context.Context) {
 			w.killContainers(ctx, s)
 			if err := w.createSandbox(ctx, s); err != nil {
 				w.log.Error("create sandbox failed", "err", err)
+				w.event(s, nil, events.Warning, events.ReasonFailedCreatePodSandBox, "Failed to create pod sandbox: %v", err)
 				s.sandboxErr = err
 				s.retryAt = time.Now().Add(sandboxRetry)
 				w.publish()
@@ -340,6 +345,7 @@ func (w *worker) newState(p *corev1.Pod) *podState {
 		pod:   p,
 		dir:   filepath.Join(w.m.cfg.StateDir, "pods", uid),
 		conds: map[corev1.PodConditionType]corev1.PodCondition{},
+		seen:  time.Now(),
 		rec: sandboxRecord{
 			UID:       uid,
 			Namespace: p.Namespace,
@@ -418,7 +424,9 @@ func (w *worker) createSandbox(ctx context.Context, s *podState) (err error) {
 			return err
 		}
 		go func() {
+			start := time.Now()
 			ips, err := cfg.Network.Setup(ctx, w.attachment(s))
+			cfg.Metrics.CNIOperation("add", time.Since(start), err)
 			cniDone <- cniResult{ips, err}
 		}()
 	}
@@ -541,7 +549,10 @@ func (w *worker) removeSandbox(ctx context.Context, rec sandboxRecord) error {
 		// CNI DEL must still run to release the IP and iptables rules, but without a netns.
 		a.NetNS = ""
 	}
-	if err := cfg.Network.Teardown(ctx, a); err != nil {
+	start := time.Now()
+	err := cfg.Network.Teardown(ctx, a)
+	cfg.Metrics.CNIOperation("del", time.Since(start), err)
+	if err != nil {
 		errs = append(errs, err)
 	}
 	if err := sandbox.RemoveNetNS(rec.NetNS); err != nil {
@@ -686,6 +697,9 @@ func (w *worker) restartDue(c *ctrState) bool {
 		c.restartAt, c.delay = w.m.cfg.Backoff.NextRestart(c.exit.At, ranFor, c.delay)
 	}
 	if time.Now().Before(c.restartAt) {
+		if c.waitReason == "" {
+			w.event(w.cur, c, events.Warning, events.ReasonBackOff, "Back-off restarting failed container %s in pod %s_%s(%s)", c.spec.Name, w.cur.pod.Name, w.cur.pod.Namespace, w.cur.pod.UID)
+		}
 		if c.waitReason == "" || c.waitReason == "CrashLoopBackOff" {
 			c.waitReason = "CrashLoopBackOff"
 			c.waitMessage = fmt.Sprintf("back-off %s restarting failed container=%s pod=%s_%s(%s)",
@@ -712,6 +726,7 @@ func (w *worker) startContainer(ctx context.Context, s *podState, c *ctrState) {
 		_ = os.RemoveAll(w.fifoDir(s, c.id))
 	}
 	fail := func(reason string, err error, permanent bool) {
+		w.event(s, c, events.Warning, events.ReasonFailed, "Error: %v", err)
 		c.waitReason, c.waitMessage, c.permanentErr = reason, err.Error(), permanent
 		c.restartAt = time.Now().Add(cfg.Backoff.Initial)
 		w.log.Warn("container not started", "container", c.spec.Name, "reason", reason, "err", err)
@@ -852,6 +867,11 @@ func (w *worker) startContainer(ctx context.Context, s *podState, c *ctrState) {
 	c.waitReason, c.waitMessage, c.permanentErr = "", "", false
 	w.watch(ctx, id, exitCh)
 	w.log.Info("container started", "container", c.spec.Name, "attempt", attempt)
+	w.event(s, c, events.Normal, events.ReasonCreated, "Created container %s", c.spec.Name)
+	w.event(s, c, events.Normal, events.ReasonStarted, "Started container %s", c.spec.Name)
+	if attempt > 0 {
+		w.m.cfg.Metrics.ContainerRestart()
+	}
 	c.stopSignal = img.Config.StopSignal
 	defer w.startProbes(ctx, s, c)
 	if h := c.spec.Lifecycle; h != nil && h.PostStart != nil {
@@ -884,6 +904,7 @@ func (w *worker) syncVolumes(s *podState) bool {
 		vols, err := volume.Prepare(volume.Config{PodDir: s.dir, ConfigMapDir: cfg.ConfigMapDir, SecretDir: cfg.SecretDir}, s.pod, podIP)
 		if err != nil {
 			w.log.Warn("volumes not ready", "err", err)
+			w.event(s, nil, events.Warning, events.ReasonFailedMount, "%v", err)
 			s.volErr = err
 			s.volRetryAt = time.Now().Add(volumeRetry)
 			return false
@@ -967,6 +988,21 @@ func (w *worker) findLost(ctx context.Context, s *podState) {
 	}
 	s.lostDelay = min(max(2*s.lostDelay, time.Second), 10*time.Second)
 	s.lostAt = time.Now().Add(s.lostDelay)
+}
+
+// event records a pod event; c names the container it is about, or nil for the pod.
+func (w *worker) event(s *podState, c *ctrState, typ, reason, format string, args ...any) {
+	if w.m.cfg.Events == nil || s == nil || s.pod == nil {
+		return
+	}
+	field := ""
+	if c != nil {
+		field = events.ContainerFieldPath(c.spec.Name)
+		if c.init {
+			field = events.InitContainerFieldPath(c.spec.Name)
+		}
+	}
+	w.m.cfg.Events.Eventf(s.pod.Namespace, s.pod.Name, string(s.pod.UID), field, typ, reason, format, args...)
 }
 
 // clusterDomain completes a pod's FQDN when it sets a subdomain, as in a cluster's default.
@@ -1093,9 +1129,21 @@ func (w *worker) handleProbe(ctx context.Context, e probeEvent) {
 			return
 		}
 	}
+	if e.result == probe.Failure {
+		w.event(w.cur, c, events.Warning, events.ReasonUnhealthy, "%s probe failed: %s", e.kind, truncate(e.msg, 512))
+	}
+	result := metrics.ProbeUnknown
+	switch e.result {
+	case probe.Success:
+		result = metrics.ProbeSuccessful
+	case probe.Failure:
+		result = metrics.ProbeFailed
+	}
+	w.m.cfg.Metrics.ProbeResult(e.kind.String(), result)
 	if e.result != probe.Failure || c.killing {
 		return
 	}
+	w.event(w.cur, c, events.Normal, events.ReasonKilling, "Container %s failed %s probe, will be restarted", c.spec.Name, strings.ToLower(e.kind.String()))
 	w.log.Info("container failed its probe, killing", "container", c.spec.Name, "probe", e.kind.String(), "msg", e.msg)
 	c.killing = true
 	c.hookErr = ""
@@ -1236,6 +1284,11 @@ func (w *worker) terminate(ctx context.Context, s *podState) {
 	ctx = context.WithoutCancel(ctx)
 	grace := s.rec.Grace
 	w.log.Info("stopping pod", "grace", grace)
+	for _, c := range s.all() {
+		if c.running {
+			w.event(s, c, events.Normal, events.ReasonKilling, "Stopping container %s", c.spec.Name)
+		}
+	}
 	cfg := &w.m.cfg
 	uid := s.rec.UID
 	list, err := cfg.Runtime.List(ctx, map[string]string{runtime.LabelPodUID: uid})
@@ -1337,3 +1390,12 @@ func (w *worker) stopContainer(ctx context.Context, c runtime.Container, spec *c
 // minStopGrace is the least time a container gets between its stop signal and SIGKILL after a
 // preStop hook used up the grace period (the kubelet's minimumGracePeriodInSeconds).
 const minStopGrace = 2 * time.Second
+
+func (s *podState) byName(name string) *ctrState {
+	for _, c := range s.all() {
+		if c.spec.Name == name {
+			return c
+		}
+	}
+	return nil
+}

@@ -38,6 +38,7 @@ func TestWriteFiles(t *testing.T) {
 	tests := []struct {
 		name      string
 		hostname  string
+		fqdn      string
 		podIP     string
 		aliases   []HostAlias
 		resolv    string
@@ -48,6 +49,11 @@ func TestWriteFiles(t *testing.T) {
 			name: "pod ip", hostname: "web", podIP: "10.88.0.5",
 			resolv:    "nameserver 10.0.0.2\nsearch example.com\n",
 			wantLines: []string{"127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback", "10.88.0.5\tweb"},
+		},
+		{
+			name: "subdomain: fqdn first", hostname: "web", fqdn: "web.sub.prod.svc.cluster.local", podIP: "10.88.0.9",
+			wantLines: []string{"127.0.0.1\tlocalhost", "10.88.0.9\tweb.sub.prod.svc.cluster.local\tweb"},
+			notLines:  []string{"10.88.0.9\tweb\n"},
 		},
 		{
 			name: "host network: no pod ip line", hostname: "node1", podIP: "",
@@ -66,7 +72,7 @@ func TestWriteFiles(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "pods", "uid") // created by WriteFiles
-			files, err := WriteFiles(dir, tt.hostname, "", tt.podIP, tt.aliases, []byte(tt.resolv))
+			files, err := WriteFiles(dir, tt.hostname, tt.fqdn, tt.podIP, tt.aliases, []byte(tt.resolv))
 			if err != nil {
 				t.Fatalf("WriteFiles: %v", err)
 			}

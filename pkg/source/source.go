@@ -71,7 +71,7 @@ type fileState struct {
 	modTime time.Time
 	ino     uint64
 	mode    os.FileMode
-	uid     uint32 // owner: checkPerms depends on it, and chown changes neither size nor mtime
+	uid     uint32      // owner: checkPerms depends on it, and chown changes neither size nor mtime
 	good    *corev1.Pod // last good version
 	err     error       // current problem, if any
 }
@@ -98,6 +98,8 @@ func (s *Source) Run(ctx context.Context, out func(Snapshot)) error {
 		return fmt.Errorf("watch manifests: %w", err)
 	}
 	defer w.Close()
+	// fsnotify names events after the cleaned path it was given.
+	dir := filepath.Clean(s.cfg.Dir)
 	watching := false
 	watch := func() {
 		if watching {
@@ -124,7 +126,7 @@ func (s *Source) Run(ctx context.Context, out func(Snapshot)) error {
 			if !ok {
 				return errors.New("manifest watcher closed")
 			}
-			if ev.Name == s.cfg.Dir {
+			if ev.Name == dir {
 				// The directory itself was removed or moved away: its pods are no longer
 				// desired, and a directory put back in its place needs a new watch.
 				if ev.Has(fsnotify.Remove | fsnotify.Rename) {

@@ -60,14 +60,18 @@ func checkSnap(t *testing.T, step string, s Snapshot, wantPods, wantProblems []s
 	}
 }
 
+// newSource returns a Source on a new directory that passes the permission check.
 func newSource(t *testing.T) (*Source, string) {
 	t.Helper()
 	dir := t.TempDir()
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	return New(Config{Dir: dir}), dir
+	return New(Config{Dir: dir, InsecurePerms: !isRoot}), dir
 }
+
+// isRoot: the permission check wants root's files, which only root can make.
+var isRoot = os.Geteuid() == 0
 
 func TestIgnored(t *testing.T) {
 	tests := []struct {
@@ -366,7 +370,7 @@ func TestLoadUnchangedNotReparsed(t *testing.T) {
 }
 
 func TestLoadPermissions(t *testing.T) {
-	if os.Geteuid() != 0 {
+	if !isRoot {
 		t.Skip("needs root to chown")
 	}
 	s, dir := newSource(t)
@@ -473,49 +477,60 @@ func hasPods(names ...string) func(Snapshot) bool {
 }
 
 func TestRun(t *testing.T) {
-	s, dir := newSource(t)
-	s.cfg.Resync = time.Hour // only fsnotify can make new snapshots
-	writeFile(t, dir, "a.yaml", podYAML("a", "x"))
+	for _, tt := range []struct {
+		name   string
+		suffix string // added to the directory's path in Config.Dir
+	}{
+		{"clean path", ""},
+		{"trailing slash", "/"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, dir := newSource(t)
+			// Resync never fires: only fsnotify can make new snapshots.
+			s := New(Config{Dir: dir + tt.suffix, Resync: time.Hour, InsecurePerms: !isRoot})
+			writeFile(t, dir, "a.yaml", podYAML("a", "x"))
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var r recorder
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx, r.add) }()
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var r recorder
+			done := make(chan error, 1)
+			go func() { done <- s.Run(ctx, r.add) }()
 
-	r.waitFor(t, "the initial pod a", hasPods("a"))
+			r.waitFor(t, "the initial pod a", hasPods("a"))
 
-	// Written elsewhere and moved in, as the README asks.
-	tmp := writeFile(t, dir, ".b.yaml.tmp", podYAML("b", "x"))
-	if err := os.Rename(tmp, filepath.Join(dir, "b.yaml")); err != nil {
-		t.Fatal(err)
-	}
-	r.waitFor(t, "the new pod b", hasPods("a", "b"))
+			// Written elsewhere and moved in, as the README asks.
+			tmp := writeFile(t, dir, ".b.yaml.tmp", podYAML("b", "x"))
+			if err := os.Rename(tmp, filepath.Join(dir, "b.yaml")); err != nil {
+				t.Fatal(err)
+			}
+			r.waitFor(t, "the new pod b", hasPods("a", "b"))
 
-	// Written in place.
-	writeFile(t, dir, "c.yaml", podYAML("c", "x"))
-	r.waitFor(t, "the new pod c", hasPods("a", "b", "c"))
+			// Written in place.
+			writeFile(t, dir, "c.yaml", podYAML("c", "x"))
+			r.waitFor(t, "the new pod c", hasPods("a", "b", "c"))
 
-	if err := os.Remove(filepath.Join(dir, "a.yaml")); err != nil {
-		t.Fatal(err)
-	}
-	r.waitFor(t, "pod a removed", hasPods("b", "c"))
+			if err := os.Remove(filepath.Join(dir, "a.yaml")); err != nil {
+				t.Fatal(err)
+			}
+			r.waitFor(t, "pod a removed", hasPods("b", "c"))
 
-	// The directory moved away: nothing is desired any more.
-	if err := os.Rename(dir, dir+".old"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir + ".old") })
-	r.waitFor(t, "no pods after the directory moved away", hasPods())
+			// The directory moved away: nothing is desired any more.
+			if err := os.Rename(dir, dir+".old"); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { os.RemoveAll(dir + ".old") })
+			r.waitFor(t, "no pods after the directory moved away", hasPods())
 
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Run after cancel: got %v, want nil", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Run did not return after ctx was cancelled")
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("Run after cancel: got %v, want nil", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("Run did not return after ctx was cancelled")
+			}
+		})
 	}
 }
 

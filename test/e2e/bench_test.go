@@ -6,11 +6,12 @@ package e2e
 //
 //	MINIPOD_E2E_NET=7 go test -count=1 -run '^$' -bench . -benchtime 1x -timeout 60m ./test/e2e/
 //
-// BenchmarkMinipod runs its parts as sub-benchmarks in a fixed order (the floor first, so that
-// every later figure can be divided by it), prints a table and writes it as JSON to bench.json
-// in the repository root (MINIPOD_BENCH_JSON overrides the path). b.N is ignored: with
-// -benchtime 1x every part runs once and repeats its own measurements. A part can be run on
-// its own with -bench 'Minipod/Burst'; the floor is then still measured.
+// BenchmarkMinipod runs its parts as sub-benchmarks, prints a table and writes it as JSON to
+// bench.json in the repository root (MINIPOD_BENCH_JSON overrides the path). b.N is ignored:
+// with -benchtime 1x every part runs once and repeats its own measurements. A part can be run
+// on its own, e.g. -bench 'Minipod/Burst'. Each part measures its floor itself, alternating
+// floor pods and daemon pods, so that a figure and its floor see the same load (the machine
+// is shared and its load drifts).
 //
 // Knobs for quick runs while working on this file: MINIPOD_BENCH_RUNS (pods per sequential
 // series, default 30), MINIPOD_BENCH_IDLE (the idle CPU window, default 60s).
@@ -178,17 +179,15 @@ func withT(b *testing.B, name string, fn func(t *testing.T)) {
 func BenchmarkMinipod(b *testing.B) {
 	report.Started = time.Now()
 	machineInfo()
-	b.Run("Floor", benchFloor)
-	if figures["floor-start-1"] == nil {
-		// -bench picked only some parts: the floor is still needed for the ratios.
-		benchFloor(b)
-	}
 	b.Run("PodStart1", func(b *testing.B) { benchPodStart(b, 1) })
 	b.Run("PodStart3", func(b *testing.B) { benchPodStart(b, 3) })
 	b.Run("Burst20", func(b *testing.B) { benchBurst(b, 20, 3) })
 	b.Run("Burst50", func(b *testing.B) { benchBurst(b, 50, 2) })
 	b.Run("Footprint", benchFootprint)
 	report.Finished = time.Now()
+	if data, err := os.ReadFile("/proc/loadavg"); err == nil {
+		report.Machine["loadavg_at_end"] = strings.Join(strings.Fields(string(data))[:3], " ")
+	}
 	printReport(os.Stdout)
 	if err := writeReport(); err != nil {
 		b.Error(err)
@@ -250,6 +249,7 @@ type floorPod struct {
 	pause   string
 	apps    []string
 	exits   map[string]<-chan runtime.Exit
+	pids    []int
 	cgroup  string
 	fifoDir string
 }
@@ -351,11 +351,12 @@ func (f *floorEnv) start(ctx context.Context, n int) (*floorPod, floorSteps, err
 		p.apps = append(p.apps, cid)
 		// Output through FIFOs, as the daemon's containers (which it copies to a log file).
 		stdio := &runtime.Stdio{FIFODir: filepath.Join(p.fifoDir, cid), Stdout: io.Discard, Stderr: io.Discard}
-		_, exit, err := f.rt.Start(ctx, cid, stdio)
+		apid, exit, err := f.rt.Start(ctx, cid, stdio)
 		if err != nil {
 			return p, st, err
 		}
 		p.exits[cid] = exit
+		p.pids = append(p.pids, int(apid))
 	}
 	st.apps = time.Since(t3)
 	return p, st, nil
@@ -438,78 +439,6 @@ func (f *floorEnv) cleanup() {
 	ctr("namespaces", "rm", f.ns)
 }
 
-func benchFloor(b *testing.B) {
-	runs := benchRuns()
-	withT(b, "floor", func(t *testing.T) {
-		f := newFloorEnv(t)
-		ctx := context.Background()
-		series := func(n int) (start, stop []float64, steps []floorSteps) {
-			for i := -warmup; i < runs; i++ {
-				t0 := time.Now()
-				p, st, err := f.start(ctx, n)
-				d := time.Since(t0)
-				if err != nil {
-					t.Fatalf("floor start: %v", err)
-				}
-				t1 := time.Now()
-				if err := f.stop(ctx, p); err != nil {
-					t.Fatalf("floor stop: %v", err)
-				}
-				if i >= 0 {
-					start = append(start, ms(d))
-					stop = append(stop, ms(time.Since(t1)))
-					steps = append(steps, st)
-				}
-			}
-			return
-		}
-		start1, stop1, steps1 := series(1)
-		start3, stop3, steps3 := series(3)
-		record(b, "floor-start-1", "floor: 1-container pod started (netns+CNI ADD+pause+app)", "ms", start1, "", "")
-		record(b, "floor-start-3", "floor: 3-container pod started", "ms", start3, "", "")
-		record(b, "floor-stop-1", "floor: 1-container pod stopped (SIGTERM+delete+CNI DEL)", "ms", stop1, "", "")
-		record(b, "floor-stop-3", "floor: 3-container pod stopped", "ms", stop3, "", "")
-		stepPhases := func(prefix string, steps []floorSteps) {
-			var a, c, p, x []float64
-			for _, s := range steps {
-				a, c, p, x = append(a, ms(s.netns)), append(c, ms(s.cni)), append(p, ms(s.pause)), append(x, ms(s.apps))
-			}
-			recordPhase(prefix+"-netns", prefix+": new netns", a)
-			recordPhase(prefix+"-cni", prefix+": CNI ADD (loopback + bridge/host-local/portmap)", c)
-			recordPhase(prefix+"-pause", prefix+": pause container created and started", p)
-			recordPhase(prefix+"-apps", prefix+": app containers created and started", x)
-		}
-		stepPhases("floor-1", steps1)
-		stepPhases("floor-3", steps3)
-
-		// Bursts: the floor makes the same pods one after the other.
-		for _, burst := range []struct{ n, reps int }{{20, 3}, {50, 2}} {
-			var up, down []float64
-			for r := 0; r < burst.reps; r++ {
-				pods := make([]*floorPod, 0, burst.n)
-				t0 := time.Now()
-				for i := 0; i < burst.n; i++ {
-					p, _, err := f.start(ctx, 1)
-					if err != nil {
-						t.Fatalf("floor burst start: %v", err)
-					}
-					pods = append(pods, p)
-				}
-				up = append(up, ms(time.Since(t0)))
-				t1 := time.Now()
-				for _, p := range pods {
-					if err := f.stop(ctx, p); err != nil {
-						t.Fatalf("floor burst stop: %v", err)
-					}
-				}
-				down = append(down, ms(time.Since(t1)))
-			}
-			record(b, fmt.Sprintf("floor-seq%d-start", burst.n), fmt.Sprintf("floor: %d pods started one after the other", burst.n), "ms", up, "", "")
-			record(b, fmt.Sprintf("floor-seq%d-stop", burst.n), fmt.Sprintf("floor: %d pods stopped one after the other", burst.n), "ms", down, "", "")
-		}
-	})
-}
-
 // ---- the daemon side ----
 
 func benchPod(name string, containers int, probe bool) string {
@@ -530,6 +459,24 @@ type benchCtx struct {
 	d   *daemon
 	api *api.Client
 	rt  *runtime.Runtime
+}
+
+// benchDaemon starts a daemon of the harness. Its cleanup also removes the daemon's top-level
+// cgroup (/<namespace> in every hierarchy), which the harness leaves behind, empty.
+func benchDaemon(t *testing.T) *daemon {
+	t.Helper()
+	var ns string
+	t.Cleanup(func() { // runs after the daemon's own cleanup has removed its containers
+		if ns != "" {
+			if err := sandbox.RemoveCgroup("/" + ns); err != nil {
+				t.Logf("remove cgroup /%s: %v", ns, err)
+			}
+		}
+	})
+	d := newDaemon(t)
+	ns = d.namespace
+	d.start()
+	return d
 }
 
 func newBenchCtx(t *testing.T, d *daemon) *benchCtx {
@@ -652,6 +599,63 @@ func (bc *benchCtx) gone(names map[string]bool, uids []string) (bool, string) {
 	return true, ""
 }
 
+// waitTraps waits until every process has a SIGTERM handler. A container's shell is its PID 1:
+// a SIGTERM that comes before its `trap` is ignored (the kernel drops signals PID 1 has no
+// handler for), and the pod would then take its whole grace period to stop. The benchmarks
+// stop nothing before the trap is set; this wait is outside every measured interval.
+func waitTraps(t *testing.T, pids ...int) {
+	t.Helper()
+	const sigterm = 1 << (syscall.SIGTERM - 1)
+	deadline := time.Now().Add(20 * time.Second)
+	for _, pid := range pids {
+		for {
+			data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+			if err != nil {
+				t.Fatalf("pid %d: %v", pid, err)
+			}
+			caught := uint64(0)
+			for _, l := range strings.Split(string(data), "\n") {
+				if v, ok := strings.CutPrefix(l, "SigCgt:"); ok {
+					caught, _ = strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+				}
+			}
+			if caught&sigterm != 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("pid %d set no SIGTERM handler within 20 s", pid)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+}
+
+// waitTraps waits for the SIGTERM handlers of the daemon's app containers that carry labels.
+func (bc *benchCtx) waitTraps(labels map[string]string) {
+	bc.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	l := map[string]string{runtime.LabelRole: runtime.RoleApp}
+	for k, v := range labels {
+		l[k] = v
+	}
+	cs, err := bc.rt.List(ctx, l)
+	if err != nil {
+		bc.t.Fatal(err)
+	}
+	var pids []int
+	for _, c := range cs {
+		ts, err := bc.rt.Task(ctx, c.ID, nil)
+		if err != nil {
+			bc.t.Fatal(err)
+		}
+		if ts.Running {
+			pids = append(pids, int(ts.Pid))
+		}
+	}
+	waitTraps(bc.t, pids...)
+}
+
 // podTimes is what the benchmark saw of one pod, for matching with the daemon's log.
 type podTimes struct {
 	name                      string
@@ -662,42 +666,75 @@ type podTimes struct {
 	stopping, stopped         time.Time // from the log
 }
 
+// floorStartStop makes one floor pod with n containers and removes it again.
+func floorStartStop(t *testing.T, f *floorEnv, n int) (start, stop time.Duration, st floorSteps) {
+	t.Helper()
+	ctx := context.Background()
+	t0 := time.Now()
+	p, st, err := f.start(ctx, n)
+	start = time.Since(t0)
+	if err != nil {
+		t.Fatalf("floor start: %v", err)
+	}
+	waitTraps(t, p.pids...)
+	t1 := time.Now()
+	if err := f.stop(ctx, p); err != nil {
+		t.Fatalf("floor stop: %v", err)
+	}
+	return start, time.Since(t1), st
+}
+
+// daemonStartStop drops one pod file, waits until the pod runs and is Ready, removes the file
+// and waits until nothing of the pod is left.
+func daemonStartStop(bc *benchCtx, name string, containers int) *podTimes {
+	t := bc.t
+	t.Helper()
+	pt := &podTimes{name: name}
+	file := name + ".yaml"
+	pt.written = bc.drop(map[string]string{file: benchPod(name, containers, false)})
+	pt.running = bc.poll(60*time.Second, pollSingle, name+" running", func() (bool, string) {
+		p := bc.list()[name]
+		if p == nil {
+			return false, "not listed"
+		}
+		pt.uid = string(p.UID)
+		if pt.readyAt.IsZero() && ready(p) {
+			pt.readyAt = time.Now()
+		}
+		return running(p, containers), string(p.Status.Phase)
+	})
+	if pt.readyAt.IsZero() {
+		pt.readyAt = bc.poll(60*time.Second, pollSingle, name+" ready", func() (bool, string) {
+			return ready(bc.list()[name]), "not ready"
+		})
+	}
+	bc.waitTraps(map[string]string{runtime.LabelPodName: name})
+	pt.removed = time.Now()
+	if err := os.Remove(filepath.Join(bc.d.manifests, file)); err != nil {
+		t.Fatal(err)
+	}
+	pt.goneAt = bc.poll(60*time.Second, pollSingle, name+" gone", func() (bool, string) {
+		return bc.gone(map[string]bool{name: true}, []string{pt.uid})
+	})
+	return pt
+}
+
+// benchPodStart starts and removes pods of the given size one at a time, alternating a floor
+// pod and a daemon pod, so that both see the same load on this shared machine.
 func benchPodStart(b *testing.B, containers int) {
 	runs := benchRuns()
 	withT(b, fmt.Sprintf("podstart%d", containers), func(t *testing.T) {
-		d := newDaemon(t)
-		d.start()
+		f := newFloorEnv(t)
+		d := benchDaemon(t)
 		bc := newBenchCtx(t, d)
 		var all []*podTimes
+		var fStart, fStop []float64
+		var steps []floorSteps
 		for i := -warmup; i < runs; i++ {
-			pt := &podTimes{name: fmt.Sprintf("start%d-%02d", containers, i+warmup)}
-			file := pt.name + ".yaml"
-			pt.written = bc.drop(map[string]string{file: benchPod(pt.name, containers, false)})
-			pt.running = bc.poll(60*time.Second, pollSingle, pt.name+" running", func() (bool, string) {
-				p := bc.list()[pt.name]
-				if p == nil {
-					return false, "not listed"
-				}
-				pt.uid = string(p.UID)
-				if pt.readyAt.IsZero() && ready(p) {
-					pt.readyAt = time.Now()
-				}
-				return running(p, containers), string(p.Status.Phase)
-			})
-			if pt.readyAt.IsZero() {
-				pt.readyAt = bc.poll(60*time.Second, pollSingle, pt.name+" ready", func() (bool, string) {
-					p := bc.list()[pt.name]
-					return ready(p), "not ready"
-				})
-			}
-			pt.removed = time.Now()
-			if err := os.Remove(filepath.Join(d.manifests, file)); err != nil {
-				t.Fatal(err)
-			}
-			pt.goneAt = bc.poll(60*time.Second, pollSingle, pt.name+" gone", func() (bool, string) {
-				return bc.gone(map[string]bool{pt.name: true}, []string{pt.uid})
-			})
+			up, down, st := floorStartStop(t, f, containers)
+			pt := daemonStartStop(bc, fmt.Sprintf("start%d-%02d", containers, i+warmup), containers)
 			if i >= 0 {
+				fStart, fStop, steps = append(fStart, ms(up)), append(fStop, ms(down)), append(steps, st)
 				all = append(all, pt)
 			}
 		}
@@ -712,9 +749,20 @@ func benchPodStart(b *testing.B, containers int) {
 		if containers > 1 {
 			noun = c + "-container pod"
 		}
+		record(b, "floor-start-"+c, "floor: "+noun+" started (netns, CNI ADD, pause, apps)", "ms", fStart, "", "")
 		record(b, "start-"+c+"-running", noun+": file written → all containers running", "ms", up, "floor-start-"+c, "")
 		record(b, "start-"+c+"-ready", noun+": file written → Ready (no probe)", "ms", rdy, "floor-start-"+c, "")
+		record(b, "floor-stop-"+c, "floor: "+noun+" stopped (SIGTERM, deletes, CNI DEL)", "ms", fStop, "", "")
 		record(b, "stop-"+c, noun+": file removed → gone (API, containers, CNI, netns)", "ms", down, "floor-stop-"+c, "containers exit on SIGTERM")
+		var a, cn, p, x []float64
+		for _, s := range steps {
+			a, cn, p, x = append(a, ms(s.netns)), append(cn, ms(s.cni)), append(p, ms(s.pause)), append(x, ms(s.apps))
+		}
+		prefix := "floor-" + c
+		recordPhase(prefix+"-netns", prefix+": new netns", a)
+		recordPhase(prefix+"-cni", prefix+": CNI ADD (loopback, then bridge + host-local + portmap)", cn)
+		recordPhase(prefix+"-pause", prefix+": pause container created and started", p)
+		recordPhase(prefix+"-apps", prefix+": app containers created and started", x)
 		logPhases(t, d, "daemon-"+c, all)
 		if left := d.leftovers(); len(left) > 0 {
 			t.Errorf("left behind:\n%s", strings.Join(left, "\n"))
@@ -792,13 +840,37 @@ func logPhases(t *testing.T, d *daemon, prefix string, pods []*podTimes) {
 	recordPhase(prefix+"-to-gone", prefix+": \"pod stopped\" → gone seen by the benchmark", g)
 }
 
+// benchBurst drops n pod files at once and removes them at once, reps times; before each
+// repetition the floor makes and removes the same n pods one after the other.
 func benchBurst(b *testing.B, n, reps int) {
 	withT(b, fmt.Sprintf("burst%d", n), func(t *testing.T) {
-		d := newDaemon(t)
-		d.start()
+		f := newFloorEnv(t)
+		d := benchDaemon(t)
 		bc := newBenchCtx(t, d)
-		var up, down []float64
+		ctx := context.Background()
+		var fUp, fDown, up, down []float64
 		for r := 0; r < reps; r++ {
+			pods := make([]*floorPod, 0, n)
+			t0 := time.Now()
+			for i := 0; i < n; i++ {
+				p, _, err := f.start(ctx, 1)
+				if err != nil {
+					t.Fatalf("floor start: %v", err)
+				}
+				pods = append(pods, p)
+			}
+			fUp = append(fUp, ms(time.Since(t0)))
+			for _, p := range pods {
+				waitTraps(t, p.pids...)
+			}
+			t0 = time.Now()
+			for _, p := range pods {
+				if err := f.stop(ctx, p); err != nil {
+					t.Fatalf("floor stop: %v", err)
+				}
+			}
+			fDown = append(fDown, ms(time.Since(t0)))
+
 			files := map[string]string{}
 			names := map[string]bool{}
 			for i := 0; i < n; i++ {
@@ -806,7 +878,7 @@ func benchBurst(b *testing.B, n, reps int) {
 				files[name+".yaml"] = benchPod(name, 1, false)
 				names[name] = true
 			}
-			t0 := bc.drop(files)
+			t0 = bc.drop(files)
 			uids := map[string]string{}
 			t1 := bc.poll(3*time.Minute, pollBurst, fmt.Sprintf("%d pods running", n), func() (bool, string) {
 				listed := bc.list()
@@ -820,6 +892,7 @@ func benchBurst(b *testing.B, n, reps int) {
 				return ok == n, fmt.Sprintf("%d of %d running", ok, n)
 			})
 			up = append(up, ms(t1.Sub(t0)))
+			bc.waitTraps(nil)
 			t2 := time.Now()
 			for file := range files {
 				if err := os.Remove(filepath.Join(d.manifests, file)); err != nil {
@@ -838,9 +911,11 @@ func benchBurst(b *testing.B, n, reps int) {
 		k := strconv.Itoa(n)
 		note := ""
 		if n == 20 {
-			note = "kubelet v1.33 on this kind of machine: 1.51 s (FACTS.md)"
+			note = "kubelet v1.33 took 1.51 s on this kind of machine (FACTS.md)"
 		}
+		record(b, "floor-seq"+k+"-start", "floor: "+k+" pods started one after the other", "ms", fUp, "", "")
 		record(b, "burst"+k+"-running", k+" pod files dropped at once → all running", "ms", up, "floor-seq"+k+"-start", note)
+		record(b, "floor-seq"+k+"-stop", "floor: "+k+" pods stopped one after the other", "ms", fDown, "", "")
 		record(b, "burst"+k+"-gone", k+" pod files removed at once → all gone", "ms", down, "floor-seq"+k+"-stop", "")
 		if left := d.leftovers(); len(left) > 0 {
 			t.Errorf("left behind:\n%s", strings.Join(left, "\n"))
@@ -892,8 +967,7 @@ func cpuTime(pid int) (time.Duration, error) {
 
 func benchFootprint(b *testing.B) {
 	withT(b, "footprint", func(t *testing.T) {
-		d := newDaemon(t)
-		d.start()
+		d := benchDaemon(t)
 		bc := newBenchCtx(t, d)
 		pid := d.cmd.Process.Pid
 		rss := func() []float64 {
@@ -972,6 +1046,7 @@ func benchFootprint(b *testing.B) {
 			reportMu.Unlock()
 		}
 
+		bc.waitTraps(nil)
 		for name := range names {
 			if err := os.Remove(filepath.Join(d.manifests, name+".yaml")); err != nil {
 				t.Fatal(err)

@@ -334,6 +334,8 @@ func (d *daemon) args() []string {
 		"--bridge", testBridge,
 		"--pod-cidr", testSubnet,
 		"--log-level", "info",
+		// Never the machine's /etc/minipod/config.yaml.
+		"--config", "",
 	}, d.extra...)
 }
 

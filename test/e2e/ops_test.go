@@ -1,10 +1,14 @@
 package e2e
 
 import (
+	"context"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -140,4 +144,78 @@ func TestSocketPermissions(t *testing.T) {
 	if out, code := asNobody(g); code != 0 {
 		t.Errorf("group member refused: code %d: %s", code, out)
 	}
+}
+
+// describe shows a pod with its events; the metrics endpoint on the socket serves the pod
+// start latency histogram once a pod started.
+func TestEventsDescribeMetrics(t *testing.T) {
+	d := newDaemon(t, "--backoff-initial", "1s", "--backoff-max", "2s")
+	d.start()
+	d.writeManifest("web.yaml", webPod)
+	d.writeManifest("crash.yaml", onePod("crash", "Always", "", "exit 1"))
+	d.waitRunning("web", 60*time.Second)
+	out, errs, code := d.ctl("describe", "web")
+	if code != 0 {
+		t.Fatalf("describe: %d %s", code, errs)
+	}
+	for _, want := range []string{"Name:", "web", "Containers:", "server:", "sidecar:", "Conditions:", "Events:", "Started", "Created container server"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("describe lacks %q:\n%s", want, out)
+		}
+	}
+	d.eventually(30*time.Second, "BackOff event", func() (bool, string) {
+		out, _, _ := d.ctl("events", "crash")
+		return strings.Contains(out, "BackOff") && strings.Contains(out, "Warning"), out
+	})
+	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", d.socket)
+	}}}
+	resp, err := c.Get("http://minipod/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"minipod_pod_start_duration_seconds_count", "minipod_running_pods", "minipod_container_restarts_total", "minipod_cni_operations_duration_seconds"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if !regexp.MustCompile(`minipod_pod_start_duration_seconds_count [1-9]`).Match(body) {
+		t.Errorf("pod start histogram counted no start:\n%s", body)
+	}
+}
+
+// A config file sets every flag's key (flags win); a bad one is refused with the key named.
+func TestConfigFile(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "config.yaml")
+	os.WriteFile(good, []byte("log-level: debug\nbackoff-initial: 3s\nbackoff-max: 7s\nresync: 5s\n"), 0o644)
+	out, err := exec.Command(filepath.Join(env.bin, "minipod"), "--config", good, "--resync", "9s", "--print-config").CombinedOutput()
+	if err != nil {
+		t.Fatalf("print-config: %v %s", err, out)
+	}
+	for _, want := range []string{"log-level: debug", "backoff-initial: 3s", "backoff-max: 7s", "resync: 9s"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("--print-config lacks %q:\n%s", want, out)
+		}
+	}
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("log-level: debug\nmanifest-dri: /tmp\n"), 0o644)
+	out, err = exec.Command(filepath.Join(env.bin, "minipod"), "--config", bad).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "manifest-dri") || !strings.Contains(string(out), ":2") {
+		t.Errorf("bad config: err %v, output %s", err, out)
+	}
+	// The daemon runs with the file's settings.
+	d := newDaemon(t, "--config", good)
+	d.start()
+	d.writeManifest("crash.yaml", onePod("crash", "Always", "", "exit 1"))
+	d.eventually(30*time.Second, "backoff from the config file", func() (bool, string) {
+		p := d.pod("crash")
+		if p == nil || len(p.Status.ContainerStatuses) == 0 || p.Status.ContainerStatuses[0].State.Waiting == nil {
+			return false, "not waiting"
+		}
+		m := p.Status.ContainerStatuses[0].State.Waiting.Message
+		return strings.Contains(m, "back-off 3s"), m
+	})
 }

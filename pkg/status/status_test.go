@@ -1,0 +1,196 @@
+package status
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/minipod/minipod/pkg/pod"
+	"github.com/minipod/minipod/pkg/source"
+)
+
+func runningPod(namespace, name, manifest string) corev1.Pod {
+	return corev1.Pod{
+		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace:   namespace,
+			Name:        name,
+			Annotations: map[string]string{pod.AnnotationManifest: manifest},
+		},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning},
+	}
+}
+
+// item summarizes a listed pod.
+func item(p corev1.Pod) string {
+	return fmt.Sprintf("%s/%s phase=%s reason=%q message=%q manifest=%s",
+		p.Namespace, p.Name, p.Status.Phase, p.Status.Reason, p.Status.Message, p.Annotations[pod.AnnotationManifest])
+}
+
+func TestList(t *testing.T) {
+	web := runningPod("default", "web", "/m/web.yaml")
+	api := runningPod("prod", "api", "/m/api.yaml")
+	db := runningPod("default", "db", "/m/db.yaml")
+
+	tests := []struct {
+		name     string
+		pods     []corev1.Pod
+		problems []source.Problem
+		want     []string
+	}{
+		{
+			name: "pods only, sorted by namespace then name",
+			pods: []corev1.Pod{api, web, db},
+			want: []string{
+				`default/db phase=Running reason="" message="" manifest=/m/db.yaml`,
+				`default/web phase=Running reason="" message="" manifest=/m/web.yaml`,
+				`prod/api phase=Running reason="" message="" manifest=/m/api.yaml`,
+			},
+		},
+		{
+			name: "last good version runs: message on the pod, no new item",
+			pods: []corev1.Pod{web, api},
+			problems: []source.Problem{{
+				Path: "/m/web.yaml", Namespace: "default", Name: "web", Reason: "InvalidManifest",
+				Message: "spec.containers[0].image: Required value; the last good version keeps running", Running: true,
+			}},
+			want: []string{
+				`default/web phase=Running reason="" message="InvalidManifest: spec.containers[0].image: Required value; the last good version keeps running" manifest=/m/web.yaml`,
+				`prod/api phase=Running reason="" message="" manifest=/m/api.yaml`,
+			},
+		},
+		{
+			name: "running problem in a non-default namespace",
+			pods: []corev1.Pod{api},
+			problems: []source.Problem{{
+				Path: "/m/api.yaml", Namespace: "prod", Name: "api", Reason: "InsecureManifestPermissions", Message: "m", Running: true,
+			}},
+			want: []string{`prod/api phase=Running reason="" message="InsecureManifestPermissions: m" manifest=/m/api.yaml`},
+		},
+		{
+			name: "problems become Failed items, namespace default when empty",
+			pods: []corev1.Pod{web},
+			problems: []source.Problem{
+				{Path: "/m/broken.yaml", Name: "broken.yaml", Reason: "InvalidManifest", Message: "mapping values are not allowed"},
+				{Path: "/m/nocontainers.yaml", Namespace: "", Name: "nocontainers", Reason: "InvalidManifest", Message: "spec.containers: Required value"},
+				{Path: "/m/x.yaml", Namespace: "a", Name: "zz", Reason: "UnreadableManifest", Message: "too many levels of symbolic links"},
+			},
+			want: []string{
+				`a/zz phase=Failed reason="UnreadableManifest" message="too many levels of symbolic links" manifest=/m/x.yaml`,
+				`default/broken.yaml phase=Failed reason="InvalidManifest" message="mapping values are not allowed" manifest=/m/broken.yaml`,
+				`default/nocontainers phase=Failed reason="InvalidManifest" message="spec.containers: Required value" manifest=/m/nocontainers.yaml`,
+				`default/web phase=Running reason="" message="" manifest=/m/web.yaml`,
+			},
+		},
+		{
+			name: "conflict: same name, other file, is its own item",
+			pods: []corev1.Pod{web},
+			problems: []source.Problem{{
+				Path: "/m/web2.yaml", Namespace: "default", Name: "web", Reason: "NameConflict",
+				Message: "pod default/web is already defined by /m/web.yaml; this file is ignored",
+			}},
+			want: []string{
+				`default/web phase=Running reason="" message="" manifest=/m/web.yaml`,
+				`default/web phase=Failed reason="NameConflict" message="pod default/web is already defined by /m/web.yaml; this file is ignored" manifest=/m/web2.yaml`,
+			},
+		},
+		{
+			name: "running problem from another file does not touch the pod",
+			pods: []corev1.Pod{web},
+			problems: []source.Problem{{
+				Path: "/m/other.yaml", Namespace: "default", Name: "web", Reason: "InvalidManifest", Message: "bad", Running: true,
+			}},
+			want: []string{
+				`default/web phase=Running reason="" message="" manifest=/m/web.yaml`,
+				`default/web phase=Failed reason="InvalidManifest" message="bad" manifest=/m/other.yaml`,
+			},
+		},
+		{
+			name: "running problem whose pod is not (yet) listed is an item",
+			problems: []source.Problem{{
+				Path: "/m/web.yaml", Namespace: "default", Name: "web", Reason: "InvalidManifest", Message: "bad", Running: true,
+			}},
+			want: []string{`default/web phase=Failed reason="InvalidManifest" message="bad" manifest=/m/web.yaml`},
+		},
+		{
+			name: "not running problem with the pod's name and file is an item",
+			pods: []corev1.Pod{web},
+			problems: []source.Problem{{
+				Path: "/m/web.yaml", Namespace: "default", Name: "web", Reason: "InvalidManifest", Message: "bad",
+			}},
+			want: []string{
+				`default/web phase=Running reason="" message="" manifest=/m/web.yaml`,
+				`default/web phase=Failed reason="InvalidManifest" message="bad" manifest=/m/web.yaml`,
+			},
+		},
+		{
+			name: "nothing at all",
+			want: nil,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := NewView(func() []corev1.Pod { return slices.Clone(tt.pods) })
+			v.SetProblems(tt.problems)
+			got := v.List()
+			var items []string
+			for _, p := range got {
+				items = append(items, item(p))
+				if p.APIVersion != "v1" || p.Kind != "Pod" {
+					t.Errorf("%s/%s: apiVersion %q kind %q, want v1 Pod", p.Namespace, p.Name, p.APIVersion, p.Kind)
+				}
+			}
+			if !slices.Equal(items, tt.want) {
+				t.Errorf("List()\n got %q\nwant %q", items, tt.want)
+			}
+			// The pods the view was given are not changed.
+			for _, p := range tt.pods {
+				if p.Status.Message != "" {
+					t.Errorf("the caller's pod %s got message %q", p.Name, p.Status.Message)
+				}
+			}
+		})
+	}
+}
+
+func TestSetProblemsReplaces(t *testing.T) {
+	v := NewView(func() []corev1.Pod { return nil })
+	v.SetProblems([]source.Problem{{Path: "/m/a.yaml", Name: "a", Reason: "InvalidManifest", Message: "x"}})
+	if got := len(v.List()); got != 1 {
+		t.Fatalf("after one problem: got %d items, want 1", got)
+	}
+	v.SetProblems(nil)
+	if got := v.List(); len(got) != 0 {
+		t.Fatalf("after SetProblems(nil): got %d items, want 0", len(got))
+	}
+}
+
+// TestListConcurrent is for the race detector: List and SetProblems from many goroutines.
+func TestListConcurrent(t *testing.T) {
+	web := runningPod("default", "web", "/m/web.yaml")
+	v := NewView(func() []corev1.Pod { return []corev1.Pod{web} })
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			for range 100 {
+				v.SetProblems([]source.Problem{{Path: "/m/web.yaml", Namespace: "default", Name: "web", Reason: "R", Message: fmt.Sprint(i), Running: true}})
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			for range 100 {
+				if got := v.List(); len(got) != 1 {
+					t.Errorf("List: got %d items, want 1", len(got))
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
