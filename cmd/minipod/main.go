@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -90,6 +91,9 @@ func run(ctx context.Context, o *config.Config, log *slog.Logger) error {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
 		}
+	}
+	if err := chooseContainerd(ctx, o, log); err != nil {
+		return err
 	}
 	rt, err := connect(ctx, o, log)
 	if err != nil {
@@ -307,6 +311,40 @@ func registryCredentials(path string, log *slog.Logger) runtime.Credentials {
 		}
 		return creds(host)
 	}
+}
+
+// chooseContainerd decides which containerd to use: with --containerd=auto the one at
+// --containerd-address when it answers, else a managed one when a containerd binary is on
+// PATH; "external" always the address; "managed" always minipod's own. For a managed one it
+// points o.ContainerdAddress at it.
+func chooseContainerd(ctx context.Context, o *config.Config, log *slog.Logger) error {
+	if o.Containerd == config.ContainerdExternal {
+		return nil
+	}
+	if o.Containerd == config.ContainerdAuto && runtime.Answers(ctx, o.ContainerdAddress, o.ContainerdNamespace, 2*time.Second) {
+		return nil
+	}
+	root, state, addr := runtime.ManagedPaths(o.StateDir, filepath.Dir(o.Socket))
+	if runtime.Answers(ctx, addr, o.ContainerdNamespace, 2*time.Second) {
+		// Ours, left running by an earlier run of the daemon.
+		log.Info("using the managed containerd already running", "address", addr)
+		o.ContainerdAddress = addr
+		return nil
+	}
+	bin, err := exec.LookPath("containerd")
+	if err != nil {
+		if o.Containerd == config.ContainerdManaged {
+			return fmt.Errorf("--containerd=managed: %w", err)
+		}
+		log.Warn("no containerd answers and none is installed; waiting for one", "address", o.ContainerdAddress)
+		return nil
+	}
+	m := &runtime.Managed{Binary: bin, Root: root, State: state, Address: addr, Log: log}
+	if err := m.Run(ctx); err != nil {
+		return err
+	}
+	o.ContainerdAddress = addr
+	return nil
 }
 
 // connect waits for containerd, retrying with backoff: at boot minipod may start first.

@@ -98,6 +98,7 @@ type benchReport struct {
 	Polling  map[string]string `json:"polling"`
 	Figures  []*figure         `json:"figures"`
 	Phases   []*figure         `json:"phases"`
+	CPU      []*figure         `json:"cpu"`
 }
 
 var (
@@ -181,8 +182,8 @@ func BenchmarkMinipod(b *testing.B) {
 	machineInfo()
 	b.Run("PodStart1", func(b *testing.B) { benchPodStart(b, 1) })
 	b.Run("PodStart3", func(b *testing.B) { benchPodStart(b, 3) })
-	b.Run("Burst20", func(b *testing.B) { benchBurst(b, 20, 3) })
-	b.Run("Burst50", func(b *testing.B) { benchBurst(b, 50, 2) })
+	b.Run("Burst20", func(b *testing.B) { benchBurst(b, 20, 5) })
+	b.Run("Burst50", func(b *testing.B) { benchBurst(b, 50, 3) })
 	b.Run("Footprint", benchFootprint)
 	report.Finished = time.Now()
 	if data, err := os.ReadFile("/proc/loadavg"); err == nil {
@@ -730,14 +731,20 @@ func benchPodStart(b *testing.B, containers int) {
 		var all []*podTimes
 		var fStart, fStop []float64
 		var steps []floorSteps
+		var cpuSelf, cpuChildren, cpuCtrd []float64
+		meter := newCPUMeter(t, d)
 		for i := -warmup; i < runs; i++ {
 			up, down, st := floorStartStop(t, f, containers)
+			meter.reset()
 			pt := daemonStartStop(bc, fmt.Sprintf("start%d-%02d", containers, i+warmup), containers)
+			s, c, k := meter.since()
 			if i >= 0 {
 				fStart, fStop, steps = append(fStart, ms(up)), append(fStop, ms(down)), append(steps, st)
 				all = append(all, pt)
+				cpuSelf, cpuChildren, cpuCtrd = append(cpuSelf, s), append(cpuChildren, c), append(cpuCtrd, k)
 			}
 		}
+		recordCPU(fmt.Sprintf("pod%d", containers), fmt.Sprintf("one %d-container pod started and stopped by the daemon", containers), cpuSelf, cpuChildren, cpuCtrd)
 		var up, rdy, down []float64
 		for _, pt := range all {
 			up = append(up, ms(pt.running.Sub(pt.written)))
@@ -849,6 +856,8 @@ func benchBurst(b *testing.B, n, reps int) {
 		bc := newBenchCtx(t, d)
 		ctx := context.Background()
 		var fUp, fDown, up, down []float64
+		var cpuSelf, cpuChildren, cpuCtrd []float64
+		meter := newCPUMeter(t, d)
 		for r := 0; r < reps; r++ {
 			pods := make([]*floorPod, 0, n)
 			t0 := time.Now()
@@ -878,6 +887,7 @@ func benchBurst(b *testing.B, n, reps int) {
 				files[name+".yaml"] = benchPod(name, 1, false)
 				names[name] = true
 			}
+			meter.reset()
 			t0 = bc.drop(files)
 			uids := map[string]string{}
 			t1 := bc.poll(3*time.Minute, pollBurst, fmt.Sprintf("%d pods running", n), func() (bool, string) {
@@ -907,7 +917,10 @@ func benchBurst(b *testing.B, n, reps int) {
 				return bc.gone(names, ul)
 			})
 			down = append(down, ms(t3.Sub(t2)))
+			s, c, k := meter.since()
+			cpuSelf, cpuChildren, cpuCtrd = append(cpuSelf, s), append(cpuChildren, c), append(cpuCtrd, k)
 		}
+		recordCPU(fmt.Sprintf("burst%d", n), fmt.Sprintf("%d pods started and stopped at once by the daemon", n), cpuSelf, cpuChildren, cpuCtrd)
 		k := strconv.Itoa(n)
 		note := ""
 		if n == 20 {
@@ -947,22 +960,80 @@ const clkTck = 100
 
 // cpuTime is utime+stime of the process.
 func cpuTime(pid int) (time.Duration, error) {
+	self, _, err := cpuTimes(pid)
+	return self, err
+}
+
+// cpuTimes returns the process's own CPU time (utime+stime) and that of its children it has
+// waited for (cutime+cstime: for the daemon, the CNI plugins and the iptables they run).
+func cpuTimes(pid int) (self, children time.Duration, err error) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	// The command name is in parentheses and may hold spaces: count fields after the last ')'.
 	s := string(data)
 	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(f) < 13 {
-		return 0, fmt.Errorf("short /proc/%d/stat", pid)
+	if len(f) < 15 {
+		return 0, 0, fmt.Errorf("short /proc/%d/stat", pid)
 	}
-	ut, err1 := strconv.ParseInt(f[11], 10, 64) // field 14
-	st, err2 := strconv.ParseInt(f[12], 10, 64) // field 15
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, err
+	var v [4]int64
+	for i := range v {
+		if v[i], err = strconv.ParseInt(f[11+i], 10, 64); err != nil { // fields 14 to 17
+			return 0, 0, err
+		}
 	}
-	return time.Duration(ut+st) * time.Second / clkTck, nil
+	tick := time.Second / clkTck
+	return time.Duration(v[0]+v[1]) * tick, time.Duration(v[2]+v[3]) * tick, nil
+}
+
+// cpuMeter measures the CPU the daemon (and its CNI children) and containerd use in a window.
+type cpuMeter struct {
+	t                    *testing.T
+	daemon               int
+	self, children, ctrd time.Duration
+}
+
+func newCPUMeter(t *testing.T, d *daemon) *cpuMeter {
+	m := &cpuMeter{t: t, daemon: d.cmd.Process.Pid}
+	m.reset()
+	return m
+}
+
+func (m *cpuMeter) read() (self, children, ctrd time.Duration) {
+	self, children, err := cpuTimes(m.daemon)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	ctrd, _, err = cpuTimes(env.containerd.Process.Pid)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	return
+}
+
+func (m *cpuMeter) reset() { m.self, m.children, m.ctrd = m.read() }
+
+// since returns the CPU used since the last reset, in ms.
+func (m *cpuMeter) since() (self, children, ctrd float64) {
+	s, c, k := m.read()
+	return ms(s - m.self), ms(c - m.children), ms(k - m.ctrd)
+}
+
+func recordCPU(key, what string, self, children, ctrd []float64) {
+	reportMu.Lock()
+	defer reportMu.Unlock()
+	for _, x := range []struct {
+		k, n string
+		v    []float64
+	}{
+		{"-daemon", "daemon's own CPU", self},
+		{"-cni", "daemon's children's CPU (CNI plugins, iptables)", children},
+		{"-containerd", "containerd's own CPU (shims and runc not counted)", ctrd},
+	} {
+		f := summarize(key+x.k, what+": "+x.n, "ms CPU", x.v)
+		report.CPU = append(report.CPU, f)
+	}
 }
 
 func benchFootprint(b *testing.B) {
@@ -1114,6 +1185,11 @@ func printReport(w io.Writer) {
 		strings.Repeat("-", 94), strings.Repeat("-", 5), strings.Repeat("-", 10), strings.Repeat("-", 10))
 	for _, f := range report.Phases {
 		fmt.Fprintf(w, "| %-92s | %4d | %9s | %9s |\n", f.Name, f.Runs, fmt.Sprintf("%.1f ms", f.Median), fmt.Sprintf("%.1f ms", f.P95))
+	}
+	fmt.Fprintf(w, "\nCPU used (USER_HZ resolution, 10 ms)\n\n| %-92s | %4s | %9s | %9s |\n|%s|%s:|%s:|%s:|\n", "what", "runs", "median", "p95",
+		strings.Repeat("-", 94), strings.Repeat("-", 5), strings.Repeat("-", 10), strings.Repeat("-", 10))
+	for _, f := range report.CPU {
+		fmt.Fprintf(w, "| %-92s | %4d | %9s | %9s |\n", f.Name, f.Runs, fmt.Sprintf("%.0f ms", f.Median), fmt.Sprintf("%.0f ms", f.P95))
 	}
 	keys = keys[:0]
 	for k := range report.Polling {

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -218,4 +220,59 @@ func TestConfigFile(t *testing.T) {
 		m := p.Status.ContainerStatuses[0].State.Waiting.Message
 		return strings.Contains(m, "back-off 3s"), m
 	})
+}
+
+// With --containerd=managed the daemon runs its own containerd (as the README's demo does on
+// a machine without one), restarts it when it dies, and pods carry on.
+func TestManagedContainerd(t *testing.T) {
+	d := newDaemon(t, "--containerd", "managed")
+	// Images come in through the import directory: the managed containerd starts empty.
+	writeArchive(t, filepath.Join(d.state, "images"), "busybox.tar", "minipod.local/busybox:1.35", "")
+	managedPID := func() int {
+		re := regexp.MustCompile(`started managed containerd" pid=(\d+)`)
+		m := re.FindAllStringSubmatch(d.logTail(), -1)
+		if len(m) == 0 {
+			return 0
+		}
+		pid, _ := strconv.Atoi(m[len(m)-1][1])
+		return pid
+	}
+	t.Cleanup(func() {
+		// The daemon stops its containerd when it stops; make sure, by PID, and unmount what
+		// it left under the test's directories.
+		d.stop(syscall.SIGTERM)
+		if pid := managedPID(); pid > 0 {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		unmountUnder(filepath.Join(d.state, "containerd"))
+		unmountUnder(filepath.Join(env.dir, "containerd"))
+		os.RemoveAll(filepath.Join(env.dir, "containerd"))
+	})
+	d.start()
+	first := managedPID()
+	if first == 0 {
+		b, _ := os.ReadFile(d.logPath)
+		t.Fatalf("no managed containerd started (%s):\n%s", d.logPath, b)
+	}
+	d.writeManifest("a.yaml", onePod("a", "Always", "", "trap 'exit 0' TERM; while true; do sleep 1; done"))
+	d.waitRunning("a", 60*time.Second)
+	before := containerIDs(d.pod("a"))
+
+	// Kill it: the daemon starts it again, the pod keeps running, new pods start.
+	if err := syscall.Kill(first, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	d.eventually(30*time.Second, "managed containerd restarted", func() (bool, string) {
+		pid := managedPID()
+		return pid != 0 && pid != first, fmt.Sprint(pid)
+	})
+	d.writeManifest("b.yaml", onePod("b", "Always", "", "trap 'exit 0' TERM; while true; do sleep 1; done"))
+	d.waitRunning("b", 60*time.Second)
+	if got := containerIDs(d.pod("a")); fmt.Sprint(got) != fmt.Sprint(before) {
+		t.Errorf("pod a restarted across the containerd restart: %v -> %v", before, got)
+	}
+	d.removeManifest("a.yaml")
+	d.removeManifest("b.yaml")
+	d.waitGone("a", 30*time.Second)
+	d.waitGone("b", 30*time.Second)
 }
