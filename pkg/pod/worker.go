@@ -115,11 +115,12 @@ type ctrState struct {
 	logPath string
 
 	log        *logs.File
-	ready      bool          // readiness probe verdict (true without a readiness probe)
-	startedOK  bool          // startup probe passed (true without a startup probe)
-	killing    bool          // being killed after a failed liveness or startup probe
-	lost       bool          // its exit wait broke: containerd must be asked again
-	pullDelay  time.Duration // image pull backoff
+	ready      bool           // readiness probe verdict (true without a readiness probe)
+	startedOK  bool           // startup probe passed (true without a startup probe)
+	killing    bool           // being killed after a failed liveness or startup probe
+	lost       bool           // its exit wait broke: containerd must be asked again
+	pullDelay  time.Duration  // image pull backoff
+	stdin      *io.PipeWriter // held open for stdin: true
 	stopSignal string
 	message    string // termination message of the exited attempt
 	hookErr    string // why a postStart hook killed the current attempt
@@ -1025,13 +1026,25 @@ func (w *worker) openLog(s *podState, c *ctrState, id string) (*runtime.Stdio, e
 		return nil, err
 	}
 	c.log = f
-	return &runtime.Stdio{FIFODir: w.fifoDir(s, id), Stdout: f.Stdout, Stderr: f.Stderr}, nil
+	stdio := &runtime.Stdio{FIFODir: w.fifoDir(s, id), Stdout: f.Stdout, Stderr: f.Stderr}
+	if c.spec.Stdin {
+		// stdin: true keeps the container's stdin open (nothing is written to it yet), so that
+		// a program reading it waits instead of seeing end-of-file.
+		r, wr := io.Pipe()
+		c.stdin = wr
+		stdio.Stdin = r
+	}
+	return stdio, nil
 }
 
 func (w *worker) closeLog(c *ctrState) {
 	if c.log != nil {
 		c.log.Close()
 		c.log = nil
+	}
+	if c.stdin != nil {
+		c.stdin.Close()
+		c.stdin = nil
 	}
 }
 

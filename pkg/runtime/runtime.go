@@ -302,11 +302,12 @@ type Exit struct {
 // While nobody reads, a container that writes more than a pipe holds blocks, as under CRI.
 type Stdio struct {
 	FIFODir        string
+	Stdin          io.Reader // nil: no stdin; a reader that never ends keeps it open (stdin: true)
 	Stdout, Stderr io.Writer
 }
 
 func (s *Stdio) opts() []cio.Opt {
-	return []cio.Opt{cio.WithStreams(nil, s.Stdout, s.Stderr), cio.WithFIFODir(s.FIFODir)}
+	return []cio.Opt{cio.WithStreams(s.Stdin, s.Stdout, s.Stderr), cio.WithFIFODir(s.FIFODir)}
 }
 
 // Start creates and starts the container's task, its output going to stdio (nil: discarded).

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -155,5 +156,68 @@ spec:
 	}
 	if out, _, _ := d.ctl("exec", "dns", "--", "hostname"); strings.TrimSpace(out) != "box" {
 		t.Errorf("hostname = %q, want box", out)
+	}
+}
+
+// More of securityContext (seccomp, privileged, sysctls, fsGroup) and stdin: true.
+func TestSecurityMore(t *testing.T) {
+	d := newDaemon(t)
+	d.start()
+	d.writeManifest("more.yaml", `apiVersion: v1
+kind: Pod
+metadata: {name: more}
+spec:
+  terminationGracePeriodSeconds: 1
+  securityContext:
+    fsGroup: 2000
+    seccompProfile: {type: RuntimeDefault}
+    sysctls: [{name: net.ipv4.ip_unprivileged_port_start, value: "80"}]
+  containers:
+  - name: c
+    image: minipod.local/busybox:1.35
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
+    volumeMounts: [{name: data, mountPath: /data}]
+  - name: priv
+    image: minipod.local/busybox:1.35
+    securityContext: {privileged: true}
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
+  - name: reader
+    image: minipod.local/busybox:1.35
+    stdin: true
+    # Waits on its open stdin; without stdin: true it would see end-of-file and exit.
+    command: ["sh", "-c", "cat; echo stdin closed; exit 3"]
+  volumes:
+  - {name: data, emptyDir: {}}
+`)
+	d.waitRunning("more", 60*time.Second)
+	get := func(c, cmd string) string {
+		out, errs, code := d.ctl("exec", "more", "-c", c, "--", "sh", "-c", cmd)
+		if code != 0 {
+			t.Errorf("exec %s %q: %d %s", c, cmd, code, errs)
+		}
+		return strings.TrimSpace(out)
+	}
+	if got := get("c", "grep ^Seccomp: /proc/self/status"); !strings.HasSuffix(got, "2") {
+		t.Errorf("RuntimeDefault seccomp: %q, want mode 2 (filter)", got)
+	}
+	if got := get("priv", "grep ^Seccomp: /proc/self/status"); !strings.HasSuffix(got, "0") {
+		t.Errorf("privileged seccomp: %q, want 0", got)
+	}
+	// CAP_SYS_ADMIN (bit 21) is in a privileged container's bounding set, not in the default one.
+	for c, want := range map[string]bool{"priv": true, "c": false} {
+		got := get(c, "grep ^CapBnd: /proc/self/status")
+		bits, err := strconv.ParseUint(strings.TrimSpace(strings.TrimPrefix(got, "CapBnd:")), 16, 64)
+		if err != nil || (bits&(1<<21) != 0) != want {
+			t.Errorf("%s: CapBnd %q, want CAP_SYS_ADMIN %v", c, got, want)
+		}
+	}
+	if got := get("c", "cat /proc/sys/net/ipv4/ip_unprivileged_port_start"); got != "80" {
+		t.Errorf("sysctl = %q, want 80", got)
+	}
+	if got := get("c", "stat -c %g /data; id -G"); !strings.HasPrefix(got, "2000") || !strings.Contains(got, "2000") {
+		t.Errorf("fsGroup: %q", got)
+	}
+	if cs := d.pod("more").Status.ContainerStatuses[2]; cs.Name != "reader" || cs.State.Running == nil || cs.RestartCount != 0 {
+		t.Errorf("stdin: true container: %+v", cs)
 	}
 }
