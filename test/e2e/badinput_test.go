@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -133,4 +134,37 @@ func TestManifestPermissions(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.waitRunning("web", 60*time.Second)
+}
+
+// Editing a manifest in place the ways editors and scripts do gives exactly one pod of the new
+// version, and their leftovers are never read.
+func TestInPlaceEdits(t *testing.T) {
+	d := newDaemon(t)
+	d.start()
+	path := d.writeManifest("web.yaml", webPod)
+	d.waitRunning("web", 60*time.Second)
+	// sed -i writes a temporary file in the same directory and renames it over the original.
+	if out, err := exec.Command("sed", "-i", "s/app: web/app: sed/", path).CombinedOutput(); err != nil {
+		t.Fatalf("sed -i: %v %s", err, out)
+	}
+	// An editor's swap and backup files appear beside it.
+	os.WriteFile(filepath.Join(d.manifests, ".web.yaml.swp"), []byte("junk"), 0o644)
+	os.WriteFile(filepath.Join(d.manifests, "web.yaml~"), []byte(webPod), 0o644)
+	d.eventually(60*time.Second, "one pod of the new version", func() (bool, string) {
+		var webs []corev1.Pod
+		for _, p := range d.pods() {
+			if p.Name == "web" {
+				webs = append(webs, p)
+			}
+		}
+		if len(webs) != 1 {
+			return false, fmt.Sprintf("%d items named web", len(webs))
+		}
+		return webs[0].Labels["app"] == "sed" && webs[0].Status.Phase == corev1.PodRunning, webs[0].Labels["app"]
+	})
+	// Exactly one sandbox and its two containers exist for it.
+	d.eventually(30*time.Second, "old version gone", func() (bool, string) {
+		out, _ := exec.Command("ctr", "-a", env.address, "-n", d.namespace, "containers", "ls", "-q").Output()
+		return len(strings.Fields(string(out))) == 3, string(out)
+	})
 }
