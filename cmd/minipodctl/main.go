@@ -34,8 +34,8 @@ import (
 const usage = `minipodctl controls a local minipod daemon.
 
 Usage:
-  minipodctl status [NAME] [-o table|wide|json|yaml]
-        List pods (NAME may be "name" or "namespace/name").
+  minipodctl status [NAME] [-o table|wide|json|yaml] [-w]
+        List pods (NAME may be "name" or "namespace/name"); -w keeps printing changes.
   minipodctl logs NAME [-c CONTAINER] [-f] [-p]
         Print a container's log (-f follows it, -p/--previous shows the previous attempt,
         --tail N the last N lines, --since 5m the lines of the last 5 minutes,
@@ -167,7 +167,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	maxPositional := 0
 	switch command {
 	case "status":
-		defs = []flagDef{{long: "output", short: 'o', value: true}}
+		defs = []flagDef{{long: "output", short: 'o', value: true}, {long: "watch", short: 'w'}}
 	case "logs":
 		defs = []flagDef{{long: "container", short: 'c', value: true}, {long: "follow", short: 'f'}, {long: "previous", short: 'p'}, {long: "tail", value: true}, {long: "since", value: true}, {long: "timestamps"}}
 	case "exec":
@@ -257,6 +257,16 @@ func matchesName(namespace, name, arg string) bool {
 
 func cmdStatus(ctx context.Context, c *api.Client, p *parsedArgs, stdout, stderr io.Writer) error {
 	output := p.values["output"]
+	if p.bools["watch"] {
+		if output != "" && output != "table" && output != "wide" {
+			return fmt.Errorf("-w works with the table and wide outputs")
+		}
+		name := ""
+		if len(p.positional) > 0 {
+			name = p.positional[0]
+		}
+		return watchStatus(ctx, c, name, output == "wide", stdout)
+	}
 	switch output {
 	case "":
 		output = "table"

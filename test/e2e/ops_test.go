@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -275,4 +276,43 @@ func TestManagedContainerd(t *testing.T) {
 	d.removeManifest("b.yaml")
 	d.waitGone("a", 30*time.Second)
 	d.waitGone("b", 30*time.Second)
+}
+
+// minipodctl status -w prints a row when a pod's state changes.
+func TestStatusWatch(t *testing.T) {
+	d := newDaemon(t)
+	d.start()
+	cmd := exec.Command(filepath.Join(env.bin, "minipodctl"), "status", "-w")
+	cmd.Env = append(os.Environ(), "MINIPOD_SOCKET="+d.socket)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	d.writeManifest("w.yaml", onePod("w", "Always", "", "trap 'exit 0' TERM; while true; do sleep 1; done"))
+	deadline := time.After(60 * time.Second)
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatal("status -w ended")
+			}
+			if strings.HasPrefix(l, "w ") && strings.Contains(l, "Running") && strings.Contains(l, "1/1") {
+				return
+			}
+		case <-deadline:
+			t.Fatal("status -w never showed w Running")
+		}
+	}
 }
