@@ -403,7 +403,8 @@ func ensurePauseImage(ctx context.Context, rt *runtime.Runtime, ref, binary stri
 func findPause(flagPath string) (string, error) {
 	candidates := []string{flagPath}
 	if exe, err := os.Executable(); err == nil {
-		candidates = append(candidates, filepath.Join(filepath.Dir(exe), "minipod-pause"))
+		dir := filepath.Dir(exe)
+		candidates = append(candidates, filepath.Join(dir, "minipod-pause"), filepath.Join(dir, "..", "lib", "minipod", "minipod-pause"))
 	}
 	candidates = append(candidates, "/usr/lib/minipod/minipod-pause", "/usr/libexec/minipod/minipod-pause")
 	for _, c := range candidates {

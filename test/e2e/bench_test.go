@@ -1220,3 +1220,41 @@ func writeReport() error {
 	fmt.Printf("\nwrote %s\n", abs)
 	return nil
 }
+
+func BenchmarkTrapDebug(b *testing.B) {
+	withT(b, "trapdebug", func(t *testing.T) {
+		f := newFloorEnv(t)
+		ctx := context.Background()
+		fails := 0
+		for i := 0; i < 150; i++ {
+			p, _, err := f.start(ctx, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitTraps(t, p.pids...)
+			pid := p.pids[0]
+			before, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+			cid := p.apps[0]
+			if err := f.rt.Signal(ctx, cid, syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-p.exits[cid]:
+			case <-time.After(3 * time.Second):
+				fails++
+				st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+				wchan, _ := os.ReadFile(fmt.Sprintf("/proc/%d/wchan", pid))
+				ch, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+				t.Logf("pod %d: no exit. wchan=%s children=%s\nBEFORE:\n%s\nNOW:\n%s", i, wchan, ch, before, st)
+			}
+			p.exits = nil
+			if err := f.stop(ctx, p); err != nil {
+				t.Fatal(err)
+			}
+		}
+		t.Logf("fails: %d/150", fails)
+		if fails > 0 {
+			t.Fail()
+		}
+	})
+}

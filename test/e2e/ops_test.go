@@ -316,3 +316,40 @@ func TestStatusWatch(t *testing.T) {
 		}
 	}
 }
+
+// make install puts the binaries, the pause program, the unit and /etc/minipod under DESTDIR;
+// the installed daemon finds its pause program; make uninstall removes them again.
+func TestMakeInstall(t *testing.T) {
+	dest := t.TempDir()
+	run := func(target string) {
+		cmd := exec.Command("make", "-C", "../..", target, "DESTDIR="+dest, "PREFIX=/usr", "BIN="+filepath.Join(dest, "build"))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("make %s: %v\n%s", target, err, out)
+		}
+	}
+	run("install")
+	files := []string{"usr/bin/minipod", "usr/bin/minipodctl", "usr/lib/minipod/minipod-pause", "etc/systemd/system/minipod.service", "usr/share/minipod/examples/web.yaml"}
+	for _, f := range files {
+		if _, err := os.Stat(filepath.Join(dest, f)); err != nil {
+			t.Errorf("not installed: %s", f)
+		}
+	}
+	for _, d := range []string{"etc/minipod/manifests", "etc/minipod/secrets"} {
+		if st, err := os.Stat(filepath.Join(dest, d)); err != nil || !st.IsDir() {
+			t.Errorf("no directory %s", d)
+		}
+	}
+	unit, _ := os.ReadFile(filepath.Join(dest, "etc/systemd/system/minipod.service"))
+	if !strings.Contains(string(unit), "ExecStart=/usr/bin/minipod") {
+		t.Errorf("unit does not start the installed binary:\n%s", unit)
+	}
+	if out, err := exec.Command(filepath.Join(dest, "usr/bin/minipod"), "--version").CombinedOutput(); err != nil || !strings.HasPrefix(string(out), "minipod ") {
+		t.Errorf("installed minipod --version: %v %s", err, out)
+	}
+	run("uninstall")
+	for _, f := range files {
+		if _, err := os.Stat(filepath.Join(dest, f)); err == nil {
+			t.Errorf("left after uninstall: %s", f)
+		}
+	}
+}
