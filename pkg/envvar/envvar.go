@@ -132,7 +132,7 @@ func NodeCapacity(name corev1.ResourceName, podDir string) (resource.Quantity, b
 		var st unix.Statfs_t
 		for d := podDir; d != ""; d = parentDir(d) {
 			if unix.Statfs(d, &st) == nil {
-				return *resource.NewQuantity(int64(st.Blocks)*st.Bsize, resource.BinarySI), true
+				return *resource.NewQuantity(int64(st.Blocks)*int64(st.Bsize), resource.BinarySI), true
 			}
 		}
 	}
