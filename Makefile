@@ -21,7 +21,7 @@ help: ## list the targets
 build: ## build bin/minipod, bin/minipodctl, bin/minipod-pause and bin/mkimage
 	$(GO) build $(GOFLAGS_B) -o $(BIN)/ ./cmd/minipod ./cmd/minipodctl ./cmd/minipod-pause ./cmd/mkimage
 
-test: lint test-unit test-e2e ## everything: lint, unit and end-to-end tests (end-to-end needs root)
+test: lint test-unit cross test-e2e ## everything: lint, unit tests, the cross builds, end-to-end tests (root)
 
 test-unit: ## unit tests (no root needed)
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /test/e2e)
