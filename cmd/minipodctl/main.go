@@ -51,6 +51,8 @@ Usage:
         --strict also refuses what an API server would (unknown fields, duplicate keys).
   minipodctl version
         Print minipodctl's version.
+  minipodctl completion bash
+        Print a bash completion script: source <(minipodctl completion bash)
 
 Examples:
   minipodctl status -o wide
@@ -180,6 +182,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		maxPositional = 1
 	case "validate":
 		return runValidate(args, stdout, stderr)
+	case "completion":
+		return runCompletion(args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "minipodctl", version)
 		return 0

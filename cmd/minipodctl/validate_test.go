@@ -47,3 +47,13 @@ func TestExampleManifestsStrict(t *testing.T) {
 		t.Fatalf("example manifests fail strict validation:\n%s%s", out.String(), errb.String())
 	}
 }
+
+func TestCompletion(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"completion", "bash"}, nil, &out, &errb); code != 0 || !strings.Contains(out.String(), "complete -F _minipodctl minipodctl") {
+		t.Fatalf("completion bash: %d %q %q", code, out.String(), errb.String())
+	}
+	if code := run([]string{"completion", "fish"}, nil, &out, &errb); code != 1 {
+		t.Fatalf("completion fish: exit %d, want 1", code)
+	}
+}
