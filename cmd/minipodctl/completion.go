@@ -29,7 +29,7 @@ _minipodctl() {
         return
     fi
     local pods
-    pods=$(minipodctl status -o json 2>/dev/null | sed -n 's/^            "name": "\(.*\)",$/\1/p')
+    pods=$(minipodctl status 2>/dev/null | awk 'NR > 1 { print $1 }')
     COMPREPLY=( $(compgen -W "$pods" -- "$cur") )
 }
 complete -F _minipodctl minipodctl

@@ -600,10 +600,13 @@ func (bc *benchCtx) gone(names map[string]bool, uids []string) (bool, string) {
 	return true, ""
 }
 
-// waitTraps waits until every process has a SIGTERM handler. A container's shell is its PID 1:
-// a SIGTERM that comes before its `trap` is ignored (the kernel drops signals PID 1 has no
-// handler for), and the pod would then take its whole grace period to stop. The benchmarks
-// stop nothing before the trap is set; this wait is outside every measured interval.
+// waitTraps waits until every process is the container's shell with its SIGTERM trap set. The
+// shell is the container's PID 1: a SIGTERM that comes before its `trap` is lost, and the pod
+// then takes its whole grace period to stop. That window is longer than it looks: for a few
+// milliseconds after containerd's Start returns, the process is still runc's init (a Go
+// program, whose handlers catch every signal, then execve), and a signal then is lost too.
+// The benchmarks stop nothing before the trap is set; this wait is outside every measured
+// interval.
 func waitTraps(t *testing.T, pids ...int) {
 	t.Helper()
 	const sigterm = 1 << (syscall.SIGTERM - 1)
@@ -614,13 +617,17 @@ func waitTraps(t *testing.T, pids ...int) {
 			if err != nil {
 				t.Fatalf("pid %d: %v", pid, err)
 			}
+			comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+			if err != nil {
+				t.Fatalf("pid %d: %v", pid, err)
+			}
 			caught := uint64(0)
 			for _, l := range strings.Split(string(data), "\n") {
 				if v, ok := strings.CutPrefix(l, "SigCgt:"); ok {
 					caught, _ = strconv.ParseUint(strings.TrimSpace(v), 16, 64)
 				}
 			}
-			if caught&sigterm != 0 {
+			if strings.TrimSpace(string(comm)) == "sh" && caught&sigterm != 0 {
 				break
 			}
 			if time.Now().After(deadline) {
@@ -1219,42 +1226,4 @@ func writeReport() error {
 	}
 	fmt.Printf("\nwrote %s\n", abs)
 	return nil
-}
-
-func BenchmarkTrapDebug(b *testing.B) {
-	withT(b, "trapdebug", func(t *testing.T) {
-		f := newFloorEnv(t)
-		ctx := context.Background()
-		fails := 0
-		for i := 0; i < 150; i++ {
-			p, _, err := f.start(ctx, 1)
-			if err != nil {
-				t.Fatal(err)
-			}
-			waitTraps(t, p.pids...)
-			pid := p.pids[0]
-			before, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-			cid := p.apps[0]
-			if err := f.rt.Signal(ctx, cid, syscall.SIGTERM); err != nil {
-				t.Fatal(err)
-			}
-			select {
-			case <-p.exits[cid]:
-			case <-time.After(3 * time.Second):
-				fails++
-				st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-				wchan, _ := os.ReadFile(fmt.Sprintf("/proc/%d/wchan", pid))
-				ch, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
-				t.Logf("pod %d: no exit. wchan=%s children=%s\nBEFORE:\n%s\nNOW:\n%s", i, wchan, ch, before, st)
-			}
-			p.exits = nil
-			if err := f.stop(ctx, p); err != nil {
-				t.Fatal(err)
-			}
-		}
-		t.Logf("fails: %d/150", fails)
-		if fails > 0 {
-			t.Fail()
-		}
-	})
 }
