@@ -47,9 +47,13 @@ demo: build images ## run minipod for real on manifests/ (root; starts container
 	./test/demo.sh
 
 install: build ## install binaries, the pause program, the unit and /etc/minipod (PREFIX, DESTDIR, UNITDIR)
+	$(MAKE) --no-print-directory install-files SRC=$(BIN)
+
+SRC ?= $(BIN)
+install-files:
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/minipod $(DESTDIR)$(PREFIX)/share/minipod/examples
-	install -m 0755 $(BIN)/minipod $(BIN)/minipodctl $(DESTDIR)$(PREFIX)/bin/
-	install -m 0755 $(BIN)/minipod-pause $(DESTDIR)$(PREFIX)/lib/minipod/
+	install -m 0755 $(SRC)/minipod $(SRC)/minipodctl $(DESTDIR)$(PREFIX)/bin/
+	install -m 0755 $(SRC)/minipod-pause $(DESTDIR)$(PREFIX)/lib/minipod/
 	install -m 0644 manifests/*.yaml $(DESTDIR)$(PREFIX)/share/minipod/examples/
 	install -d -m 0755 $(DESTDIR)/etc/minipod/manifests $(DESTDIR)$(UNITDIR)
 	install -d -m 0700 $(DESTDIR)/etc/minipod/secrets
@@ -64,6 +68,17 @@ uninstall: ## remove what install put in place (manifests, configMaps and secret
 
 cross: ## build every binary for linux/amd64, arm64 and arm/v7 into bin/<arch>/
 	for a in $(ARCHS); do GOOS=linux GOARCH=$$a GOARM=7 $(GO) build $(GOFLAGS_B) -o $(BIN)/$$a/ ./cmd/minipod ./cmd/minipodctl ./cmd/minipod-pause ./cmd/mkimage || exit 1; done
+
+deb: cross ## a .deb for each of ARCHS in bin/ (dpkg-deb): installs, enables, purges cleanly
+	for a in $(ARCHS); do \
+		d=$(BIN)/deb-$$a; rm -rf $$d; \
+		$(MAKE) --no-print-directory install-files SRC=$(BIN)/$$a DESTDIR=$$d PREFIX=/usr UNITDIR=/lib/systemd/system || exit 1; \
+		install -d $$d/DEBIAN; install -m 0755 systemd/deb/postinst systemd/deb/prerm systemd/deb/postrm $$d/DEBIAN/; \
+		debarch=$$a; [ $$a = arm ] && debarch=armhf; \
+		printf 'Package: minipod\nVersion: %s\nArchitecture: %s\nMaintainer: minipod developers <dev@minipod.local>\nDepends: containerd, runc, containernetworking-plugins, iptables\nSection: admin\nPriority: optional\nDescription: standalone mini-kubelet: runs Kubernetes Pod manifests on containerd\n' \
+			"$$(echo $(VERSION) | sed 's/^v//; s/[^0-9A-Za-z.+~-]/./g; s/^[^0-9]/0.0.0~&/')" $$debarch > $$d/DEBIAN/control; \
+		dpkg-deb --root-owner-group --build $$d $(BIN)/minipod_$$debarch.deb >/dev/null || exit 1; \
+	done
 
 clean: ## remove build output
 	rm -rf $(BIN)

@@ -48,11 +48,12 @@ import (
 )
 
 // How the benchmarks poll. The daemon is asked through its API (one HTTP request on the unix
-// socket, about 1 ms with a few pods); between polls the benchmark sleeps pollSingle for one
-// pod, pollBurst when 20 to 100 pods are listed (a list of 100 pods is ~300 kB of JSON).
+// socket for the whole pod list; the report says what one costs); between polls the benchmark
+// sleeps pollSingle for one pod, pollBurst when 20 to 100 pods are listed. Polls are not free:
+// the daemon builds the list, on the same two CPUs.
 const (
-	pollSingle = 2 * time.Millisecond
-	pollBurst  = 10 * time.Millisecond
+	pollSingle = 3 * time.Millisecond
+	pollBurst  = 20 * time.Millisecond
 	warmup     = 2 // pods started and removed before a series, not counted
 	benchImage = imagebuild.DefaultBusyboxName
 	// A container that exits at once on SIGTERM: `wait` is interrupted by the signal, unlike a
@@ -738,20 +739,14 @@ func benchPodStart(b *testing.B, containers int) {
 		var all []*podTimes
 		var fStart, fStop []float64
 		var steps []floorSteps
-		var cpuSelf, cpuChildren, cpuCtrd []float64
-		meter := newCPUMeter(t, d)
 		for i := -warmup; i < runs; i++ {
 			up, down, st := floorStartStop(t, f, containers)
-			meter.reset()
 			pt := daemonStartStop(bc, fmt.Sprintf("start%d-%02d", containers, i+warmup), containers)
-			s, c, k := meter.since()
 			if i >= 0 {
 				fStart, fStop, steps = append(fStart, ms(up)), append(fStop, ms(down)), append(steps, st)
 				all = append(all, pt)
-				cpuSelf, cpuChildren, cpuCtrd = append(cpuSelf, s), append(cpuChildren, c), append(cpuCtrd, k)
 			}
 		}
-		recordCPU(fmt.Sprintf("pod%d", containers), fmt.Sprintf("one %d-container pod started and stopped by the daemon", containers), cpuSelf, cpuChildren, cpuCtrd)
 		var up, rdy, down []float64
 		for _, pt := range all {
 			up = append(up, ms(pt.running.Sub(pt.written)))
@@ -854,8 +849,51 @@ func logPhases(t *testing.T, d *daemon, prefix string, pods []*podTimes) {
 	recordPhase(prefix+"-to-gone", prefix+": \"pod stopped\" → gone seen by the benchmark", g)
 }
 
+// daemonBurst drops n one-container pod files at once, waits until all run, removes the files
+// at once and waits until nothing of the pods is left, polling the API every `every`.
+func daemonBurst(bc *benchCtx, tag string, n int, every time.Duration) (up, down time.Duration) {
+	t := bc.t
+	t.Helper()
+	files := map[string]string{}
+	names := map[string]bool{}
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("%s-%02d", tag, i)
+		files[name+".yaml"] = benchPod(name, 1, false)
+		names[name] = true
+	}
+	t0 := bc.drop(files)
+	uids := map[string]string{}
+	t1 := bc.poll(3*time.Minute, every, fmt.Sprintf("%d pods running", n), func() (bool, string) {
+		listed := bc.list()
+		ok := 0
+		for name := range names {
+			if p := listed[name]; running(p, 1) {
+				ok++
+				uids[name] = string(p.UID)
+			}
+		}
+		return ok == n, fmt.Sprintf("%d of %d running", ok, n)
+	})
+	bc.waitTraps(nil)
+	t2 := time.Now()
+	for file := range files {
+		if err := os.Remove(filepath.Join(bc.d.manifests, file)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var ul []string
+	for _, u := range uids {
+		ul = append(ul, u)
+	}
+	t3 := bc.poll(3*time.Minute, every, fmt.Sprintf("%d pods gone", n), func() (bool, string) {
+		return bc.gone(names, ul)
+	})
+	return t1.Sub(t0), t3.Sub(t2)
+}
+
 // benchBurst drops n pod files at once and removes them at once, reps times; before each
-// repetition the floor makes and removes the same n pods one after the other.
+// repetition the floor makes and removes the same n pods one after the other. A last round,
+// not timed, polls only every 250 ms and measures the CPU the pods cost.
 func benchBurst(b *testing.B, n, reps int) {
 	withT(b, fmt.Sprintf("burst%d", n), func(t *testing.T) {
 		f := newFloorEnv(t)
@@ -863,8 +901,6 @@ func benchBurst(b *testing.B, n, reps int) {
 		bc := newBenchCtx(t, d)
 		ctx := context.Background()
 		var fUp, fDown, up, down []float64
-		var cpuSelf, cpuChildren, cpuCtrd []float64
-		meter := newCPUMeter(t, d)
 		for r := 0; r < reps; r++ {
 			pods := make([]*floorPod, 0, n)
 			t0 := time.Now()
@@ -887,47 +923,9 @@ func benchBurst(b *testing.B, n, reps int) {
 			}
 			fDown = append(fDown, ms(time.Since(t0)))
 
-			files := map[string]string{}
-			names := map[string]bool{}
-			for i := 0; i < n; i++ {
-				name := fmt.Sprintf("burst%d-%d-%02d", n, r, i)
-				files[name+".yaml"] = benchPod(name, 1, false)
-				names[name] = true
-			}
-			meter.reset()
-			t0 = bc.drop(files)
-			uids := map[string]string{}
-			t1 := bc.poll(3*time.Minute, pollBurst, fmt.Sprintf("%d pods running", n), func() (bool, string) {
-				listed := bc.list()
-				ok := 0
-				for name := range names {
-					if p := listed[name]; running(p, 1) {
-						ok++
-						uids[name] = string(p.UID)
-					}
-				}
-				return ok == n, fmt.Sprintf("%d of %d running", ok, n)
-			})
-			up = append(up, ms(t1.Sub(t0)))
-			bc.waitTraps(nil)
-			t2 := time.Now()
-			for file := range files {
-				if err := os.Remove(filepath.Join(d.manifests, file)); err != nil {
-					t.Fatal(err)
-				}
-			}
-			var ul []string
-			for _, u := range uids {
-				ul = append(ul, u)
-			}
-			t3 := bc.poll(3*time.Minute, pollBurst, fmt.Sprintf("%d pods gone", n), func() (bool, string) {
-				return bc.gone(names, ul)
-			})
-			down = append(down, ms(t3.Sub(t2)))
-			s, c, k := meter.since()
-			cpuSelf, cpuChildren, cpuCtrd = append(cpuSelf, s), append(cpuChildren, c), append(cpuCtrd, k)
+			u, dn := daemonBurst(bc, fmt.Sprintf("burst%d-%d", n, r), n, pollBurst)
+			up, down = append(up, ms(u)), append(down, ms(dn))
 		}
-		recordCPU(fmt.Sprintf("burst%d", n), fmt.Sprintf("%d pods started and stopped at once by the daemon", n), cpuSelf, cpuChildren, cpuCtrd)
 		k := strconv.Itoa(n)
 		note := ""
 		if n == 20 {
@@ -937,6 +935,13 @@ func benchBurst(b *testing.B, n, reps int) {
 		record(b, "burst"+k+"-running", k+" pod files dropped at once → all running", "ms", up, "floor-seq"+k+"-start", note)
 		record(b, "floor-seq"+k+"-stop", "floor: "+k+" pods stopped one after the other", "ms", fDown, "", "")
 		record(b, "burst"+k+"-gone", k+" pod files removed at once → all gone", "ms", down, "floor-seq"+k+"-stop", "")
+
+		meter := newCPUMeter(t, d)
+		daemonBurst(bc, fmt.Sprintf("burst%d-cpu", n), n, 250*time.Millisecond)
+		s, c, kk := meter.since()
+		per := float64(n)
+		recordCPU(fmt.Sprintf("burst%d", n), fmt.Sprintf("per pod, %d one-container pods started and stopped at once (API polled every 250 ms)", n),
+			[]float64{s / per}, []float64{c / per}, []float64{kk / per})
 		if left := d.leftovers(); len(left) > 0 {
 			t.Errorf("left behind:\n%s", strings.Join(left, "\n"))
 		}
@@ -1043,6 +1048,28 @@ func recordCPU(key, what string, self, children, ctrd []float64) {
 	}
 }
 
+// pollCost measures one API list request as the benchmarks make them: wall time in the
+// benchmark, and CPU in the daemon (over 100 requests back to back).
+func pollCost(bc *benchCtx, pods int) {
+	meter := newCPUMeter(bc.t, bc.d)
+	const n = 100
+	t0 := time.Now()
+	for i := 0; i < n; i++ {
+		bc.list()
+	}
+	wall := ms(time.Since(t0)) / n
+	self, _, _ := meter.since()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	data, err := bc.api.PodListJSON(ctx)
+	if err != nil {
+		bc.t.Fatal(err)
+	}
+	reportMu.Lock()
+	defer reportMu.Unlock()
+	report.Polling[fmt.Sprintf("list request, %3d pods", pods)] = fmt.Sprintf("%.2f ms wall, %.2f ms of daemon CPU (mean of %d), %d kB of JSON", wall, self/n, n, len(data)/1024)
+}
+
 func benchFootprint(b *testing.B) {
 	withT(b, "footprint", func(t *testing.T) {
 		d := benchDaemon(t)
@@ -1062,6 +1089,7 @@ func benchFootprint(b *testing.B) {
 		}
 		time.Sleep(2 * time.Second)
 		record(b, "rss-0", "daemon RSS, 0 pods", "MB", rss(), "", "10 samples 200 ms apart")
+		pollCost(bc, 0)
 
 		names := map[string]bool{}
 		uids := map[string]string{}
@@ -1112,12 +1140,14 @@ func benchFootprint(b *testing.B) {
 			prev, prevT = c, now
 		}
 		total := prev - c0
+		pollCost(bc, 50)
 		record(b, "cpu-idle-50", fmt.Sprintf("daemon CPU, %s idle, 50 pods with exec readiness probes (period 10 s)", idle.Round(time.Second)), "% of a CPU", pct, "",
 			fmt.Sprintf("%d slices of %s; total %.2f s CPU in %.1f s (USER_HZ resolution, 10 ms)", len(pct), slice, total.Seconds(), prevT.Sub(start).Seconds()))
 
 		add(50, 100)
 		time.Sleep(3 * time.Second)
 		record(b, "rss-100", "daemon RSS, 100 pods (readiness probe each)", "MB", rss(), "", "")
+		pollCost(bc, 100)
 		if hwm, err := procStatusKB(pid, "VmHWM"); err == nil {
 			reportMu.Lock()
 			report.Machine["daemon_peak_rss_footprint_MB"] = fmt.Sprintf("%.1f", hwm/1024)
@@ -1196,7 +1226,7 @@ func printReport(w io.Writer) {
 	fmt.Fprintf(w, "\nCPU used (USER_HZ resolution, 10 ms)\n\n| %-92s | %4s | %9s | %9s |\n|%s|%s:|%s:|%s:|\n", "what", "runs", "median", "p95",
 		strings.Repeat("-", 94), strings.Repeat("-", 5), strings.Repeat("-", 10), strings.Repeat("-", 10))
 	for _, f := range report.CPU {
-		fmt.Fprintf(w, "| %-92s | %4d | %9s | %9s |\n", f.Name, f.Runs, fmt.Sprintf("%.0f ms", f.Median), fmt.Sprintf("%.0f ms", f.P95))
+		fmt.Fprintf(w, "| %-92s | %4d | %9s | %9s |\n", f.Name, f.Runs, fmt.Sprintf("%.1f ms", f.Median), fmt.Sprintf("%.1f ms", f.P95))
 	}
 	keys = keys[:0]
 	for k := range report.Polling {

@@ -353,3 +353,34 @@ func TestMakeInstall(t *testing.T) {
 		}
 	}
 }
+
+// The .deb installs (binaries, pause program, unit, /etc/minipod) and purges cleanly.
+func TestDebPackage(t *testing.T) {
+	if out, err := exec.Command("dpkg-query", "-W", "minipod").CombinedOutput(); err == nil {
+		t.Fatalf("a minipod package is already installed on this machine; not touching it: %s", out)
+	}
+	bin := t.TempDir()
+	cmd := exec.Command("make", "-C", "../..", "deb", "ARCHS=amd64", "BIN="+bin)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("make deb: %v\n%s", err, out)
+	}
+	deb := filepath.Join(bin, "minipod_amd64.deb")
+	t.Cleanup(func() { _ = exec.Command("dpkg", "--purge", "minipod").Run() })
+	if out, err := exec.Command("dpkg", "-i", deb).CombinedOutput(); err != nil {
+		t.Fatalf("dpkg -i: %v\n%s", err, out)
+	}
+	files := []string{"/usr/bin/minipod", "/usr/bin/minipodctl", "/usr/lib/minipod/minipod-pause", "/lib/systemd/system/minipod.service", "/etc/minipod/manifests"}
+	for _, f := range files {
+		if _, err := os.Stat(f); err != nil {
+			t.Errorf("not installed: %s", f)
+		}
+	}
+	if out, err := exec.Command("dpkg", "--purge", "minipod").CombinedOutput(); err != nil {
+		t.Fatalf("dpkg --purge: %v\n%s", err, out)
+	}
+	for _, f := range append(files, "/etc/minipod") {
+		if _, err := os.Stat(f); err == nil {
+			t.Errorf("left after purge: %s", f)
+		}
+	}
+}
