@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // leftovers lists what is left of pods in this daemon's namespace and network: containers,
@@ -86,4 +87,27 @@ func (d *daemon) leftovers(podIPs ...string) []string {
 		}
 	}
 	return left
+}
+
+// removeAndCheck removes the pods' manifests (<name>.yaml), waits until the pods are gone, and
+// then until nothing of them is left (their pod IPs included; a host-network pod's IP is the
+// host's and is not checked).
+func (d *daemon) removeAndCheck(names ...string) {
+	d.t.Helper()
+	var ips []string
+	for _, n := range names {
+		if p := d.pod(n); p != nil && p.Status.PodIP != "" && !p.Spec.HostNetwork {
+			ips = append(ips, p.Status.PodIP)
+		}
+	}
+	for _, n := range names {
+		d.removeManifest(n + ".yaml")
+	}
+	for _, n := range names {
+		d.waitGone(n, 30*time.Second)
+	}
+	d.eventually(15*time.Second, "nothing left", func() (bool, string) {
+		left := d.leftovers(ips...)
+		return len(left) == 0, strings.Join(left, "\n")
+	})
 }

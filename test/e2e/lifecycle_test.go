@@ -67,17 +67,7 @@ func TestRestartPolicyPhases(t *testing.T) {
 			fmt.Sprintf("restarts %d state %+v", cs.RestartCount, cs.State)
 	})
 	// A finished pod stays listed until its file goes, and then leaves nothing.
-	ips := []string{d.pod("ok").Status.PodIP, d.pod("fail").Status.PodIP, d.pod("initfail").Status.PodIP, d.pod("retry").Status.PodIP}
-	for _, n := range []string{"ok", "fail", "initfail", "retry"} {
-		d.removeManifest(n + ".yaml")
-	}
-	for _, n := range []string{"ok", "fail", "initfail", "retry"} {
-		d.waitGone(n, 30*time.Second)
-	}
-	d.eventually(15*time.Second, "nothing left", func() (bool, string) {
-		left := d.leftovers(ips...)
-		return len(left) == 0, strings.Join(left, "\n")
-	})
+	d.removeAndCheck("ok", "fail", "initfail", "retry")
 }
 
 // The termination message comes from terminationMessagePath, or from the log's tail with
@@ -271,15 +261,7 @@ spec:
 		return term != nil && term.Reason == "OOMKilled" && term.ExitCode == 137 && p.Status.Phase == corev1.PodFailed,
 			fmt.Sprintf("%s %+v", p.Status.Phase, p.Status.ContainerStatuses[0].State)
 	})
-	ips := []string{d.pod("limits").Status.PodIP, d.pod("oom").Status.PodIP}
-	d.removeManifest("limits.yaml")
-	d.removeManifest("oom.yaml")
-	d.waitGone("limits", 30*time.Second)
-	d.waitGone("oom", 30*time.Second)
-	d.eventually(15*time.Second, "nothing left", func() (bool, string) {
-		left := d.leftovers(ips...)
-		return len(left) == 0, strings.Join(left, "\n")
-	})
+	d.removeAndCheck("limits", "oom")
 }
 
 // A sidecar (an init container with restartPolicy Always) starts before the app containers,
@@ -323,6 +305,5 @@ spec:
 	if !strings.Contains(out, "proxied") {
 		t.Errorf("app log %q, want the sidecar's answer", out)
 	}
-	d.removeManifest("side.yaml")
-	d.waitGone("side", 30*time.Second)
+	d.removeAndCheck("side")
 }

@@ -109,17 +109,7 @@ spec:
 		}
 	}
 
-	ips := []string{d.pod("sec").Status.PodIP, d.pod("nonroot").Status.PodIP}
-	for _, n := range []string{"sec", "nonroot", "hostnet"} {
-		d.removeManifest(n + ".yaml")
-	}
-	for _, n := range []string{"sec", "nonroot", "hostnet"} {
-		d.waitGone(n, 30*time.Second)
-	}
-	d.eventually(15*time.Second, "nothing left", func() (bool, string) {
-		left := d.leftovers(ips...)
-		return len(left) == 0, strings.Join(left, "\n")
-	})
+	d.removeAndCheck("sec", "nonroot", "hostnet")
 }
 
 // dnsPolicy None with dnsConfig, hostname, subdomain and hostAliases shape the pod's
