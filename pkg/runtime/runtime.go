@@ -451,6 +451,11 @@ func (r *Runtime) Remove(ctx context.Context, id string) error {
 	c, err := r.client.LoadContainer(ctx, id)
 	if err != nil {
 		if errdefs.IsNotFound(err) {
+			// A crash between creating the snapshot and the container record leaves the
+			// snapshot alone: its key is the container's ID.
+			if err := r.client.SnapshotService(r.snapshotter).Remove(ctx, id); err != nil && !errdefs.IsNotFound(err) {
+				return fmt.Errorf("remove snapshot %s: %w", id, err)
+			}
 			return nil
 		}
 		return fmt.Errorf("load container %s: %w", id, err)

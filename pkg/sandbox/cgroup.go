@@ -5,9 +5,39 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
+
+// killCgroupProcs sends SIGKILL to every process in the cgroup tree at dir and waits, up to
+// two seconds, for them to be gone.
+func killCgroupProcs(dir string) {
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		var pids []int
+		_ = filepath.WalkDir(dir, func(p string, e os.DirEntry, err error) error {
+			if err != nil || e.IsDir() || e.Name() != "cgroup.procs" {
+				return nil
+			}
+			data, _ := os.ReadFile(p)
+			for _, f := range strings.Fields(string(data)) {
+				if pid, err := strconv.Atoi(f); err == nil && pid > 0 {
+					pids = append(pids, pid)
+				}
+			}
+			return nil
+		})
+		if len(pids) == 0 || time.Now().After(deadline) {
+			return
+		}
+		for _, pid := range pids {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		time.Sleep(20 * time.Millisecond) // the kernel needs a moment to reap them
+	}
+}
 
 // rmdirTree removes an empty cgroup and the empty cgroups below it, deepest first: after a
 // crash, runc may not have removed a container's own cgroup. A cgroup that still has processes
@@ -69,7 +99,14 @@ func RemoveCgroup(parent string) error {
 		}
 		seen[dir] = true
 		if err := rmdirTree(dir); err != nil {
-			errs = append(errs, err)
+			// Processes are left in the pod's cgroup: a task whose creation a crash of the
+			// daemon interrupted can outlive its container record. They are this pod's and
+			// nobody else's: kill them, as the kubelet does with a pod cgroup's leftovers,
+			// and try again once they are gone.
+			killCgroupProcs(dir)
+			if err := rmdirTree(dir); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	return errors.Join(errs...)
