@@ -225,7 +225,7 @@ func machineInfo() {
 	}
 	m["go"] = goruntime.Version()
 	m["e2e_network"] = testBridge + " " + testSubnet
-	report.Polling["single pod"] = fmt.Sprintf("API polled every %s + the request (~1 ms)", pollSingle)
+	report.Polling["single pod"] = fmt.Sprintf("API polled every %s + the request (see list request, 0 pods)", pollSingle)
 	report.Polling["bursts"] = fmt.Sprintf("API polled every %s + the request", pollBurst)
 	report.Polling["log phases"] = "daemon log timestamps have millisecond resolution"
 }
@@ -1048,6 +1048,31 @@ func recordCPU(key, what string, self, children, ctrd []float64) {
 	}
 }
 
+// shims returns how many containerd shims serve the namespace and their total proportional
+// set size (Pss, so that the pages they share are counted once), in MB.
+func shims(namespace string) (int, float64) {
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	n, pss := 0, 0.0
+	for _, c := range procs {
+		data, err := os.ReadFile(c)
+		if err != nil || !strings.Contains(string(data), "containerd-shim") || !strings.Contains(string(data), "\x00-namespace\x00"+namespace+"\x00") {
+			continue
+		}
+		n++
+		roll, err := os.ReadFile(filepath.Join(filepath.Dir(c), "smaps_rollup"))
+		if err != nil {
+			continue
+		}
+		for _, l := range strings.Split(string(roll), "\n") {
+			if f := strings.Fields(l); len(f) >= 2 && f[0] == "Pss:" {
+				kb, _ := strconv.ParseFloat(f[1], 64)
+				pss += kb / 1024
+			}
+		}
+	}
+	return n, pss
+}
+
 // pollCost measures one API list request as the benchmarks make them: wall time in the
 // benchmark, and CPU in the daemon (over 100 requests back to back).
 func pollCost(bc *benchCtx, pods int) {
@@ -1089,6 +1114,14 @@ func benchFootprint(b *testing.B) {
 		}
 		time.Sleep(2 * time.Second)
 		record(b, "rss-0", "daemon RSS, 0 pods", "MB", rss(), "", "10 samples 200 ms apart")
+		ctrdRSS := func(key, name string) {
+			kb, err := procStatusKB(env.containerd.Process.Pid, "VmRSS")
+			if err != nil {
+				t.Fatal(err)
+			}
+			record(b, key, name, "MB", []float64{kb / 1024}, "", "")
+		}
+		ctrdRSS("containerd-rss-0", "containerd RSS (the harness's own), 0 pods")
 		pollCost(bc, 0)
 
 		names := map[string]bool{}
@@ -1118,6 +1151,8 @@ func benchFootprint(b *testing.B) {
 		record(b, "probe50-ready", "50 pods with an exec readiness probe dropped at once → all Ready", "ms", []float64{ms(up50)}, "floor-seq50-start", "first probe runs as the container starts")
 		time.Sleep(3 * time.Second)
 		record(b, "rss-50", "daemon RSS, 50 pods (readiness probe each)", "MB", rss(), "", "")
+		ns, pss := shims(d.namespace)
+		record(b, "shims-50", "containerd shims of those 50 pods, total Pss", "MB", []float64{pss}, "", fmt.Sprintf("%d shims: one per container, pause included", ns))
 
 		// CPU over the idle window, in 10 s slices (one probe period each).
 		idle := benchIdle()
@@ -1147,6 +1182,9 @@ func benchFootprint(b *testing.B) {
 		add(50, 100)
 		time.Sleep(3 * time.Second)
 		record(b, "rss-100", "daemon RSS, 100 pods (readiness probe each)", "MB", rss(), "", "")
+		ctrdRSS("containerd-rss-100", "containerd RSS, 100 pods")
+		ns, pss = shims(d.namespace)
+		record(b, "shims-100", "containerd shims of those 100 pods, total Pss", "MB", []float64{pss}, "", fmt.Sprintf("%d shims", ns))
 		pollCost(bc, 100)
 		if hwm, err := procStatusKB(pid, "VmHWM"); err == nil {
 			reportMu.Lock()

@@ -28,6 +28,7 @@ import (
 
 	"github.com/minipod/minipod/pkg/imagebuild"
 	"github.com/minipod/minipod/pkg/runtime"
+	"github.com/minipod/minipod/pkg/sandbox"
 )
 
 const cniBinDir = "/opt/cni/bin:/usr/lib/cni"
@@ -423,6 +424,10 @@ func (d *daemon) cleanup() {
 		return nil
 	})
 	ctr("namespaces", "rm", d.namespace)
+	// The daemon's cgroup root (/<namespace>) outlives its pods' cgroups: it is this test's.
+	if err := sandbox.RemoveCgroup("/" + d.namespace); err != nil {
+		d.t.Logf("remove cgroup root: %v", err)
+	}
 }
 
 // eventually polls cond until it holds or the timeout passes.

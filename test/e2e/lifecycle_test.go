@@ -193,8 +193,17 @@ func TestLogs(t *testing.T) {
 	if code != 0 || !strings.Contains(prev, "attempt-") || !strings.Contains(prev, "to-stderr") {
 		t.Fatalf("logs --previous: code %d out %q err %q", code, prev, errs)
 	}
-	if strings.SplitN(prev, "\n", 2)[0] == strings.SplitN(cur, "\n", 2)[0] {
-		t.Fatalf("previous and current attempts print the same first line %q", strings.SplitN(cur, "\n", 2)[0])
+	// Each attempt prints its own random line; stdout and stderr may interleave either way.
+	attemptLine := func(log string) string {
+		for _, l := range strings.Split(log, "\n") {
+			if strings.HasPrefix(l, "attempt-") {
+				return l
+			}
+		}
+		return ""
+	}
+	if a, b := attemptLine(prev), attemptLine(cur); a == "" || a == b {
+		t.Fatalf("previous attempt line %q, current %q: want two different ones", a, b)
 	}
 	if strings.Contains(prev, " stdout F ") {
 		t.Fatalf("logs shows the raw CRI format:\n%s", prev)
