@@ -517,21 +517,11 @@ func (w *worker) attachment(s *podState) sandbox.Attachment {
 				if proto == "" {
 					proto = "TCP"
 				}
-				a.Ports = append(a.Ports, sandbox.Port{HostPort: p.HostPort, ContainerPort: p.ContainerPort, Protocol: toLower(proto), HostIP: p.HostIP})
+				a.Ports = append(a.Ports, sandbox.Port{HostPort: p.HostPort, ContainerPort: p.ContainerPort, Protocol: strings.ToLower(proto), HostIP: p.HostIP})
 			}
 		}
 	}
 	return a
-}
-
-func toLower(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if c >= 'A' && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
 }
 
 // removeSandbox deletes the pause container, the CNI attachment and the network namespace.

@@ -124,7 +124,6 @@ spec:
 	reason("nokey", "CreateContainerConfigError", "couldn't find key missing in configmap app")
 
 	podDir := filepath.Join(d.state, "pods", string(d.pod("vol").UID))
-	ip := d.pod("vol").Status.PodIP
 	d.removeManifest("vol.yaml")
 	d.waitGone("vol", 30*time.Second)
 	if _, err := os.Stat(podDir); !os.IsNotExist(err) {
@@ -137,5 +136,4 @@ spec:
 	if strings.Contains(string(mi), podDir) {
 		t.Errorf("mounts of the pod's volumes left:\n%s", mi)
 	}
-	_ = ip
 }
