@@ -375,11 +375,32 @@ func TestDebPackage(t *testing.T) {
 			t.Errorf("not installed: %s", f)
 		}
 	}
+	// Enabled the way Debian's own packages are, which needs no running systemd: the
+	// WantedBy symlink exists and points at the packaged unit.
+	const wants = "/etc/systemd/system/multi-user.target.wants/minipod.service"
+	if dst, err := os.Readlink(wants); err != nil || dst != "/lib/systemd/system/minipod.service" {
+		t.Errorf("not enabled after install: %s -> %q (%v)", wants, dst, err)
+	}
+	// remove (not purge) masks the unit so nothing starts a binary that is gone; the
+	// configuration stays.
+	if out, err := exec.Command("dpkg", "--remove", "minipod").CombinedOutput(); err != nil {
+		t.Fatalf("dpkg --remove: %v\n%s", err, out)
+	}
+	const unit = "/etc/systemd/system/minipod.service"
+	if dst, err := os.Readlink(unit); err != nil || dst != "/dev/null" {
+		t.Errorf("not masked after remove: %s -> %q (%v)", unit, dst, err)
+	}
+	if _, err := os.Stat("/usr/bin/minipod"); err == nil {
+		t.Errorf("/usr/bin/minipod left after remove")
+	}
 	if out, err := exec.Command("dpkg", "--purge", "minipod").CombinedOutput(); err != nil {
 		t.Fatalf("dpkg --purge: %v\n%s", err, out)
 	}
-	for _, f := range append(files, "/etc/minipod") {
-		if _, err := os.Stat(f); err == nil {
+	for _, f := range append(files, "/etc/minipod", wants, unit,
+		"/var/lib/systemd/deb-systemd-helper-enabled/minipod.service.dsh-also",
+		"/var/lib/systemd/deb-systemd-helper-enabled/multi-user.target.wants/minipod.service",
+		"/var/lib/systemd/deb-systemd-helper-masked/minipod.service") {
+		if _, err := os.Lstat(f); err == nil {
 			t.Errorf("left after purge: %s", f)
 		}
 	}
