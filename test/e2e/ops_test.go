@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"debug/elf"
 	"fmt"
 	"io"
 	"net"
@@ -360,9 +361,34 @@ func TestDebPackage(t *testing.T) {
 		t.Fatalf("a minipod package is already installed on this machine; not touching it: %s", out)
 	}
 	bin := t.TempDir()
-	cmd := exec.Command("make", "-C", "../..", "deb", "ARCHS=amd64", "BIN="+bin)
+	cmd := exec.Command("make", "-C", "../..", "deb", "BIN="+bin)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("make deb: %v\n%s", err, out)
+	}
+	// The arm packages cannot be installed here; check that each says its architecture and
+	// carries binaries built for it.
+	for debArch, machine := range map[string]elf.Machine{"arm64": elf.EM_AARCH64, "armhf": elf.EM_ARM, "amd64": elf.EM_X86_64} {
+		pkg := filepath.Join(bin, "minipod_"+debArch+".deb")
+		out, err := exec.Command("dpkg-deb", "--field", pkg, "Architecture").Output()
+		if err != nil || strings.TrimSpace(string(out)) != debArch {
+			t.Errorf("%s: Architecture %q (%v)", pkg, out, err)
+			continue
+		}
+		root := t.TempDir()
+		if out, err := exec.Command("dpkg-deb", "-x", pkg, root).CombinedOutput(); err != nil {
+			t.Fatalf("dpkg-deb -x %s: %v %s", pkg, err, out)
+		}
+		for _, f := range []string{"usr/bin/minipod", "usr/bin/minipodctl", "usr/lib/minipod/minipod-pause"} {
+			ef, err := elf.Open(filepath.Join(root, f))
+			if err != nil {
+				t.Errorf("%s: %s: %v", debArch, f, err)
+				continue
+			}
+			if ef.Machine != machine {
+				t.Errorf("%s: %s is built for %v", debArch, f, ef.Machine)
+			}
+			ef.Close()
+		}
 	}
 	deb := filepath.Join(bin, "minipod_amd64.deb")
 	t.Cleanup(func() { _ = exec.Command("dpkg", "--purge", "minipod").Run() })
