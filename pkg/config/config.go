@@ -134,7 +134,7 @@ var usage = map[string]string{
 	"image-import-dir":           "directory whose image archives are imported at start and when they appear; default <state-dir>/images, \"off\" to disable",
 	"configmap-dir":              "local configMaps: NAME/KEY files, for configMap volumes, configMapKeyRef and envFrom",
 	"secret-dir":                 "local secrets: NAME/KEY files (keep it root-only)",
-	"insecure-manifest-perms":    "accept manifests and a manifest dir that users other than root can write",
+	"insecure-manifest-perms":    "accept manifests and a manifest dir that users other than root can write, and secrets they can read",
 	"metrics-address":            "host:port of the Prometheus /metrics endpoint; empty: none",
 	"metrics-allow-non-loopback": "allow --metrics-address on an address other than loopback",
 }

@@ -5,8 +5,9 @@
 // network access to a registry it needs at least a pause image (the sandbox
 // process, see cmd/minipod-pause) and, for tests and examples, a busybox
 // image. This package writes such images as OCI image-layout tar archives
-// that `ctr -n minipod images import FILE.tar` or containerd's client.Import
-// accept directly.
+// (WriteOCI) or as docker-archive tarballs, the format of `docker save`
+// (WriteDockerArchive), both of which `ctr -n minipod images import FILE.tar`
+// or containerd's client.Import accept directly.
 //
 // Archives are reproducible: the same inputs always give the same bytes and
 // digests (fixed modification times, sorted entries, uid/gid 0, gzip without
@@ -131,24 +132,7 @@ func Build(w io.Writer, img Image) (Result, error) {
 	}
 
 	platform := Platform()
-	cfg := ocispec.Image{
-		Platform: platform,
-		Config: ocispec.ImageConfig{
-			User:       img.User,
-			Env:        withPath(img.Env),
-			Entrypoint: img.Entrypoint,
-			Cmd:        img.Cmd,
-			WorkingDir: img.WorkingDir,
-			Labels:     img.Labels,
-			StopSignal: img.StopSignal,
-		},
-		RootFS: ocispec.RootFS{
-			Type:    "layers",
-			DiffIDs: []digest.Digest{layer.diffID},
-		},
-		History: []ocispec.History{{CreatedBy: "minipod imagebuild"}},
-	}
-	cfgJSON, err := json.Marshal(cfg)
+	cfgJSON, err := configJSON(img, platform, layer.diffID)
 	if err != nil {
 		return res, err
 	}
@@ -237,6 +221,29 @@ func Build(w io.Writer, img Image) (Result, error) {
 		Platform: platform,
 	}
 	return res, nil
+}
+
+// configJSON is the image's config (OCI, which Docker reads as its own) for a
+// single layer.
+func configJSON(img Image, platform ocispec.Platform, diffID digest.Digest) ([]byte, error) {
+	cfg := ocispec.Image{
+		Platform: platform,
+		Config: ocispec.ImageConfig{
+			User:       img.User,
+			Env:        withPath(img.Env),
+			Entrypoint: img.Entrypoint,
+			Cmd:        img.Cmd,
+			WorkingDir: img.WorkingDir,
+			Labels:     img.Labels,
+			StopSignal: img.StopSignal,
+		},
+		RootFS: ocispec.RootFS{
+			Type:    "layers",
+			DiffIDs: []digest.Digest{diffID},
+		},
+		History: []ocispec.History{{CreatedBy: "minipod imagebuild"}},
+	}
+	return json.Marshal(cfg)
 }
 
 // WriteOCIFile writes the archive to path atomically: into a temporary file

@@ -180,24 +180,44 @@ func writeLayer(out io.Writer, entries []entry) (layerInfo, error) {
 		return layerInfo{}, err
 	}
 	// gzip.Writer leaves Header.ModTime zero: no timestamp (MTIME 0), no name.
-	uncompressed := sha256.New()
-	tw := tar.NewWriter(io.MultiWriter(uncompressed, gz))
-	for i := range entries {
-		if err := writeEntry(tw, &entries[i]); err != nil {
-			return layerInfo{}, err
-		}
-	}
-	if err := tw.Close(); err != nil {
+	diffID, _, err := writeTar(gz, entries)
+	if err != nil {
 		return layerInfo{}, err
 	}
 	if err := gz.Close(); err != nil {
 		return layerInfo{}, err
 	}
 	return layerInfo{
-		diffID: hashDigest(uncompressed),
+		diffID: diffID,
 		digest: hashDigest(compressed.h),
 		size:   compressed.n,
 	}, nil
+}
+
+// writeRawLayer writes entries as an uncompressed tar to out, as docker save
+// stores layers; its digest is its diffID.
+func writeRawLayer(out io.Writer, entries []entry) (layerInfo, error) {
+	diffID, size, err := writeTar(out, entries)
+	if err != nil {
+		return layerInfo{}, err
+	}
+	return layerInfo{diffID: diffID, digest: diffID, size: size}, nil
+}
+
+// writeTar writes entries as a tar to out and returns the tar's digest and
+// size.
+func writeTar(out io.Writer, entries []entry) (digest.Digest, int64, error) {
+	h := &countingHash{h: sha256.New()}
+	tw := tar.NewWriter(io.MultiWriter(h, out))
+	for i := range entries {
+		if err := writeEntry(tw, &entries[i]); err != nil {
+			return "", 0, err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return "", 0, err
+	}
+	return hashDigest(h.h), h.n, nil
 }
 
 func writeEntry(tw *tar.Writer, e *entry) error {

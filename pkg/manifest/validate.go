@@ -300,7 +300,7 @@ func validateContainer(c *corev1.Container, init bool, volumes map[string]corev1
 	errs = append(errs, validatePorts(c.Ports, p.Child("ports"))...)
 	errs = append(errs, validateEnv(c.Env, p.Child("env"))...)
 	errs = append(errs, validateEnvFrom(c.EnvFrom, p.Child("envFrom"))...)
-	errs = append(errs, validateVolumeMounts(c.VolumeMounts, volumes, p.Child("volumeMounts"))...)
+	errs = append(errs, validateVolumeMounts(c, volumes, p.Child("volumeMounts"))...)
 	errs = append(errs, validateResources(&c.Resources, p.Child("resources"))...)
 	errs = append(errs, validateSecurityContext(c.SecurityContext, p.Child("securityContext"))...)
 	return errs
@@ -944,10 +944,11 @@ var (
 	recursiveModes   = []corev1.RecursiveReadOnlyMode{corev1.RecursiveReadOnlyDisabled, corev1.RecursiveReadOnlyIfPossible, corev1.RecursiveReadOnlyEnabled}
 )
 
-func validateVolumeMounts(mounts []corev1.VolumeMount, volumes map[string]corev1.VolumeSource, p *field.Path) field.ErrorList {
+func validateVolumeMounts(c *corev1.Container, volumes map[string]corev1.VolumeSource, p *field.Path) field.ErrorList {
 	var errs field.ErrorList
 	paths := map[string]bool{}
-	for i, m := range mounts {
+	privileged := c.SecurityContext != nil && c.SecurityContext.Privileged != nil && *c.SecurityContext.Privileged
+	for i, m := range c.VolumeMounts {
 		ip := p.Index(i)
 		if m.Name == "" {
 			errs = append(errs, field.Required(ip.Child("name"), ""))
@@ -975,14 +976,24 @@ func validateVolumeMounts(mounts []corev1.VolumeMount, volumes map[string]corev1
 				errs = append(errs, field.Invalid(ip.Child("subPathExpr"), m.SubPathExpr, "subPathExpr and subPath are mutually exclusive"))
 			}
 		}
-		if m.MountPropagation != nil && !slices.Contains(propagationModes, *m.MountPropagation) {
-			errs = append(errs, field.NotSupported(ip.Child("mountPropagation"), *m.MountPropagation, propagationModes))
+		if m.MountPropagation != nil {
+			if !slices.Contains(propagationModes, *m.MountPropagation) {
+				errs = append(errs, field.NotSupported(ip.Child("mountPropagation"), *m.MountPropagation, propagationModes))
+			} else if *m.MountPropagation == corev1.MountPropagationBidirectional && !privileged {
+				// As the API server: a Bidirectional mount lets the container mount onto the host.
+				errs = append(errs, field.Forbidden(ip.Child("mountPropagation"), "Bidirectional mount propagation is available only to privileged containers"))
+			}
 		}
 		if m.RecursiveReadOnly != nil {
 			if !slices.Contains(recursiveModes, *m.RecursiveReadOnly) {
 				errs = append(errs, field.NotSupported(ip.Child("recursiveReadOnly"), *m.RecursiveReadOnly, recursiveModes))
-			} else if *m.RecursiveReadOnly != corev1.RecursiveReadOnlyDisabled && !m.ReadOnly {
-				errs = append(errs, field.Forbidden(ip.Child("recursiveReadOnly"), "may only be specified when readOnly is true"))
+			} else if *m.RecursiveReadOnly != corev1.RecursiveReadOnlyDisabled {
+				if !m.ReadOnly {
+					errs = append(errs, field.Forbidden(ip.Child("recursiveReadOnly"), "may only be specified when readOnly is true"))
+				}
+				if m.MountPropagation != nil && *m.MountPropagation != corev1.MountPropagationNone {
+					errs = append(errs, field.Forbidden(ip.Child("recursiveReadOnly"), "may only be specified when mountPropagation is None or not specified"))
+				}
 			}
 		}
 	}

@@ -152,6 +152,21 @@ func TestValidate(t *testing.T) {
 		{"mountPath relative", func(p *corev1.Pod) { c0(p).VolumeMounts[0].MountPath = "data" }, `spec.containers[0].volumeMounts[0].mountPath: Invalid value: "data": must be an absolute path`},
 		{"mountPath unique", func(p *corev1.Pod) { c0(p).VolumeMounts[1].MountPath = "/data" }, `spec.containers[0].volumeMounts[1].mountPath: Invalid value: "/data": must be unique`},
 		{"subPath escapes", func(p *corev1.Pod) { c0(p).VolumeMounts[1].SubPath = "../x" }, "spec.containers[0].volumeMounts[1].subPath: Invalid value"},
+		{"mountPropagation unknown", func(p *corev1.Pod) {
+			c0(p).VolumeMounts[0].MountPropagation = ptrTo(corev1.MountPropagationMode("Shared"))
+		}, `spec.containers[0].volumeMounts[0].mountPropagation: Unsupported value: "Shared"`},
+		{"Bidirectional unprivileged", func(p *corev1.Pod) {
+			c0(p).VolumeMounts[0].MountPropagation = ptrTo(corev1.MountPropagationBidirectional)
+		}, "spec.containers[0].volumeMounts[0].mountPropagation: Forbidden: Bidirectional mount propagation is available only to privileged containers"},
+		{"Bidirectional in an unprivileged init container", func(p *corev1.Pod) {
+			p.Spec.InitContainers[0].VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/d", MountPropagation: ptrTo(corev1.MountPropagationBidirectional)}}
+			p.Spec.InitContainers[0].SecurityContext = &corev1.SecurityContext{Privileged: ptrTo(false)}
+		}, "spec.initContainers[0].volumeMounts[0].mountPropagation: Forbidden"},
+		{"recursiveReadOnly with propagation", func(p *corev1.Pod) {
+			m := &c0(p).VolumeMounts[0]
+			m.ReadOnly, m.RecursiveReadOnly = true, ptrTo(corev1.RecursiveReadOnlyEnabled)
+			m.MountPropagation = ptrTo(corev1.MountPropagationHostToContainer)
+		}, "spec.containers[0].volumeMounts[0].recursiveReadOnly: Forbidden: may only be specified when mountPropagation is None or not specified"},
 		{"probe without handler", func(p *corev1.Pod) { c0(p).LivenessProbe.HTTPGet = nil }, "spec.containers[0].livenessProbe: Required value: must specify a handler type"},
 		{"probe with two handlers", func(p *corev1.Pod) {
 			c0(p).LivenessProbe.TCPSocket = &corev1.TCPSocketAction{Port: intstr.FromInt32(80)}
@@ -200,6 +215,22 @@ func TestValidate(t *testing.T) {
 			}
 			t.Fatalf("got errors %q, want one containing %q", got, tt.want)
 		})
+	}
+}
+
+// Bidirectional is fine for a privileged container, HostToContainer and None for any.
+func TestValidateMountPropagation(t *testing.T) {
+	pod := goodPod()
+	c := &pod.Spec.Containers[0]
+	c.VolumeMounts[0].MountPropagation = ptrTo(corev1.MountPropagationBidirectional)
+	c.SecurityContext = &corev1.SecurityContext{Privileged: ptrTo(true)}
+	pod.Spec.InitContainers[0].VolumeMounts = []corev1.VolumeMount{
+		{Name: "data", MountPath: "/a", MountPropagation: ptrTo(corev1.MountPropagationHostToContainer)},
+		{Name: "data", MountPath: "/b", MountPropagation: ptrTo(corev1.MountPropagationNone), ReadOnly: true, RecursiveReadOnly: ptrTo(corev1.RecursiveReadOnlyIfPossible)},
+	}
+	SetDefaults(pod)
+	if errs := Validate(pod); len(errs) != 0 {
+		t.Fatalf("Validate: %v", errs)
 	}
 }
 

@@ -1,7 +1,6 @@
 package pod
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"strconv"
@@ -19,13 +18,12 @@ func (w *worker) runHook(ctx context.Context, h *corev1.LifecycleHandler, contai
 	case h == nil:
 		return nil
 	case h.Exec != nil:
-		var out bytes.Buffer
-		code, err := w.m.cfg.Runtime.Exec(ctx, containerID, h.Exec.Command, false, nil, &out, &out)
+		code, out, err := w.m.execOutput(ctx, containerID, h.Exec.Command)
 		if err != nil {
 			return err
 		}
 		if code != 0 {
-			return fmt.Errorf("command %q exited with %d: %s", strings.Join(h.Exec.Command, " "), code, truncate(out.String(), 1024))
+			return fmt.Errorf("command %q exited with %d: %s", strings.Join(h.Exec.Command, " "), code, truncate(string(out), 1024))
 		}
 		return nil
 	case h.Sleep != nil:

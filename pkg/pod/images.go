@@ -28,31 +28,92 @@ type pulls struct {
 	inflight map[string]*pull
 }
 
+// pull is one image pull in flight; its waiters read progress while it runs and img and err
+// once done is closed.
 type pull struct {
-	done chan struct{}
-	img  runtime.Image
-	err  error
+	done     chan struct{}
+	img      runtime.Image
+	err      error
+	progress runtime.PullProgress
 }
 
-func (p *pulls) do(ref string, fn func() (runtime.Image, error)) (runtime.Image, error) {
+// start returns the pull of ref in flight, or starts one that runs fn in its own goroutine,
+// which ends when fn returns (fn bounds it with a timeout).
+func (p *pulls) start(ref string, fn func(*runtime.PullProgress) (runtime.Image, error)) *pull {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.inflight == nil {
 		p.inflight = map[string]*pull{}
 	}
 	if cur, ok := p.inflight[ref]; ok {
-		p.mu.Unlock()
-		<-cur.done
-		return cur.img, cur.err
+		return cur
 	}
 	cur := &pull{done: make(chan struct{})}
 	p.inflight[ref] = cur
-	p.mu.Unlock()
-	cur.img, cur.err = fn()
-	close(cur.done)
-	p.mu.Lock()
-	delete(p.inflight, ref)
-	p.mu.Unlock()
-	return cur.img, cur.err
+	go func() {
+		img, err := fn(&cur.progress)
+		p.mu.Lock()
+		delete(p.inflight, ref)
+		cur.img, cur.err = img, err
+		p.mu.Unlock()
+		close(cur.done)
+	}()
+	return cur
+}
+
+// progressEvery is how often a pull's progress reaches the pod's status.
+const progressEvery = 500 * time.Millisecond
+
+// pullMessage is the waiting message of a container whose image is being pulled.
+func pullMessage(image string, done, total int64) string {
+	if total <= 0 {
+		return fmt.Sprintf("Pulling image %q", image)
+	}
+	return fmt.Sprintf("Pulling image %q: %s of %s", image, formatBytes(min(done, total)), formatBytes(total))
+}
+
+// formatBytes writes a size in binary units with one decimal: 512 B, 3.1 KiB, 12.0 MiB.
+func formatBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	v, i := float64(n)/unit, 0
+	for v >= unit && i < 3 {
+		v /= unit
+		i++
+	}
+	return fmt.Sprintf("%.1f %ciB", v, "KMGT"[i])
+}
+
+// waitPull waits for a pull, showing its progress in the container's status (ContainerCreating
+// with pullMessage) at most every progressEvery, until it ends or ctx does.
+func (w *worker) waitPull(ctx context.Context, c *ctrState, image string, cur *pull) (runtime.Image, error) {
+	show := func() {
+		done, total := cur.progress.Bytes()
+		if msg := pullMessage(image, done, total); msg != c.pulling {
+			c.pulling = msg
+			w.publish()
+		}
+	}
+	if c != nil {
+		show()
+		defer func() { c.pulling = "" }()
+	}
+	tick := time.NewTicker(progressEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-cur.done:
+			return cur.img, cur.err
+		case <-ctx.Done():
+			return runtime.Image{}, ctx.Err()
+		case <-tick.C:
+			if c != nil {
+				show()
+			}
+		}
+	}
 }
 
 // ensureImage makes the container's image present as its imagePullPolicy says: Never uses only
@@ -76,11 +137,12 @@ func (w *worker) ensureImage(ctx context.Context, c *corev1.Container) (runtime.
 	w.log.Info("pulling image", "image", c.Image)
 	w.event(w.cur, w.cur.byName(c.Name), events.Normal, events.ReasonPulling, "Pulling image %q", c.Image)
 	start := time.Now()
-	img, err := w.m.pulls.do(c.Image, func() (runtime.Image, error) {
+	cur := w.m.pulls.start(c.Image, func(progress *runtime.PullProgress) (runtime.Image, error) {
 		pctx, cancel := context.WithTimeout(ctx, pullTimeout)
 		defer cancel()
-		return rt.Pull(pctx, c.Image, w.m.cfg.Credentials)
+		return rt.Pull(pctx, c.Image, w.m.cfg.Credentials, progress)
 	})
+	img, err := w.waitPull(ctx, w.cur.byName(c.Name), c.Image, cur)
 	if err != nil {
 		if policy == corev1.PullAlways {
 			// A kubelet with Always still runs a present image when the registry is down.

@@ -35,7 +35,7 @@ import (
 // Runtime is what workers need from containerd.
 type Runtime interface {
 	GetImage(ctx context.Context, ref string) (runtime.Image, error)
-	Pull(ctx context.Context, ref string, creds runtime.Credentials) (runtime.Image, error)
+	Pull(ctx context.Context, ref string, creds runtime.Credentials, progress *runtime.PullProgress) (runtime.Image, error)
 	CreateContainer(ctx context.Context, cfg runtime.ContainerConfig) error
 	Start(ctx context.Context, id string, stdio *runtime.Stdio) (uint32, <-chan runtime.Exit, error)
 	Task(ctx context.Context, id string, stdio *runtime.Stdio) (runtime.TaskState, error)
@@ -43,6 +43,7 @@ type Runtime interface {
 	Remove(ctx context.Context, id string) error
 	List(ctx context.Context, labels map[string]string) ([]runtime.Container, error)
 	Exec(ctx context.Context, id string, cmd []string, tty bool, stdin io.Reader, stdout, stderr io.Writer) (int, error)
+	ExecOutput(ctx context.Context, id string, cmd []string, dir string, limit int) (int, []byte, error)
 	WatchOOM(ctx context.Context, fn func(id string))
 }
 
@@ -65,6 +66,9 @@ type Config struct {
 	SeccompDir string // Localhost seccomp profiles
 	// ConfigMapDir and SecretDir hold local configMaps and secrets as NAME/KEY files.
 	ConfigMapDir, SecretDir string
+	// InsecureSecretPerms uses secrets whatever their owner and mode; otherwise they must be
+	// root's alone (volume.CheckSecretDir, volume.ReadSecretFile).
+	InsecureSecretPerms bool
 	// Credentials for registries; nil means anonymous pulls.
 	Credentials runtime.Credentials
 	// Events and Metrics may be nil.
@@ -175,6 +179,11 @@ func (m *Manager) List() []corev1.Pod { return m.store.list() }
 
 // Run blocks until ctx is cancelled. Pods keep running after it returns.
 func (m *Manager) Run(ctx context.Context) error {
+	// Probe and hook output files; any left by a crash are stale.
+	_ = os.RemoveAll(m.execDir())
+	if err := os.MkdirAll(m.execDir(), 0o700); err != nil {
+		return err
+	}
 	if err := m.discover(ctx); err != nil {
 		return err
 	}
@@ -505,4 +514,17 @@ func (m *Manager) Exec(ctx context.Context, namespace, name, container string, c
 		return -1, fmt.Errorf("container %s is not running", container)
 	}
 	return m.cfg.Runtime.Exec(ctx, strings.TrimPrefix(cs.ContainerID, "containerd://"), cmd, tty, stdin, stdout, stderr)
+}
+
+// execDir holds the output files of probe and hook execs while they run.
+func (m *Manager) execDir() string { return filepath.Join(m.cfg.StateDir, "exec") }
+
+// maxExecOutput bounds what a probe or hook keeps of its command's output (the kubelet's
+// exec probes keep 10 KiB).
+const maxExecOutput = 10 << 10
+
+// execOutput runs cmd in a container for a probe or a hook and returns its exit code and
+// combined output.
+func (m *Manager) execOutput(ctx context.Context, id string, cmd []string) (int, []byte, error) {
+	return m.cfg.Runtime.ExecOutput(ctx, id, cmd, m.execDir(), maxExecOutput)
 }

@@ -1,6 +1,7 @@
 package pod
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/minipod/minipod/pkg/envvar"
+	"github.com/minipod/minipod/pkg/volume"
 )
 
 // Command merges a container's command and args with its image's entrypoint and cmd the
@@ -34,17 +36,38 @@ type podFields struct {
 	nodeName     string
 	configMapDir string // NAME/KEY files
 	secretDir    string
-	podDir       string // for ephemeral-storage capacity
+	// insecureSecrets reads secrets whatever their owner and mode (--insecure-manifest-perms).
+	insecureSecrets bool
+	podDir          string // for ephemeral-storage capacity
+}
+
+// readLocal reads dir/name/key, the file of a local configMap or secret. A secret (check set)
+// must be root's alone: its directories and file are checked first, and an insecure one is an
+// error wrapping volume.ErrInsecure.
+func readLocal(dir, name, key string, check bool) ([]byte, error) {
+	if !check {
+		return os.ReadFile(filepath.Join(dir, name, key))
+	}
+	for _, d := range []string{dir, filepath.Join(dir, name)} {
+		if err := volume.CheckSecretDir(d); err != nil {
+			return nil, err
+		}
+	}
+	return volume.ReadSecretFile(filepath.Join(dir, name, key))
 }
 
 // localKey reads one key of a local configMap or secret: dir/NAME/KEY.
-func localKey(dir, kind, name, key string, optional *bool) (string, bool, error) {
+func localKey(dir, kind, name, key string, optional *bool, check bool) (string, bool, error) {
 	if dir == "" || name == "" || strings.Contains(name, "/") || strings.Contains(key, "/") || name == ".." || key == ".." {
 		return "", false, fmt.Errorf("%s %q key %q: invalid reference", kind, name, key)
 	}
-	b, err := os.ReadFile(filepath.Join(dir, name, key))
+	b, err := readLocal(dir, name, key, check)
 	if err == nil {
 		return string(b), true, nil
+	}
+	if errors.Is(err, volume.ErrInsecure) {
+		// Refused even when optional: a secret that is there but unsafe is not a missing one.
+		return "", false, fmt.Errorf("%s %q: %w", kind, name, err)
 	}
 	if optional != nil && *optional {
 		return "", false, nil
@@ -56,9 +79,9 @@ func localKey(dir, kind, name, key string, optional *bool) (string, bool, error)
 }
 
 // localAll reads every key of a local configMap or secret.
-func localAll(dir, kind, name string, optional *bool) (map[string]string, error) {
+func localAll(dir, kind, name string, optional *bool, check bool) (map[string]string, error) {
 	entries, err := os.ReadDir(filepath.Join(dir, name))
-	if err != nil || name == "" || strings.Contains(name, "/") {
+	if err != nil || name == "" || strings.Contains(name, "/") || name == ".." {
 		if optional != nil && *optional {
 			return nil, nil
 		}
@@ -69,7 +92,10 @@ func localAll(dir, kind, name string, optional *bool) (map[string]string, error)
 		if e.IsDir() || strings.HasPrefix(e.Name(), ".") {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join(dir, name, e.Name()))
+		b, err := readLocal(dir, name, e.Name(), check)
+		if errors.Is(err, volume.ErrInsecure) {
+			return nil, fmt.Errorf("%s %q: %w", kind, name, err)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -135,9 +161,9 @@ func Env(c *corev1.Container, img ocispec.ImageConfig, f podFields) ([]string, e
 		var err error
 		switch {
 		case src.ConfigMapRef != nil:
-			kv, err = localAll(f.configMapDir, "configmap", src.ConfigMapRef.Name, src.ConfigMapRef.Optional)
+			kv, err = localAll(f.configMapDir, "configmap", src.ConfigMapRef.Name, src.ConfigMapRef.Optional, false)
 		case src.SecretRef != nil:
-			kv, err = localAll(f.secretDir, "secret", src.SecretRef.Name, src.SecretRef.Optional)
+			kv, err = localAll(f.secretDir, "secret", src.SecretRef.Name, src.SecretRef.Optional, !f.insecureSecrets)
 		}
 		if err != nil {
 			return nil, err
@@ -171,7 +197,7 @@ func Env(c *corev1.Container, img ocispec.ImageConfig, f podFields) ([]string, e
 			v = rv
 		case vf.ConfigMapKeyRef != nil:
 			r := vf.ConfigMapKeyRef
-			val, ok, err := localKey(f.configMapDir, "configmap", r.Name, r.Key, r.Optional)
+			val, ok, err := localKey(f.configMapDir, "configmap", r.Name, r.Key, r.Optional, false)
 			if err != nil {
 				return nil, err
 			}
@@ -181,7 +207,7 @@ func Env(c *corev1.Container, img ocispec.ImageConfig, f podFields) ([]string, e
 			v = val
 		case vf.SecretKeyRef != nil:
 			r := vf.SecretKeyRef
-			val, ok, err := localKey(f.secretDir, "secret", r.Name, r.Key, r.Optional)
+			val, ok, err := localKey(f.secretDir, "secret", r.Name, r.Key, r.Optional, !f.insecureSecrets)
 			if err != nil {
 				return nil, err
 			}

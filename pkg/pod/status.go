@@ -186,6 +186,17 @@ func (w *worker) containerStatus(c *ctrState, init bool) corev1.ContainerStatus 
 	}
 	started := false
 	switch {
+	case c.pulling != "" && !c.running:
+		// While its image is pulled, a container waits as a kubelet reports one being made
+		// (ContainerCreating; PodInitializing for an init container's first attempt), with
+		// the pull's progress as the message.
+		reason := "ContainerCreating"
+		if c.exited {
+			cs.LastTerminationState.Terminated = terminatedState(c)
+		} else if init {
+			reason = "PodInitializing"
+		}
+		cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: reason, Message: c.pulling}
 	case c.running:
 		cs.State.Running = &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(c.started)}
 		started = c.startedOK

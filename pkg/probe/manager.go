@@ -47,6 +47,7 @@ type entry struct {
 	started   time.Time
 	execFn    ExecFunc
 	onChange  func(kind Kind, r Result, msg string)
+	onFailed  func(kind Kind, msg string) // may be nil
 	probes    [len(kinds)]*probeState // nil where the container has no such probe
 
 	startupDone bool // guarded by Manager.mu
@@ -137,6 +138,16 @@ func (m *Manager) Run(ctx context.Context) {
 	}
 }
 
+// AddOption changes how Add probes a container.
+type AddOption func(*entry)
+
+// WithFailedAttempts makes fn be called for every failed attempt, before any verdict change
+// that attempt causes: the kubelet records an Unhealthy event for each failed probe, not only
+// for the one that crosses failureThreshold. The same ordering rules as for onChange apply.
+func WithFailedAttempts(fn func(kind Kind, msg string)) AddOption {
+	return func(e *entry) { e.onFailed = fn }
+}
+
 // Add starts probing one container. key is opaque (e.g. "ns/name/uid/container/attempt"); a key
 // already present is replaced. started is when the container started (zero: now). execFn runs
 // exec probes. onChange is called each time the verdict of a kind changes, with the new verdict
@@ -148,7 +159,7 @@ func (m *Manager) Run(ctx context.Context) {
 // liveness Success, startup Unknown until it succeeds or fails for good. A container without a
 // readiness probe is ready once started (and started once running when it has no startup
 // probe); that is for the caller to apply.
-func (m *Manager) Add(key string, c *corev1.Container, podIP string, started time.Time, execFn ExecFunc, onChange func(kind Kind, r Result, msg string)) {
+func (m *Manager) Add(key string, c *corev1.Container, podIP string, started time.Time, execFn ExecFunc, onChange func(kind Kind, r Result, msg string), opts ...AddOption) {
 	if c == nil {
 		return
 	}
@@ -165,6 +176,9 @@ func (m *Manager) Add(key string, c *corev1.Container, podIP string, started tim
 		started:   started,
 		execFn:    execFn,
 		onChange:  onChange,
+	}
+	for _, o := range opts {
+		o(e)
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	specs := [len(kinds)]*corev1.Probe{
@@ -277,11 +291,16 @@ func (m *Manager) attempt(runCtx context.Context, ps *probeState) {
 	}
 	m.mu.Unlock()
 
-	if changed {
+	if changed || (r == Failure && e.onFailed != nil) {
 		// Delivered before the probe is rescheduled, so verdicts of one kind arrive in order.
 		e.cbMu.Lock()
 		if !e.removed.Load() {
-			e.onChange(ps.kind, verdict, msg)
+			if r == Failure && e.onFailed != nil {
+				e.onFailed(ps.kind, msg)
+			}
+			if changed {
+				e.onChange(ps.kind, verdict, msg)
+			}
 		}
 		e.cbMu.Unlock()
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/remotes"
 	"github.com/containerd/containerd/v2/core/remotes/docker"
 	"github.com/containerd/containerd/v2/core/remotes/docker/config"
 	"github.com/containerd/errdefs"
@@ -25,7 +26,8 @@ type Credentials func(host string) (user, secret string, ok bool)
 // Pull fetches an image from its registry and unpacks it. Registries on localhost may answer
 // plain HTTP. The reference is normalised the Docker way ("busybox" is
 // docker.io/library/busybox:latest) and the image is stored under the name the pod used.
-func (r *Runtime) Pull(ctx context.Context, ref string, creds Credentials) (Image, error) {
+// progress, when not nil, counts the pull's bytes while it runs.
+func (r *Runtime) Pull(ctx context.Context, ref string, creds Credentials, progress *PullProgress) (Image, error) {
 	ctx = r.ns(ctx)
 	named, err := reference.ParseDockerRef(ref)
 	if err != nil {
@@ -40,12 +42,13 @@ func (r *Runtime) Pull(ctx context.Context, ref string, creds Credentials) (Imag
 			return u, p, nil
 		},
 	})
-	resolver := docker.NewResolver(docker.ResolverOptions{Hosts: hosts})
-	img, err := r.client.Pull(ctx, named.String(),
-		client.WithResolver(resolver),
-		client.WithPullUnpack,
-		client.WithPullSnapshotter(r.snapshotter),
-	)
+	var resolver remotes.Resolver = docker.NewResolver(docker.ResolverOptions{Hosts: hosts})
+	opts := []client.RemoteOpt{client.WithPullUnpack, client.WithPullSnapshotter(r.snapshotter)}
+	if progress != nil {
+		resolver = countingResolver{Resolver: resolver, p: progress}
+		opts = append(opts, client.WithImageHandlerWrapper(progress.handlerWrapper))
+	}
+	img, err := r.client.Pull(ctx, named.String(), append(opts, client.WithResolver(resolver))...)
 	if err != nil {
 		if errdefs.IsUnauthorized(err) || errdefs.IsPermissionDenied(err) || strings.Contains(err.Error(), "401 Unauthorized") {
 			return Image{}, fmt.Errorf("pull %s: %w: %v", ref, ErrUnauthorized, err)

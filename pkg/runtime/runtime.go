@@ -19,13 +19,16 @@ import (
 	"time"
 
 	apievents "github.com/containerd/containerd/api/events"
+	"github.com/containerd/containerd/api/services/tasks/v1"
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/errdefs"
+	"github.com/containerd/errdefs/pkg/errgrpc"
 	"github.com/containerd/typeurl/v2"
+	"github.com/distribution/reference"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -68,6 +71,8 @@ type Runtime struct {
 	client      *client.Client
 	namespace   string
 	snapshotter string
+	procs       sync.Map // container ID -> *specs.Process, for ExecOutput
+	exits       exitHub
 }
 
 // New connects to containerd and checks that it answers within the context's deadline.
@@ -77,6 +82,7 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		return nil, fmt.Errorf("connect to containerd at %s: %w", cfg.Address, err)
 	}
 	r := &Runtime{client: c, namespace: cfg.Namespace, snapshotter: cfg.Snapshotter}
+	r.exits.r = r
 	if r.snapshotter == "" {
 		r.snapshotter = "overlayfs"
 	}
@@ -104,11 +110,23 @@ func (r *Runtime) ns(ctx context.Context) context.Context {
 	return namespaces.WithNamespace(ctx, r.namespace)
 }
 
+// Pinned images: the CRI's label, which its image service reports as pinned and a kubelet's
+// image garbage collection then never removes (k3s marks its air-gap imports the same way).
+const (
+	LabelPinned = "io.cri-containerd.pinned"
+	Pinned      = "pinned"
+)
+
 // Import reads an OCI layout or docker-archive tar stream, stores its images and unpacks them
-// for the snapshotter. It returns the names of the imported images.
+// for the snapshotter. It returns the names of the imported images (a docker archive's short
+// names normalised: "busybox:1.36" is docker.io/library/busybox:1.36). Imported images are
+// labelled LabelPinned: they cannot be pulled again, so nothing should collect them.
 func (r *Runtime) Import(ctx context.Context, rd io.Reader) ([]string, error) {
 	ctx = r.ns(ctx)
-	imgs, err := r.client.Import(ctx, rd, client.WithSkipDigestRef(func(string) bool { return true }))
+	imgs, err := r.client.Import(ctx, rd,
+		client.WithSkipDigestRef(func(string) bool { return true }),
+		client.WithImageLabels(map[string]string{LabelPinned: Pinned}),
+	)
 	if err != nil {
 		return nil, fmt.Errorf("import image: %w", err)
 	}
@@ -134,7 +152,7 @@ type Image struct {
 // config. It returns an error wrapping ErrImageNotFound when the image is not present.
 func (r *Runtime) GetImage(ctx context.Context, ref string) (Image, error) {
 	ctx = r.ns(ctx)
-	img, err := r.client.GetImage(ctx, ref)
+	img, err := r.image(ctx, ref)
 	if err != nil {
 		if errdefs.IsNotFound(err) {
 			return Image{}, fmt.Errorf("image %s: %w", ref, ErrImageNotFound)
@@ -155,6 +173,24 @@ func (r *Runtime) GetImage(ctx context.Context, ref string) (Image, error) {
 		return Image{}, fmt.Errorf("read config of image %s: %w", ref, err)
 	}
 	return Image{Ref: ref, ID: img.Target().Digest.String(), Config: spec.Config}, nil
+}
+
+// image finds an image by the reference a pod wrote or, failing that, by its normalised form
+// ("busybox:1.36" is docker.io/library/busybox:1.36), the name a docker archive's short
+// RepoTags get on import and the one other clients pull under, as the CRI looks images up.
+func (r *Runtime) image(ctx context.Context, ref string) (client.Image, error) {
+	img, err := r.client.GetImage(ctx, ref)
+	if !errdefs.IsNotFound(err) {
+		return img, err
+	}
+	named, perr := reference.ParseDockerRef(ref)
+	if perr != nil || named.String() == ref {
+		return img, err
+	}
+	if nimg, nerr := r.client.GetImage(ctx, named.String()); nerr == nil {
+		return nimg, nil
+	}
+	return img, err
 }
 
 // ContainerConfig is everything needed to create one container. It holds no containerd
@@ -197,7 +233,8 @@ type Resources struct {
 // left behind.
 func (r *Runtime) CreateContainer(ctx context.Context, cfg ContainerConfig) error {
 	ctx = r.ns(ctx)
-	img, err := r.client.GetImage(ctx, cfg.Image)
+	r.forgetSpec(cfg.ID)
+	img, err := r.image(ctx, cfg.Image)
 	if err != nil {
 		if errdefs.IsNotFound(err) {
 			return fmt.Errorf("image %s: %w", cfg.Image, ErrImageNotFound)
@@ -306,10 +343,6 @@ type Stdio struct {
 	Stdout, Stderr io.Writer
 }
 
-func (s *Stdio) opts() []cio.Opt {
-	return []cio.Opt{cio.WithStreams(s.Stdin, s.Stdout, s.Stderr), cio.WithFIFODir(s.FIFODir)}
-}
-
 // Start creates and starts the container's task, its output going to stdio (nil: discarded).
 // It returns the task's PID and a channel that yields exactly one Exit, after the task's output
 // has been copied. The wait is set up before the start so that no exit is missed.
@@ -324,53 +357,25 @@ func (r *Runtime) Start(ctx context.Context, id string, stdio *Stdio) (uint32, <
 		if err := os.MkdirAll(stdio.FIFODir, 0o700); err != nil {
 			return 0, nil, fmt.Errorf("create fifo dir: %w", err)
 		}
-		creator = cio.NewCreator(stdio.opts()...)
+		creator = stdio.creator()
 	}
 	task, err := c.NewTask(ctx, creator)
 	if err != nil {
 		return 0, nil, fmt.Errorf("create task %s: %w", id, err)
 	}
-	exitCh, err := r.wait(ctx, task)
-	if err != nil {
-		_, _ = task.Delete(ctx, client.WithProcessKill)
-		return 0, nil, err
-	}
+	// The exit is registered before the start, so that no exit is missed; the channel yields
+	// exactly one Exit, after the task's output has been copied.
+	w := r.exits.wait(task)
 	if err := task.Start(ctx); err != nil {
+		r.exits.forget(id, w)
 		_, _ = task.Delete(ctx, client.WithProcessKill)
 		return 0, nil, fmt.Errorf("start task %s: %w", id, err)
 	}
-	return task.Pid(), exitCh, nil
+	return task.Pid(), w.out, nil
 }
 
 // ioDrain bounds how long an exit waits for the task's output to be copied.
 const ioDrain = 2 * time.Second
-
-// wait turns a task's exit into an Exit on a channel that lives as long as the task (not ctx).
-func (r *Runtime) wait(ctx context.Context, task client.Task) (<-chan Exit, error) {
-	// The wait must outlive the request context that created the task.
-	wctx := context.WithoutCancel(ctx)
-	ch, err := task.Wait(wctx)
-	if err != nil {
-		return nil, fmt.Errorf("wait task %s: %w", task.ID(), err)
-	}
-	out := make(chan Exit, 1)
-	go func() {
-		st := <-ch
-		code, at, err := st.Result()
-		if tio := task.IO(); tio != nil && err == nil {
-			// Deliver the exit only after the output is copied, so that the log is complete.
-			drained := make(chan struct{})
-			go func() { tio.Wait(); close(drained) }()
-			select {
-			case <-drained:
-			case <-time.After(ioDrain):
-			}
-			tio.Close()
-		}
-		out <- Exit{Code: code, At: at, Err: err, Signaled: code > 128 && code < 128+65}
-	}()
-	return out, nil
-}
 
 // TaskState is a container's task as containerd sees it.
 type TaskState struct {
@@ -391,7 +396,7 @@ func (r *Runtime) Task(ctx context.Context, id string, stdio *Stdio) (TaskState,
 	}
 	var attach cio.Attach
 	if stdio != nil {
-		attach = cio.NewAttach(stdio.opts()...)
+		attach = stdio.attach()
 	}
 	task, err := c.Task(ctx, attach)
 	if err != nil {
@@ -400,18 +405,22 @@ func (r *Runtime) Task(ctx context.Context, id string, stdio *Stdio) (TaskState,
 		}
 		return TaskState{}, fmt.Errorf("load task %s: %w", id, err)
 	}
+	// Registered before the status is read, so that an exit right after it is not missed.
+	w := r.exits.wait(task)
 	st, err := task.Status(ctx)
 	if err != nil {
+		r.exits.forget(id, w)
 		return TaskState{}, fmt.Errorf("task status %s: %w", id, err)
 	}
 	ts := TaskState{Exists: true, Pid: task.Pid()}
 	switch st.Status {
 	case client.Running, client.Paused, client.Pausing:
 		ts.Running = true
-		ts.Wait, err = r.wait(ctx, task)
-		if err != nil {
-			return TaskState{}, err
-		}
+		ts.Wait = w.out
+		return ts, nil
+	}
+	r.exits.forget(id, w)
+	switch st.Status {
 	case client.Stopped:
 		ts.Exit = Exit{Code: st.ExitStatus, At: st.ExitTime}
 	default:
@@ -421,25 +430,15 @@ func (r *Runtime) Task(ctx context.Context, id string, stdio *Stdio) (TaskState,
 	return ts, nil
 }
 
-// Signal sends sig to the container's main process. A missing task is not an error.
+// Signal sends sig to the container's main process. A missing task is not an error. It is
+// one call to the task service: stopping a pod should not wait for the container and task
+// records to be loaded first.
 func (r *Runtime) Signal(ctx context.Context, id string, sig syscall.Signal) error {
-	ctx = r.ns(ctx)
-	c, err := r.client.LoadContainer(ctx, id)
+	_, err := r.client.TaskService().Kill(r.ns(ctx), &tasks.KillRequest{ContainerID: id, Signal: uint32(sig)})
 	if err != nil {
-		if errdefs.IsNotFound(err) {
-			return nil
+		if err = errgrpc.ToNative(err); !errdefs.IsNotFound(err) {
+			return fmt.Errorf("signal %s: %w", id, err)
 		}
-		return fmt.Errorf("load container %s: %w", id, err)
-	}
-	task, err := c.Task(ctx, nil)
-	if err != nil {
-		if errdefs.IsNotFound(err) {
-			return nil
-		}
-		return fmt.Errorf("load task %s: %w", id, err)
-	}
-	if err := task.Kill(ctx, sig); err != nil && !errdefs.IsNotFound(err) {
-		return fmt.Errorf("signal %s: %w", id, err)
 	}
 	return nil
 }
@@ -448,6 +447,7 @@ func (r *Runtime) Signal(ctx context.Context, id string, sig syscall.Signal) err
 // with its snapshot. Removing what does not exist is not an error.
 func (r *Runtime) Remove(ctx context.Context, id string) error {
 	ctx = r.ns(ctx)
+	r.forgetSpec(id)
 	c, err := r.client.LoadContainer(ctx, id)
 	if err != nil {
 		if errdefs.IsNotFound(err) {

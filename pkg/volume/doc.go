@@ -14,7 +14,8 @@
 //     update writes a new timestamped directory and renames a new `..data` over the old one,
 //     so a reader sees either the old set of files or the new one, never a mix. A ConfigMap
 //     is the directory Config.ConfigMapDir/<name>, whose regular files are its keys; a Secret
-//     is Config.SecretDir/<name> in the same way. Secret and projected volumes are tmpfs
+//     is Config.SecretDir/<name> in the same way, used only when it is root's alone (see
+//     CheckSecretDir and ReadSecretFile). Secret and projected volumes are tmpfs
 //     mounts when minipod runs as root, as on a kubelet, so that their content never reaches
 //     the state directory's disk; their kind directories are readable by root only.
 //

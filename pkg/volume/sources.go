@@ -31,8 +31,9 @@ var errNotFound = errors.New("not found")
 
 // readObject reads dir/name: every regular file (symlinks followed) whose name is a valid key is
 // a key. Files that are not valid keys (`..data`, timestamped directories of a mounted
-// ConfigMap) are not keys and are skipped.
-func readObject(dir, name string) (object, error) {
+// ConfigMap) are not keys and are skipped. With secret set, the directories and files must be
+// root's alone (see CheckSecretDir and ReadSecretFile).
+func readObject(dir, name string, secret bool) (object, error) {
 	if msgs := validation.IsDNS1123Subdomain(name); len(msgs) > 0 {
 		return nil, fmt.Errorf("invalid name %q: %s", name, strings.Join(msgs, "; "))
 	}
@@ -40,6 +41,15 @@ func readObject(dir, name string) (object, error) {
 		return nil, errNotFound
 	}
 	root := filepath.Join(dir, name)
+	if secret {
+		for _, d := range []string{dir, root} {
+			if err := CheckSecretDir(d); errors.Is(err, os.ErrNotExist) {
+				return nil, errNotFound
+			} else if err != nil {
+				return nil, err
+			}
+		}
+	}
 	ents, err := os.ReadDir(root)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
@@ -57,7 +67,15 @@ func readObject(dir, name string) (object, error) {
 		if err != nil || !fi.Mode().IsRegular() {
 			continue
 		}
-		b, err := os.ReadFile(p)
+		var b []byte
+		if secret {
+			b, err = ReadSecretFile(p)
+			if errors.Is(err, ErrInsecure) {
+				return nil, err
+			}
+		} else {
+			b, err = os.ReadFile(p)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("reading key %q: %w", e.Name(), err)
 		}
@@ -109,10 +127,11 @@ func mode(m *int32, def os.FileMode) os.FileMode {
 }
 
 // loadObject reads a ConfigMap or Secret and builds its payload into out. A missing object is
-// an empty one when optional.
-func loadObject(kind, dir, name string, items []corev1.KeyToPath, defaultMode *int32, optional *bool, out payload) error {
+// an empty one when optional; one with insecure permissions is an error even then. check says
+// whether a Secret's permissions are checked.
+func loadObject(kind, dir, name string, items []corev1.KeyToPath, defaultMode *int32, optional *bool, check bool, out payload) error {
 	opt := optional != nil && *optional
-	obj, err := readObject(dir, name)
+	obj, err := readObject(dir, name, check && kind == "secret")
 	switch {
 	case errors.Is(err, errNotFound) && opt:
 		obj = object{}

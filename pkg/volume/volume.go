@@ -19,6 +19,8 @@ type Config struct {
 	PodDir       string // <state-dir>/pods/<uid>: volumes live under PodDir/volumes/<kind>/<name>
 	ConfigMapDir string // e.g. /etc/minipod/configmaps: NAME/KEY files are a ConfigMap's data
 	SecretDir    string // e.g. /etc/minipod/secrets (root-only); NAME/KEY files
+	// InsecureSecretPerms reads Secrets whatever their owner and mode (see CheckSecretDir).
+	InsecureSecretPerms bool
 }
 
 // Volume kinds: the directory names under PodDir/volumes.
@@ -325,9 +327,9 @@ func (p *Prepared) payload(v *prepared, podIP string) (payload, error) {
 	var err error
 	switch vs := v.vol.VolumeSource; {
 	case vs.ConfigMap != nil:
-		err = loadObject("configmap", p.cfg.ConfigMapDir, vs.ConfigMap.Name, vs.ConfigMap.Items, vs.ConfigMap.DefaultMode, vs.ConfigMap.Optional, out)
+		err = loadObject("configmap", p.cfg.ConfigMapDir, vs.ConfigMap.Name, vs.ConfigMap.Items, vs.ConfigMap.DefaultMode, vs.ConfigMap.Optional, false, out)
 	case vs.Secret != nil:
-		err = loadObject("secret", p.cfg.SecretDir, vs.Secret.SecretName, vs.Secret.Items, vs.Secret.DefaultMode, vs.Secret.Optional, out)
+		err = loadObject("secret", p.cfg.SecretDir, vs.Secret.SecretName, vs.Secret.Items, vs.Secret.DefaultMode, vs.Secret.Optional, !p.cfg.InsecureSecretPerms, out)
 	case vs.DownwardAPI != nil:
 		err = downwardPayload(p.pod, podIP, p.cfg.PodDir, vs.DownwardAPI.Items, vs.DownwardAPI.DefaultMode, out)
 	case vs.Projected != nil:
@@ -337,9 +339,9 @@ func (p *Prepared) payload(v *prepared, podIP string) (payload, error) {
 			var err error
 			switch {
 			case s.ConfigMap != nil:
-				err = loadObject("configmap", p.cfg.ConfigMapDir, s.ConfigMap.Name, s.ConfigMap.Items, dm, s.ConfigMap.Optional, out)
+				err = loadObject("configmap", p.cfg.ConfigMapDir, s.ConfigMap.Name, s.ConfigMap.Items, dm, s.ConfigMap.Optional, false, out)
 			case s.Secret != nil:
-				err = loadObject("secret", p.cfg.SecretDir, s.Secret.Name, s.Secret.Items, dm, s.Secret.Optional, out)
+				err = loadObject("secret", p.cfg.SecretDir, s.Secret.Name, s.Secret.Items, dm, s.Secret.Optional, !p.cfg.InsecureSecretPerms, out)
 			case s.DownwardAPI != nil:
 				err = downwardPayload(p.pod, podIP, p.cfg.PodDir, s.DownwardAPI.Items, dm, out)
 			case s.ServiceAccountToken != nil:

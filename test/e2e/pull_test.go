@@ -1,17 +1,30 @@
 package e2e
 
 import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/rand"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/minipod/minipod/pkg/imagebuild"
 )
 
 // registry is a Debian docker-registry on a free loopback port, with basic auth when
@@ -170,4 +183,168 @@ spec:
 			t.Errorf("%s: %s restarts %d", n, p.Status.Phase, p.Status.ContainerStatuses[0].RestartCount)
 		}
 	}
+
+	// While a pull runs, the container waits in ContainerCreating with the bytes in hand in
+	// its message. The registry is reached through a proxy that holds the big layer after its
+	// first MiB until the progress has been seen, so the check does not race the pull.
+	big, total := pushBigImage(t, open, "test/big:1")
+	proxy, release := gatedProxy(t, open, big, 1<<20)
+	ref := proxy + "/test/big:1"
+	d.writeManifest("big.yaml", pod("big", ref, "IfNotPresent"))
+	progress := regexp.MustCompile(`^Pulling image "` + regexp.QuoteMeta(ref) + `": ([0-9.]+) (B|KiB|MiB) of ([0-9.]+ MiB)$`)
+	seen := ""
+	d.eventually(60*time.Second, "big pulling with progress", func() (bool, string) {
+		p := d.pod("big")
+		if p == nil || len(p.Status.ContainerStatuses) == 0 || p.Status.ContainerStatuses[0].State.Waiting == nil {
+			return false, "not waiting"
+		}
+		w := p.Status.ContainerStatuses[0].State.Waiting
+		m := progress.FindStringSubmatch(w.Message)
+		seen = w.Reason + ": " + w.Message
+		return w.Reason == "ContainerCreating" && m != nil && m[1] != "0" && m[3] == total, seen
+	})
+	t.Logf("while pulling: %s", seen)
+	release()
+	d.waitRunning("big", 60*time.Second)
+	if out, _, code := d.ctl("exec", "big", "--", "sh", "-c", "wc -c </big"); code != 0 || strings.TrimSpace(out) != fmt.Sprint(bigSize) {
+		t.Errorf("the pulled image's big file: %d %q", code, out)
+	}
+}
+
+// bigSize is the random (incompressible) file that makes the big test image's layer.
+const bigSize = 3 << 20
+
+// pushBigImage uploads the busybox test image plus bigSize random bytes straight to the
+// registry over its HTTP API, so that no containerd holds any of its blobs, and returns the
+// layer's digest and the image's size as pull progress shows it (manifest, config and layer).
+func pushBigImage(t *testing.T, r *registry, repo string) (layer, total string) {
+	t.Helper()
+	src := filepath.Join(t.TempDir(), "big")
+	data := make([]byte, bigSize)
+	if _, err := rand.Read(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(src, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	img, err := imagebuild.Busybox("minipod.local/big:1", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img.Files = append(img.Files, imagebuild.File{Path: "big", Source: src})
+	var buf bytes.Buffer
+	res, err := imagebuild.Build(&buf, img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blobs := map[string][]byte{}
+	tr := tar.NewReader(&buf)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b, _ := io.ReadAll(tr); strings.HasPrefix(hdr.Name, "blobs/sha256/") {
+			blobs["sha256:"+strings.TrimPrefix(hdr.Name, "blobs/sha256/")] = b
+		}
+	}
+	name, tag, _ := strings.Cut(repo, ":")
+	base := "http://" + r.addr + "/v2/" + name
+	do := func(method, u, ctype string, body []byte, want int) *http.Response {
+		t.Helper()
+		req, err := http.NewRequest(method, u, bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ctype != "" {
+			req.Header.Set("Content-Type", ctype)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Fatalf("%s %s: %s: %s", method, u, resp.Status, msg)
+		}
+		return resp
+	}
+	for _, d := range []string{res.Config.Digest.String(), res.Layer.Digest.String()} {
+		loc, err := do("POST", base+"/blobs/uploads/", "", nil, http.StatusAccepted).Location()
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := loc.Query()
+		q.Set("digest", d)
+		loc.RawQuery = q.Encode()
+		do("PUT", loc.String(), "application/octet-stream", blobs[d], http.StatusCreated)
+	}
+	do("PUT", base+"/manifests/"+tag, res.Index.MediaType, blobs[res.Index.Digest.String()], http.StatusCreated)
+	size := res.Index.Size + res.Config.Size + res.Layer.Size
+	return res.Layer.Digest.String(), fmt.Sprintf("%.1f MiB", float64(size)/(1<<20))
+}
+
+// gatedProxy serves the registry on another loopback port, passing the blob's first limit
+// bytes and then holding the rest until release is called (also at the end of the test).
+func gatedProxy(t *testing.T, r *registry, blob string, limit int64) (addr string, release func()) {
+	t.Helper()
+	target, _ := url.Parse("http://" + r.addr)
+	g := &gate{limit: limit, open: make(chan struct{})}
+	rp := httputil.NewSingleHostReverseProxy(target)
+	rp.FlushInterval = -1
+	rp.ModifyResponse = func(resp *http.Response) error {
+		if resp.Request.Method == http.MethodGet && strings.HasSuffix(resp.Request.URL.Path, "/blobs/"+blob) {
+			resp.Body = &gatedBody{ReadCloser: resp.Body, g: g, ctx: resp.Request.Context()}
+		}
+		return nil
+	}
+	srv := httptest.NewServer(rp)
+	t.Cleanup(srv.Close)
+	var once sync.Once
+	release = func() { once.Do(func() { close(g.open) }) }
+	t.Cleanup(release) // runs before srv.Close, which waits for the held response
+	return strings.TrimPrefix(srv.URL, "http://"), release
+}
+
+// gate lets limit bytes through in all, then nothing until open is closed.
+type gate struct {
+	mu     sync.Mutex
+	passed int64
+	limit  int64
+	open   chan struct{}
+}
+
+type gatedBody struct {
+	io.ReadCloser
+	g   *gate
+	ctx context.Context
+}
+
+func (b *gatedBody) Read(p []byte) (int, error) {
+	g := b.g
+	g.mu.Lock()
+	allow := g.limit - g.passed
+	g.mu.Unlock()
+	select {
+	case <-g.open:
+	default:
+		if allow <= 0 {
+			select {
+			case <-g.open:
+			case <-b.ctx.Done():
+				return 0, b.ctx.Err()
+			}
+		} else if int64(len(p)) > allow {
+			p = p[:allow]
+		}
+	}
+	n, err := b.ReadCloser.Read(p)
+	g.mu.Lock()
+	g.passed += int64(n)
+	g.mu.Unlock()
+	return n, err
 }

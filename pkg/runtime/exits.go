@@ -1,0 +1,223 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+	"time"
+
+	apievents "github.com/containerd/containerd/api/events"
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/typeurl/v2"
+)
+
+// Task exits come from one subscription to containerd's /tasks/exit events, as in the CRI
+// plugin, rather than from one blocking Wait call per task: a Wait holds a gRPC stream and two
+// goroutines in the daemon (and more in containerd) for the whole life of every container.
+//
+// An event subscription only sees what happens after containerd has registered it, and the
+// client cannot tell when that is. So the hub publishes a marker event of its own after each
+// subscribe; once the marker comes back, every exit from then on arrives, and the hub asks
+// containerd once about each task registered before that moment, which catches an exit that
+// fell into the gap. When the stream breaks (containerd restarted), every waiter gets an Exit
+// with Err set, as a broken Wait call gave before: the caller looks at the task again.
+
+const syncTopic = "/minipod/exit-hub-sync"
+
+type exitHub struct {
+	r    *Runtime
+	once sync.Once
+
+	mu      sync.Mutex
+	waiters map[string][]*exitWaiter // by container ID; a container has one task at a time
+	synced  bool                     // the current subscription is known to be live
+}
+
+type exitWaiter struct {
+	task client.Task
+	pid  uint32
+	out  chan Exit
+}
+
+// wait registers task's exit. The caller must register before the task can exit unseen:
+// before Start, or before asking for the task's status.
+func (h *exitHub) wait(task client.Task) *exitWaiter {
+	h.once.Do(func() {
+		h.waiters = map[string][]*exitWaiter{}
+		go h.run(context.Background())
+	})
+	w := &exitWaiter{task: task, pid: task.Pid(), out: make(chan Exit, 1)}
+	h.mu.Lock()
+	h.waiters[task.ID()] = append(h.waiters[task.ID()], w)
+	h.mu.Unlock()
+	return w
+}
+
+// exited hands e to the waiters of container id whose task has pid.
+func (h *exitHub) exited(id string, pid uint32, e Exit) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var keep []*exitWaiter
+	for _, w := range h.waiters[id] {
+		if w.pid == pid {
+			deliver(w, e)
+		} else {
+			keep = append(keep, w)
+		}
+	}
+	if len(keep) == 0 {
+		delete(h.waiters, id)
+	} else {
+		h.waiters[id] = keep
+	}
+}
+
+// deliver gives w its exit once the task's output is copied, so that a container's log is
+// complete when its exit is handled.
+func deliver(w *exitWaiter, e Exit) {
+	tio := w.task.IO()
+	if tio == nil || e.Err != nil {
+		w.out <- e
+		return
+	}
+	go func() {
+		drained := make(chan struct{})
+		go func() { tio.Wait(); close(drained) }()
+		select {
+		case <-drained:
+		case <-time.After(ioDrain):
+		}
+		tio.Close()
+		w.out <- e
+	}()
+}
+
+// run keeps a subscription open until ctx ends, resubscribing with backoff.
+func (h *exitHub) run(ctx context.Context) {
+	ctx = h.r.ns(ctx)
+	delay := 100 * time.Millisecond
+	for seq := 0; ctx.Err() == nil; seq++ {
+		sctx, cancel := context.WithCancel(ctx)
+		evs, errs := h.r.client.Subscribe(sctx, `topic=="/tasks/exit"`, `topic==`+strconv.Quote(syncTopic))
+		marker := "sync-" + strconv.Itoa(seq)
+		published := h.publishMarker(sctx, marker)
+	loop:
+		for {
+			select {
+			case <-ctx.Done():
+				cancel()
+				return
+			case <-published:
+				// Not seen back yet: publish again (the first may have beaten the subscription).
+				published = h.publishMarker(sctx, marker)
+			case env := <-evs:
+				if env == nil || env.Namespace != h.r.namespace {
+					continue
+				}
+				v, err := typeurl.UnmarshalAny(env.Event)
+				if err != nil {
+					continue
+				}
+				switch ev := v.(type) {
+				case *apievents.TaskExit:
+					if ev.ID != ev.ContainerID {
+						continue // an exec'd process, not the task
+					}
+					code := ev.ExitStatus
+					h.exited(ev.ContainerID, ev.Pid, Exit{Code: code, At: ev.ExitedAt.AsTime(), Signaled: code > 128 && code < 128+65})
+				case *apievents.ContainerUpdate:
+					if ev.ID == marker && !h.isSynced() {
+						delay = 100 * time.Millisecond
+						published = nil
+						h.resync(ctx)
+					}
+				}
+			case <-errs:
+				break loop
+			}
+		}
+		cancel()
+		h.broken()
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 5*time.Second)
+	}
+}
+
+// publishMarker publishes the marker after a short pause and returns a channel that fires a
+// while later, when it is time to publish again if the marker has not come back.
+func (h *exitHub) publishMarker(ctx context.Context, marker string) <-chan time.Time {
+	go func() {
+		_ = h.r.client.EventService().Publish(ctx, syncTopic, &apievents.ContainerUpdate{ID: marker})
+	}()
+	return time.After(500 * time.Millisecond)
+}
+
+func (h *exitHub) isSynced() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.synced
+}
+
+// resync marks the subscription live, then asks containerd about every task registered so
+// far: one that ended before the subscription saw it is delivered from its status.
+func (h *exitHub) resync(ctx context.Context) {
+	h.mu.Lock()
+	h.synced = true
+	var ws []*exitWaiter
+	for _, l := range h.waiters {
+		ws = append(ws, l...)
+	}
+	h.mu.Unlock()
+	for _, w := range ws {
+		id := w.task.ID()
+		st, err := w.task.Status(ctx)
+		if err != nil {
+			if IsNotFound(err) {
+				h.exited(id, w.pid, Exit{Unknown: true, At: time.Now()})
+			}
+			continue
+		}
+		if st.Status == client.Stopped {
+			h.exited(id, w.pid, Exit{Code: st.ExitStatus, At: st.ExitTime, Signaled: st.ExitStatus > 128 && st.ExitStatus < 128+65})
+		}
+	}
+}
+
+// broken ends every wait with an error: exits may now be missed until the next subscription,
+// so the callers look at their tasks again (and register again).
+func (h *exitHub) broken() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.synced = false
+	for id, l := range h.waiters {
+		for _, w := range l {
+			deliver(w, Exit{Err: errExitStreamBroken})
+		}
+		delete(h.waiters, id)
+	}
+}
+
+// forget unregisters w without delivering anything (its task turned out not to run).
+func (h *exitHub) forget(id string, w *exitWaiter) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	l := h.waiters[id]
+	for i, x := range l {
+		if x == w {
+			l = append(l[:i:i], l[i+1:]...)
+			break
+		}
+	}
+	if len(l) == 0 {
+		delete(h.waiters, id)
+	} else {
+		h.waiters[id] = l
+	}
+}
+
+var errExitStreamBroken = errors.New("containerd's event stream broke; the task's exit may have been missed")
