@@ -3,9 +3,10 @@
 # only what is missing. Needs root.
 set -euo pipefail
 
-# docker-registry and apache2-utils (htpasswd) serve the pull tests a registry on loopback.
+# docker-registry and apache2-utils (htpasswd) serve the pull tests a registry on loopback;
+# vim-tiny, nano and tmux (a real terminal for them) edit manifests in the editors test.
 pkgs=(containerd runc containernetworking-plugins iptables iproute2 busybox-static git make ca-certificates
-	docker-registry apache2-utils systemd)
+	docker-registry apache2-utils systemd vim-tiny nano tmux)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

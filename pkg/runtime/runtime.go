@@ -399,6 +399,15 @@ func (r *Runtime) Task(ctx context.Context, id string, stdio *Stdio) (TaskState,
 		attach = stdio.attach()
 	}
 	task, err := c.Task(ctx, attach)
+	if err != nil && attach != nil && !errdefs.IsNotFound(err) {
+		// A task that exited before a daemon restart has no output left to copy, and its FIFOs
+		// went when its copy ended: look at it without attaching.
+		if t, lerr := c.Task(ctx, nil); lerr == nil {
+			if st, serr := t.Status(ctx); serr == nil && st.Status == client.Stopped {
+				task, err = t, nil
+			}
+		}
+	}
 	if err != nil {
 		if errdefs.IsNotFound(err) {
 			return TaskState{}, nil

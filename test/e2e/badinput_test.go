@@ -143,6 +143,7 @@ func TestInPlaceEdits(t *testing.T) {
 	d.start()
 	path := d.writeManifest("web.yaml", webPod)
 	d.waitRunning("web", 60*time.Second)
+	stop := d.watchOnlyFrom(path)
 	// sed -i writes a temporary file in the same directory and renames it over the original.
 	if out, err := exec.Command("sed", "-i", "s/app: web/app: sed/", path).CombinedOutput(); err != nil {
 		t.Fatalf("sed -i: %v %s", err, out)
@@ -167,4 +168,7 @@ func TestInPlaceEdits(t *testing.T) {
 		out, _ := exec.Command("ctr", "-a", env.address, "-n", d.namespace, "containers", "ls", "-q").Output()
 		return len(strings.Fields(string(out))) == 3, string(out)
 	})
+	if bad := stop(); len(bad) > 0 {
+		t.Errorf("the status listed more than the one pod of web.yaml:\n%s", strings.Join(bad, "\n"))
+	}
 }

@@ -272,6 +272,18 @@ type daemon struct {
 	extra     []string
 	env       []string // added to the daemon's environment
 	exited    chan struct{}
+	// binDir holds the minipod and minipodctl to use; empty: the ones the tests built.
+	binDir string
+	// dropFlags are flags of args() left out with their value, for a build that lacks them.
+	dropFlags []string
+}
+
+// binPath is the path of one of the daemon's binaries (minipod or minipodctl).
+func (d *daemon) binPath(name string) string {
+	if d.binDir != "" {
+		return filepath.Join(d.binDir, name)
+	}
+	return filepath.Join(env.bin, name)
 }
 
 // newDaemon prepares a daemon with its own directories and containerd namespace, imports the
@@ -322,7 +334,7 @@ func importBusybox(t *testing.T, namespace string) {
 }
 
 func (d *daemon) args() []string {
-	return append([]string{
+	args := append([]string{
 		"--manifest-dir", d.manifests,
 		"--state-dir", d.state,
 		"--socket", d.socket,
@@ -338,6 +350,15 @@ func (d *daemon) args() []string {
 		// Never the machine's /etc/minipod/config.yaml.
 		"--config", "",
 	}, d.extra...)
+	for _, f := range d.dropFlags {
+		for i := 0; i+1 < len(args); i++ {
+			if args[i] == f {
+				args = append(args[:i:i], args[i+2:]...)
+				i--
+			}
+		}
+	}
+	return args
 }
 
 // start runs the daemon and waits until its API answers.
@@ -347,7 +368,7 @@ func (d *daemon) start() {
 	if err != nil {
 		d.t.Fatal(err)
 	}
-	d.cmd = exec.Command(filepath.Join(env.bin, "minipod"), d.args()...)
+	d.cmd = exec.Command(d.binPath("minipod"), d.args()...)
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
 	d.cmd.Env = append(os.Environ(), d.env...)
 	if err := d.cmd.Start(); err != nil {
@@ -415,6 +436,8 @@ func (d *daemon) cleanup() {
 		ctr("images", "rm", img)
 	}
 	unmountUnder(d.netns)
+	// Volumes the stopped daemon left mounted (a test that failed before its pods were gone).
+	unmountUnder(d.state)
 	// Rules of this daemon's pods: their IPs are the ones its IPAM handed out.
 	ipam := filepath.Join(d.state, "cni", "networks")
 	filepath.WalkDir(ipam, func(p string, e os.DirEntry, err error) error {
@@ -453,7 +476,7 @@ func (d *daemon) eventually(timeout time.Duration, what string, cond func() (boo
 // ctl runs minipodctl against this daemon and returns stdout, stderr and the exit code.
 func (d *daemon) ctl(args ...string) (string, string, int) {
 	d.t.Helper()
-	cmd := exec.Command(filepath.Join(env.bin, "minipodctl"), args...)
+	cmd := exec.Command(d.binPath("minipodctl"), args...)
 	cmd.Env = append(os.Environ(), "MINIPOD_SOCKET="+d.socket)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
