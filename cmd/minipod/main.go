@@ -23,14 +23,17 @@ import (
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/minipod/minipod/pkg/airgap"
 	"github.com/minipod/minipod/pkg/api"
 	"github.com/minipod/minipod/pkg/config"
 	"github.com/minipod/minipod/pkg/events"
 	"github.com/minipod/minipod/pkg/imagebuild"
+	"github.com/minipod/minipod/pkg/manifest"
 	"github.com/minipod/minipod/pkg/metrics"
 	"github.com/minipod/minipod/pkg/pod"
+	"github.com/minipod/minipod/pkg/policy"
 	"github.com/minipod/minipod/pkg/runtime"
 	"github.com/minipod/minipod/pkg/sandbox"
 	"github.com/minipod/minipod/pkg/source"
@@ -170,7 +173,18 @@ func run(ctx context.Context, o *config.Config, log *slog.Logger) error {
 		airgapper.ImportAll(ctx)
 	}
 	view := status.NewView(mgr.List)
-	src := source.New(source.Config{Dir: o.ManifestDir, Resync: o.Resync.D(), Log: log, InsecurePerms: o.InsecureManifestPerms})
+	scfg := source.Config{Dir: o.ManifestDir, Resync: o.Resync.D(), Log: log, InsecurePerms: o.InsecureManifestPerms}
+	if !o.Policy.IsZero() {
+		pol := o.Policy
+		scfg.Admit = func(p *corev1.Pod) error {
+			if err := pol.Admit(p); err != nil {
+				return &manifest.Error{Reason: policy.Reason, Message: err.Error()}
+			}
+			return nil
+		}
+		log.Info("node policy", "policy", pol.String())
+	}
+	src := source.New(scfg)
 	srv := api.NewServer(view, mgr, log)
 	srv.SetEvents(recorder)
 	metricsHandler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -28,7 +28,9 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/minipod/minipod/pkg/api"
+	"github.com/minipod/minipod/pkg/config"
 	"github.com/minipod/minipod/pkg/manifest"
+	"github.com/minipod/minipod/pkg/policy"
 )
 
 const usage = `minipodctl controls a local minipod daemon.
@@ -46,9 +48,11 @@ Usage:
         Show a pod in detail, with its events.
   minipodctl events [NAME] [-f]
         List the daemon's events (of one pod with NAME); -f keeps printing new ones.
-  minipodctl validate [--strict] FILE...
+  minipodctl validate [--strict] [--config FILE] FILE...
         Check manifests with the daemon's rules, without a daemon; exit 1 when any is bad.
         --strict also refuses what an API server would (unknown fields, duplicate keys).
+        --config also checks them against the node policy in the daemon's configuration
+        file (e.g. /etc/minipod/config.yaml).
   minipodctl version
         Print minipodctl's version.
   minipodctl completion bash
@@ -73,10 +77,28 @@ var version = "dev"
 func runValidate(args []string, stdout, stderr io.Writer) int {
 	strict := false
 	var files []string
-	for _, a := range args {
+	var pol *policy.Policy
+	for i := 0; i < len(args); i++ {
+		a := args[i]
 		switch {
 		case a == "--strict":
 			strict = true
+		case a == "--config" || strings.HasPrefix(a, "--config="):
+			path, ok := strings.CutPrefix(a, "--config=")
+			if !ok {
+				if i+1 == len(args) {
+					fmt.Fprintln(stderr, "Error: --config needs a FILE")
+					return 1
+				}
+				i++
+				path = args[i]
+			}
+			cfg, _, err := config.Load([]string{"--config", path}, io.Discard)
+			if err != nil {
+				fmt.Fprintf(stderr, "Error: %v\n", err)
+				return 1
+			}
+			pol = &cfg.Policy
 		case strings.HasPrefix(a, "-") && a != "-":
 			fmt.Fprintf(stderr, "Error: unknown flag %s for validate\n", a)
 			return 1
@@ -90,7 +112,7 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 	}
 	bad := 0
 	for _, f := range files {
-		if err := validateFile(f, strict); err != nil {
+		if err := validateFile(f, strict, pol); err != nil {
 			bad++
 			fmt.Fprintf(stdout, "%s: %v\n", f, err)
 			continue
@@ -103,7 +125,7 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func validateFile(path string, strict bool) error {
+func validateFile(path string, strict bool, pol *policy.Policy) error {
 	st, err := os.Stat(path)
 	if err != nil {
 		return err
@@ -121,8 +143,14 @@ func validateFile(path string, strict bool) error {
 		}
 	}
 	abs, _ := filepath.Abs(path)
-	_, err = manifest.Load(abs, data)
-	return err
+	pod, err := manifest.Load(abs, data)
+	if err != nil || pol == nil {
+		return err
+	}
+	if err := pol.Admit(pod); err != nil {
+		return fmt.Errorf("%s: %w", policy.Reason, err)
+	}
+	return nil
 }
 
 // defaultContainerAnnotation names the container logs and exec use by default (as in kubectl).

@@ -26,6 +26,8 @@ import (
 	"time"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/minipod/minipod/pkg/policy"
 )
 
 // DefaultFile is read when --config is not given; it may be missing.
@@ -78,6 +80,9 @@ type Config struct {
 	InsecureManifestPerms bool     `json:"insecure-manifest-perms"`
 	MetricsAddress        string   `json:"metrics-address"` // host:port; "": no metrics endpoint
 	MetricsAllowNonLoop   bool     `json:"metrics-allow-non-loopback"`
+	// Policy is what pods may ask for (privileged, host namespaces, host paths, capabilities);
+	// the zero value allows everything.
+	Policy policy.Policy `json:"policy"`
 }
 
 // Default is the configuration with nothing set: the same defaults as cmd/minipod's flags.
@@ -137,6 +142,7 @@ var usage = map[string]string{
 	"insecure-manifest-perms":    "accept manifests and a manifest dir that users other than root can write, and secrets they can read",
 	"metrics-address":            "host:port of the Prometheus /metrics endpoint; empty: none",
 	"metrics-allow-non-loopback": "allow --metrics-address on an address other than loopback",
+	"policy":                     "node policy as JSON, e.g. '{\"allowPrivileged\":false,\"allowedHostPaths\":[\"/srv\"]}' (keys: allowPrivileged, allowHostNetwork, allowHostPID, allowHostIPC, allowedHostPaths, allowedCapabilities); usually set in the file",
 }
 
 // field is one key of Config.

@@ -48,7 +48,7 @@ type entry struct {
 	execFn    ExecFunc
 	onChange  func(kind Kind, r Result, msg string)
 	onFailed  func(kind Kind, msg string) // may be nil
-	probes    [len(kinds)]*probeState // nil where the container has no such probe
+	probes    [len(kinds)]*probeState     // nil where the container has no such probe
 
 	startupDone bool // guarded by Manager.mu
 

@@ -57,6 +57,10 @@ type Config struct {
 	// InsecurePerms accepts manifests (and a directory) that users other than root can write.
 	// Off by default: whoever can write a manifest can run root containers.
 	InsecurePerms bool
+	// Admit, when set, may refuse a valid pod (the node's policy). A refused file is reported
+	// like an invalid one, with the reason of the error when it is a *manifest.Error: a new
+	// file gives no pod, a changed one keeps its last good version running.
+	Admit func(*corev1.Pod) error
 }
 
 // Source produces snapshots of a manifest directory.
@@ -253,9 +257,14 @@ func (s *Source) loadFile(path string, info os.FileInfo) {
 		return
 	}
 	pod, err := manifest.Load(path, data)
+	if err == nil && s.cfg.Admit != nil {
+		err = s.cfg.Admit(pod)
+	}
 	if err != nil {
 		f.err = err
-		if f.good == nil {
+		if f.good == nil && pod != nil {
+			f.err = &peekedError{err: err, namespace: pod.Namespace, name: pod.Name}
+		} else if f.good == nil {
 			ns, name := manifest.PeekName(data)
 			f.good = nil
 			f.err = &peekedError{err: err, namespace: ns, name: name}

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+
 	"github.com/minipod/minipod/pkg/manifest"
 )
 
@@ -546,5 +548,29 @@ func TestRunCancelled(t *testing.T) {
 	}
 	if len(r.snaps) != 1 || !hasPods("a")(r.snaps[0]) {
 		t.Fatalf("Run with a cancelled context sent %d snapshots, want 1 with pod a", len(r.snaps))
+	}
+}
+
+// Admit refuses pods the way an invalid manifest is refused: a new file gives a problem under
+// the pod's own name and the refusal's reason, a changed file keeps its last good version.
+func TestLoadAdmit(t *testing.T) {
+	s, dir := newSource(t)
+	s.cfg.Admit = func(p *corev1.Pod) error {
+		if strings.HasPrefix(p.Spec.Containers[0].Image, "evil") {
+			return &manifest.Error{Reason: "PolicyViolation", Message: "spec.containers[0].image: Forbidden: no evil"}
+		}
+		return nil
+	}
+	writeFile(t, dir, "web.yaml", podYAML("web", "nginx:1"))
+	writeFile(t, dir, "x.yaml", podYAML("x", "evil:1"))
+	checkSnap(t, "new refused", s.Load(), []string{"default/web<-web.yaml nginx:1"},
+		[]string{"x.yaml: default/x PolicyViolation running=false"})
+
+	writeFile(t, dir, "web.yaml", podYAML("web", "evil:2"))
+	snap := s.Load()
+	checkSnap(t, "changed refused", snap, []string{"default/web<-web.yaml nginx:1"},
+		[]string{"web.yaml: default/web PolicyViolation running=true", "x.yaml: default/x PolicyViolation running=false"})
+	if len(snap.Problems) > 0 && !strings.Contains(snap.Problems[0].Message, "no evil") {
+		t.Errorf("message %q lacks the refusal", snap.Problems[0].Message)
 	}
 }

@@ -1,0 +1,228 @@
+// Package policy is a node's admission policy: what the pods in its manifest directory may ask
+// for. Whoever can write a manifest can otherwise run privileged containers with the host's
+// network and any host directory; a node that runs manifests from several people (or from a
+// config-management tool with a wide reach) can narrow that down.
+//
+// The zero Policy allows everything, as a kubelet does for static pods with its default
+// --allow-privileged. A pod that breaks the policy is not run; minipodctl status shows it with
+// the reason PolicyViolation and the field paths it broke, like an API server's admission
+// errors.
+package policy
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+)
+
+// Reason is the status reason of a pod the policy refuses.
+const Reason = "PolicyViolation"
+
+// Policy says what pods may ask for. A nil field allows everything of its kind.
+type Policy struct {
+	// AllowPrivileged false refuses privileged containers.
+	AllowPrivileged *bool `json:"allowPrivileged,omitempty" yaml:"allowPrivileged"`
+	// AllowHostNetwork, AllowHostPID and AllowHostIPC false refuse pods that share the host's
+	// network, process or IPC namespace.
+	AllowHostNetwork *bool `json:"allowHostNetwork,omitempty" yaml:"allowHostNetwork"`
+	AllowHostPID     *bool `json:"allowHostPID,omitempty" yaml:"allowHostPID"`
+	AllowHostIPC     *bool `json:"allowHostIPC,omitempty" yaml:"allowHostIPC"`
+	// AllowedHostPaths, when set, is the list of directories hostPath volumes may name: the
+	// path itself or anything below one of them. An empty list allows no hostPath at all.
+	AllowedHostPaths []string `json:"allowedHostPaths,omitempty" yaml:"allowedHostPaths"`
+	// AllowedCapabilities, when set, is the list of capabilities containers may add
+	// (securityContext.capabilities.add), with or without the CAP_ prefix. An empty list
+	// allows adding none.
+	AllowedCapabilities []string `json:"allowedCapabilities,omitempty" yaml:"allowedCapabilities"`
+}
+
+// keys are the policy's keys as written in the configuration file.
+var keys = []string{"allowPrivileged", "allowHostNetwork", "allowHostPID", "allowHostIPC", "allowedHostPaths", "allowedCapabilities"}
+
+// Validate checks the policy itself: host path prefixes must be absolute and clean.
+func (p *Policy) Validate() error {
+	var errs []error
+	for _, hp := range p.AllowedHostPaths {
+		if !filepath.IsAbs(hp) || filepath.Clean(hp) != hp {
+			errs = append(errs, fmt.Errorf("allowedHostPaths: %q must be an absolute, clean path (like %q)", hp, filepath.Clean("/"+hp)))
+		}
+	}
+	for _, c := range p.AllowedCapabilities {
+		if c == "" || strings.ContainsAny(c, " \t") {
+			errs = append(errs, fmt.Errorf("allowedCapabilities: %q is not a capability name", c))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// IsZero reports whether the policy allows everything.
+func (p *Policy) IsZero() bool {
+	return p.AllowPrivileged == nil && p.AllowHostNetwork == nil && p.AllowHostPID == nil &&
+		p.AllowHostIPC == nil && p.AllowedHostPaths == nil && p.AllowedCapabilities == nil
+}
+
+// Check returns every way pod breaks the policy, with field paths; none means it is admitted.
+// pod must be defaulted and valid (manifest.Load).
+func (p *Policy) Check(pod *corev1.Pod) field.ErrorList {
+	var errs field.ErrorList
+	spec := field.NewPath("spec")
+	forbid := func(allowed *bool, on bool, path *field.Path, what string) {
+		if on && allowed != nil && !*allowed {
+			errs = append(errs, field.Forbidden(path, what+" is not allowed by this node's policy"))
+		}
+	}
+	forbid(p.AllowHostNetwork, pod.Spec.HostNetwork, spec.Child("hostNetwork"), "the host's network namespace")
+	forbid(p.AllowHostPID, pod.Spec.HostPID, spec.Child("hostPID"), "the host's PID namespace")
+	forbid(p.AllowHostIPC, pod.Spec.HostIPC, spec.Child("hostIPC"), "the host's IPC namespace")
+
+	check := func(cs []corev1.Container, path *field.Path) {
+		for i := range cs {
+			sc := cs[i].SecurityContext
+			if sc == nil {
+				continue
+			}
+			scPath := path.Index(i).Child("securityContext")
+			forbid(p.AllowPrivileged, sc.Privileged != nil && *sc.Privileged, scPath.Child("privileged"), "a privileged container")
+			if p.AllowedCapabilities == nil || sc.Capabilities == nil {
+				continue
+			}
+			for j, c := range sc.Capabilities.Add {
+				if !capAllowed(p.AllowedCapabilities, string(c)) {
+					errs = append(errs, field.Forbidden(scPath.Child("capabilities", "add").Index(j),
+						fmt.Sprintf("capability %s is not allowed by this node's policy (allowed: %s)", c, list(p.AllowedCapabilities))))
+				}
+			}
+		}
+	}
+	check(pod.Spec.InitContainers, spec.Child("initContainers"))
+	check(pod.Spec.Containers, spec.Child("containers"))
+
+	if p.AllowedHostPaths != nil {
+		for i, v := range pod.Spec.Volumes {
+			if v.HostPath == nil {
+				continue
+			}
+			if !pathAllowed(p.AllowedHostPaths, v.HostPath.Path) {
+				errs = append(errs, field.Forbidden(spec.Child("volumes").Index(i).Child("hostPath", "path"),
+					fmt.Sprintf("host path %s is not under a directory this node's policy allows (%s)", v.HostPath.Path, list(p.AllowedHostPaths))))
+			}
+		}
+	}
+	return errs
+}
+
+// pathAllowed reports whether path is one of the prefixes or below one, on whole path
+// components: /data allows /data and /data/x, not /database. The path is cleaned first, so
+// /data/../etc is /etc. Symbolic links on the host are not followed: a prefix should name a
+// directory that only root can write, or a link inside it could point anywhere.
+func pathAllowed(prefixes []string, path string) bool {
+	path = filepath.Clean(path)
+	for _, pre := range prefixes {
+		if pre == "/" || path == pre || strings.HasPrefix(path, pre+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+func capAllowed(allowed []string, c string) bool {
+	norm := func(s string) string { return strings.TrimPrefix(strings.ToUpper(s), "CAP_") }
+	for _, a := range allowed {
+		if norm(a) == "ALL" || norm(a) == norm(c) {
+			return true
+		}
+	}
+	return false
+}
+
+func list(s []string) string {
+	if len(s) == 0 {
+		return "none"
+	}
+	return strings.Join(s, ", ")
+}
+
+// Error is a policy refusal; its message lists the broken rules with their field paths.
+type Error struct{ Errs field.ErrorList }
+
+func (e *Error) Error() string {
+	msgs := make([]string, len(e.Errs))
+	for i, err := range e.Errs {
+		msgs[i] = err.Error()
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// Admit returns an *Error when pod breaks the policy, else nil.
+func (p *Policy) Admit(pod *corev1.Pod) error {
+	if errs := p.Check(pod); len(errs) > 0 {
+		return &Error{Errs: errs}
+	}
+	return nil
+}
+
+// UnmarshalYAML reads the policy strictly from the configuration file: an unknown key (a
+// misspelt rule would silently allow what it meant to forbid) is an error.
+func (p *Policy) UnmarshalYAML(unmarshal func(any) error) error {
+	var m map[string]any
+	if err := unmarshal(&m); err != nil {
+		return err
+	}
+	var unknown []string
+	for k := range m {
+		if !contains(keys, k) {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return fmt.Errorf("unknown policy key %s (known: %s)", strings.Join(unknown, ", "), strings.Join(keys, ", "))
+	}
+	type plain Policy
+	var v plain
+	if err := unmarshal(&v); err != nil {
+		return err
+	}
+	*p = Policy(v)
+	return p.Validate()
+}
+
+func contains(s []string, x string) bool {
+	for _, v := range s {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
+
+// String and Set make a Policy a command-line flag that takes the policy as JSON
+// (--policy '{"allowPrivileged":false}'), so that, like every other setting, it can come from
+// the file or the command line.
+func (p *Policy) String() string {
+	if p == nil || p.IsZero() {
+		return ""
+	}
+	b, _ := json.Marshal(p)
+	return string(b)
+}
+
+func (p *Policy) Set(s string) error {
+	var v Policy
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&v); err != nil {
+		return fmt.Errorf("policy: %w (known keys: %s)", err, strings.Join(keys, ", "))
+	}
+	if err := v.Validate(); err != nil {
+		return err
+	}
+	*p = v
+	return nil
+}
