@@ -467,6 +467,7 @@ func (w *worker) createSandbox(ctx context.Context, s *podState) (err error) {
 		NetNS:        s.rec.NetNS,
 		CgroupParent: w.cgroupParent(s),
 		Namespaces:   podNamespaces(s.pod),
+		ShimGroup:    s.rec.SandboxID,
 	})
 	if err != nil {
 		return err
@@ -837,6 +838,7 @@ func (w *worker) startContainer(ctx context.Context, s *podState, c *ctrState) {
 		Namespaces:        podNamespaces(s.pod),
 		TTY:               c.spec.TTY,
 		LogPath:           logPath,
+		ShimGroup:         s.rec.SandboxID,
 	})
 	if err != nil {
 		fail("CreateContainerError", err, false)
