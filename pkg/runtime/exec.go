@@ -74,21 +74,35 @@ func (r *Runtime) ExecOutput(ctx context.Context, id string, cmd []string, dir s
 			del()
 		}
 	}()
+	// The exit comes from the event stream when it is live (one call fewer per probe), else
+	// from a Wait call.
+	exited, unregister := r.exits.waitExec(id, execID)
+	defer unregister()
 	if _, err := ts.Start(ctx, &tasks.StartRequest{ContainerID: id, ExecID: execID}); err != nil {
 		return -1, nil, fmt.Errorf("start exec in %s: %w", id, errgrpc.ToNative(err))
 	}
-	resp, err := ts.Wait(ctx, &tasks.WaitRequest{ContainerID: id, ExecID: execID})
-	if err != nil {
-		if ctx.Err() != nil {
-			_, _ = ts.Kill(context.WithoutCancel(ctx), &tasks.KillRequest{ContainerID: id, ExecID: execID, Signal: uint32(syscall.SIGKILL)})
-			return -1, nil, ctx.Err()
+	var code uint32
+	select {
+	case c, ok := <-exited:
+		if ok {
+			code = c
+			break
 		}
-		return -1, nil, fmt.Errorf("wait exec in %s: %w", id, errgrpc.ToNative(err))
+		resp, err := ts.Wait(ctx, &tasks.WaitRequest{ContainerID: id, ExecID: execID})
+		if err != nil {
+			if ctx.Err() != nil {
+				return -1, nil, r.killExec(ctx, id, execID)
+			}
+			return -1, nil, fmt.Errorf("wait exec in %s: %w", id, errgrpc.ToNative(err))
+		}
+		code = resp.ExitStatus
+	case <-ctx.Done():
+		return -1, nil, r.killExec(ctx, id, execID)
 	}
 	// The shim finishes copying the output into the file before a delete returns (not
-	// before the wait does): read it after.
+	// before the exit is reported): read it after.
 	del()
-	return int(resp.ExitStatus), readHead(out, limit), nil
+	return int(code), readHead(out, limit), nil
 }
 
 // readHead returns up to limit bytes from the start of the file (nil if it cannot be read).
@@ -124,3 +138,9 @@ func (r *Runtime) processSpec(ctx context.Context, id string) (*specs.Process, e
 }
 
 func (r *Runtime) forgetSpec(id string) { r.procs.Delete(id) }
+
+// killExec ends an exec'd process whose caller gave up, and returns why it gave up.
+func (r *Runtime) killExec(ctx context.Context, id, execID string) error {
+	_, _ = r.client.TaskService().Kill(context.WithoutCancel(ctx), &tasks.KillRequest{ContainerID: id, ExecID: execID, Signal: uint32(syscall.SIGKILL)})
+	return ctx.Err()
+}

@@ -31,6 +31,7 @@ type exitHub struct {
 
 	mu      sync.Mutex
 	waiters map[string][]*exitWaiter // by container ID; a container has one task at a time
+	execs   map[string]chan uint32   // exec exits by container ID + "/" + exec ID
 	synced  bool                     // the current subscription is known to be live
 }
 
@@ -45,6 +46,7 @@ type exitWaiter struct {
 func (h *exitHub) wait(task client.Task) *exitWaiter {
 	h.once.Do(func() {
 		h.waiters = map[string][]*exitWaiter{}
+		h.execs = map[string]chan uint32{}
 		go h.run(context.Background())
 	})
 	w := &exitWaiter{task: task, pid: task.Pid(), out: make(chan Exit, 1)}
@@ -122,7 +124,8 @@ func (h *exitHub) run(ctx context.Context) {
 				switch ev := v.(type) {
 				case *apievents.TaskExit:
 					if ev.ID != ev.ContainerID {
-						continue // an exec'd process, not the task
+						h.execExited(ev.ContainerID+"/"+ev.ID, ev.ExitStatus)
+						continue
 					}
 					code := ev.ExitStatus
 					h.exited(ev.ContainerID, ev.Pid, Exit{Code: code, At: ev.ExitedAt.AsTime(), Signaled: code > 128 && code < 128+65})
@@ -194,6 +197,10 @@ func (h *exitHub) broken() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.synced = false
+	for k, ch := range h.execs {
+		close(ch) // closed without a code: ask containerd instead
+		delete(h.execs, k)
+	}
 	for id, l := range h.waiters {
 		for _, w := range l {
 			deliver(w, Exit{Err: errExitStreamBroken})
@@ -221,3 +228,39 @@ func (h *exitHub) forget(id string, w *exitWaiter) {
 }
 
 var errExitStreamBroken = errors.New("containerd's event stream broke; the task's exit may have been missed")
+
+// waitExec registers the exit of an exec'd process before it starts. The channel yields its
+// exit code, or is closed without one when the event stream cannot be trusted to bring it (not
+// yet live, or broken): the caller then asks containerd with a Wait call.
+func (h *exitHub) waitExec(containerID, execID string) (<-chan uint32, func()) {
+	h.once.Do(func() {
+		h.waiters = map[string][]*exitWaiter{}
+		h.execs = map[string]chan uint32{}
+		go h.run(context.Background())
+	})
+	ch := make(chan uint32, 1)
+	k := containerID + "/" + execID
+	h.mu.Lock()
+	if h.synced {
+		h.execs[k] = ch
+	} else {
+		close(ch)
+	}
+	h.mu.Unlock()
+	return ch, func() {
+		h.mu.Lock()
+		if h.execs[k] == ch {
+			delete(h.execs, k)
+		}
+		h.mu.Unlock()
+	}
+}
+
+func (h *exitHub) execExited(k string, code uint32) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if ch := h.execs[k]; ch != nil {
+		ch <- code
+		delete(h.execs, k)
+	}
+}
