@@ -41,14 +41,19 @@ type exitWaiter struct {
 	out  chan Exit
 }
 
-// wait registers task's exit. The caller must register before the task can exit unseen:
-// before Start, or before asking for the task's status.
-func (h *exitHub) wait(task client.Task) *exitWaiter {
+// start starts the subscription on first use; it ends when the runtime is closed.
+func (h *exitHub) start() {
 	h.once.Do(func() {
 		h.waiters = map[string][]*exitWaiter{}
 		h.execs = map[string]chan uint32{}
-		go h.run(context.Background())
+		go h.run(h.r.done)
 	})
+}
+
+// wait registers task's exit. The caller must register before the task can exit unseen:
+// before Start, or before asking for the task's status.
+func (h *exitHub) wait(task client.Task) *exitWaiter {
+	h.start()
 	w := &exitWaiter{task: task, pid: task.Pid(), out: make(chan Exit, 1)}
 	h.mu.Lock()
 	h.waiters[task.ID()] = append(h.waiters[task.ID()], w)
@@ -233,11 +238,7 @@ var errExitStreamBroken = errors.New("containerd's event stream broke; the task'
 // exit code, or is closed without one when the event stream cannot be trusted to bring it (not
 // yet live, or broken): the caller then asks containerd with a Wait call.
 func (h *exitHub) waitExec(containerID, execID string) (<-chan uint32, func()) {
-	h.once.Do(func() {
-		h.waiters = map[string][]*exitWaiter{}
-		h.execs = map[string]chan uint32{}
-		go h.run(context.Background())
-	})
+	h.start()
 	ch := make(chan uint32, 1)
 	k := containerID + "/" + execID
 	h.mu.Lock()

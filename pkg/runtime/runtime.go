@@ -73,6 +73,8 @@ type Runtime struct {
 	snapshotter string
 	procs       sync.Map // container ID -> *specs.Process, for ExecOutput
 	exits       exitHub
+	done        context.Context // ends at Close
+	close       context.CancelFunc
 }
 
 // New connects to containerd and checks that it answers within the context's deadline.
@@ -83,19 +85,23 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	}
 	r := &Runtime{client: c, namespace: cfg.Namespace, snapshotter: cfg.Snapshotter}
 	r.exits.r = r
+	r.done, r.close = context.WithCancel(context.Background())
 	if r.snapshotter == "" {
 		r.snapshotter = "overlayfs"
 	}
 	// client.New returns at once even when nothing listens: ask for the version to be sure.
 	if _, err := r.Version(ctx); err != nil {
-		c.Close()
+		r.Close()
 		return nil, err
 	}
 	return r, nil
 }
 
 // Close releases the connection.
-func (r *Runtime) Close() error { return r.client.Close() }
+func (r *Runtime) Close() error {
+	r.close()
+	return r.client.Close()
+}
 
 // Version returns the daemon's version string.
 func (r *Runtime) Version(ctx context.Context) (string, error) {
