@@ -534,13 +534,17 @@ func (w *worker) attachment(s *podState) sandbox.Attachment {
 // removeSandbox deletes the pause container, the CNI attachment and the network namespace.
 // Every step treats "already gone" as done, so it can run any number of times.
 func (w *worker) removeSandbox(ctx context.Context, rec sandboxRecord) error {
+	err := w.m.cfg.Runtime.Remove(ctx, rec.SandboxID)
+	return errors.Join(err, w.removeNetwork(ctx, rec))
+}
+
+// removeNetwork releases the sandbox's network: CNI DEL (its address, iptables rules) and the
+// pinned network namespace. The pause container need not be gone first.
+func (w *worker) removeNetwork(ctx context.Context, rec sandboxRecord) error {
 	cfg := &w.m.cfg
 	var errs []error
-	if err := cfg.Runtime.Remove(ctx, rec.SandboxID); err != nil {
-		errs = append(errs, err)
-	}
 	if rec.HostNetwork {
-		return errors.Join(errs...)
+		return nil
 	}
 	a := sandbox.Attachment{ID: rec.SandboxID, NetNS: rec.NetNS, Namespace: rec.Namespace, Name: rec.Name, UID: rec.UID}
 	if !sandbox.NetNSAlive(rec.NetNS) {
@@ -1333,8 +1337,10 @@ func (w *worker) terminate(ctx context.Context, s *podState) {
 		}
 		wg.Wait()
 	}
-	// Every app container has stopped, so the sandbox serves no one: its teardown (pause, CNI
-	// DEL, netns) overlaps the removal of the containers' tasks, records and snapshots.
+	// Every app container has stopped, so the network serves no one: its teardown (CNI DEL,
+	// netns) overlaps the removal of the containers' tasks, records and snapshots. The pause
+	// container goes last: the pod's containers share one shim, which exits with the last of
+	// them, and a delete racing that exit fails.
 	var removed sync.WaitGroup
 	for _, c := range list {
 		if c.Labels[runtime.LabelRole] != runtime.RoleApp {
@@ -1346,8 +1352,9 @@ func (w *worker) terminate(ctx context.Context, s *podState) {
 			}
 		})
 	}
-	sandboxErr := w.removeSandbox(ctx, s.rec)
+	netErr := w.removeNetwork(ctx, s.rec)
 	removed.Wait()
+	sandboxErr := errors.Join(cfg.Runtime.Remove(ctx, s.rec.SandboxID), netErr)
 	for _, c := range s.all() {
 		w.m.probes.Remove(c.id)
 		w.closeLog(c)
