@@ -173,6 +173,7 @@ func run(ctx context.Context, o *config.Config, log *slog.Logger) error {
 		airgapper.ImportAll(ctx)
 	}
 	view := status.NewView(mgr.List)
+	view.SetEvents(recorder) // refused manifests (policy, validation, conflicts) as Warning events
 	scfg := source.Config{Dir: o.ManifestDir, Resync: o.Resync.D(), Log: log, InsecurePerms: o.InsecureManifestPerms}
 	if !o.Policy.IsZero() {
 		pol := o.Policy

@@ -57,3 +57,43 @@ func TestCompletion(t *testing.T) {
 		t.Fatalf("completion fish: exit %d, want 1", code)
 	}
 }
+
+// validate --config applies the node policy of a daemon configuration file, with the reason
+// and field paths the daemon would report; a bad configuration file is an error of its own.
+func TestValidatePolicy(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	cfg := write("config.yaml", "policy:\n  allowPrivileged: false\n  allowedHostPaths: [/srv/data]\n")
+	badCfg := write("bad.yaml", "policy:\n  allowPrivilegd: false\n")
+	good := write("good.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: ok}\nspec:\n  volumes: [{name: d, hostPath: {path: /srv/data/x}}]\n  containers: [{name: c, image: busybox}]\n")
+	priv := write("priv.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: priv}\nspec:\n  containers: [{name: c, image: busybox, securityContext: {privileged: true}}]\n")
+	outside := write("outside.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: out}\nspec:\n  volumes: [{name: d, hostPath: {path: /srv/database}}]\n  containers: [{name: c, image: busybox}]\n")
+	for _, tc := range []struct {
+		args     []string
+		code     int
+		contains []string
+	}{
+		{[]string{"validate", "--config", cfg, good}, 0, []string{"good.yaml: valid"}},
+		{[]string{"validate", "--config=" + cfg, good, priv}, 1, []string{"good.yaml: valid",
+			"priv.yaml: PolicyViolation: spec.containers[0].securityContext.privileged: Forbidden: a privileged container is not allowed by this node's policy"}},
+		{[]string{"validate", outside, "--config", cfg}, 1, []string{"outside.yaml: PolicyViolation: spec.volumes[0].hostPath.path: Forbidden: host path /srv/database is not under a directory this node's policy allows (/srv/data)"}},
+		{[]string{"validate", priv, outside}, 0, []string{"priv.yaml: valid", "outside.yaml: valid"}}, // no policy: all allowed
+		{[]string{"validate", "--config", badCfg, good}, 1, []string{"bad.yaml:1: policy: unknown policy key allowPrivilegd"}},
+		{[]string{"validate", "--config", filepath.Join(dir, "missing.yaml"), good}, 1, []string{"missing.yaml", "no such file"}},
+		{[]string{"validate", good, "--config"}, 1, []string{"--config needs a FILE"}},
+	} {
+		var out, errb bytes.Buffer
+		code := run(tc.args, nil, &out, &errb)
+		for _, c := range tc.contains {
+			if code != tc.code || !strings.Contains(out.String()+errb.String(), c) {
+				t.Errorf("%v: code %d out %q err %q; want code %d containing %q", tc.args, code, out.String(), errb.String(), tc.code, c)
+			}
+		}
+	}
+}

@@ -142,7 +142,7 @@ var usage = map[string]string{
 	"insecure-manifest-perms":    "accept manifests and a manifest dir that users other than root can write, and secrets they can read",
 	"metrics-address":            "host:port of the Prometheus /metrics endpoint; empty: none",
 	"metrics-allow-non-loopback": "allow --metrics-address on an address other than loopback",
-	"policy":                     "node policy as JSON, e.g. '{\"allowPrivileged\":false,\"allowedHostPaths\":[\"/srv\"]}' (keys: allowPrivileged, allowHostNetwork, allowHostPID, allowHostIPC, allowedHostPaths, allowedCapabilities); usually set in the file",
+	"policy":                     "node policy as JSON, e.g. '{\"allowPrivileged\":false,\"allowedHostPaths\":[\"/srv\"]}' (keys: " + strings.Join(policy.Keys(), ", ") + "); usually the file's policy: mapping",
 }
 
 // field is one key of Config.
@@ -384,6 +384,12 @@ func (c Config) Validate() error {
 		if err := checkMetricsAddress(c.MetricsAddress, c.MetricsAllowNonLoop); err != nil {
 			bad("metrics-address", "%v", err)
 		}
+	}
+	// The file's decoder and the flag already check the policy; a Config built in code is
+	// checked here too, so that no path reaches the daemon with a prefix like "data" or
+	// "/data/" that would never match as its author meant.
+	if err := c.Policy.Validate(); err != nil {
+		bad("policy", "%v", err)
 	}
 	sort.SliceStable(errs, func(i, j int) bool {
 		return errs[i].(*FieldError).Key < errs[j].(*FieldError).Key

@@ -329,3 +329,115 @@ func wantErr(t *testing.T, err error, parts ...string) {
 		}
 	}
 }
+
+// The policy is one nested key of the file, read as strictly as the others: an unknown rule
+// (a misspelling would silently allow what it meant to forbid), a wrong type or a host path
+// prefix that could never match is refused with the file and line.
+func TestPolicyFromFile(t *testing.T) {
+	p := writeFile(t, `state-dir: /x
+policy:
+  allowPrivileged: false
+  allowHostNetwork: false
+  allowHostPID: true
+  allowedHostPaths: [/srv/data, /var/log/app]
+  allowedCapabilities: []
+  allowPrivilegeEscalation: false
+`)
+	cfg, err := load(t, "--config", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol := cfg.Policy
+	if pol.AllowPrivileged == nil || *pol.AllowPrivileged || pol.AllowHostNetwork == nil || *pol.AllowHostNetwork ||
+		pol.AllowHostPID == nil || !*pol.AllowHostPID || pol.AllowHostIPC != nil ||
+		!reflect.DeepEqual(pol.AllowedHostPaths, []string{"/srv/data", "/var/log/app"}) ||
+		pol.AllowedCapabilities == nil || len(pol.AllowedCapabilities) != 0 ||
+		pol.AllowPrivilegeEscalation == nil || *pol.AllowPrivilegeEscalation {
+		t.Fatalf("policy read as %+v", pol)
+	}
+
+	// No policy key, or an empty mapping: everything allowed, as before the policy existed.
+	for _, file := range []string{"state-dir: /x\n", "policy: {}\n"} {
+		cfg, err := load(t, "--config", writeFile(t, file))
+		if err != nil || !cfg.Policy.IsZero() {
+			t.Errorf("%q: policy %+v, err %v; want the zero policy", file, cfg.Policy, err)
+		}
+	}
+}
+
+func TestBadPolicyRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name, file string
+		want       []string
+	}{
+		{"unknown rule", "state-dir: /x\npolicy:\n  allowPrivileged: false\n  allowHostNetwrk: false\n",
+			[]string{":2: policy:", "unknown policy key allowHostNetwrk", "allowHostNetwork"}},
+		{"relative prefix", "policy:\n  allowedHostPaths: [srv/data]\n", []string{":1: policy:", `"srv/data" must be an absolute, clean path`}},
+		{"unclean prefix", "policy:\n  allowedHostPaths: [/srv/data/]\n", []string{":1: policy:", "absolute, clean"}},
+		{"dot-dot prefix", "policy:\n  allowedHostPaths: [/srv/../etc]\n", []string{":1: policy:", `(like "/etc")`}},
+		{"bool type", "policy:\n  allowPrivileged: sometimes\n", []string{":2: policy:", "expected true or false, got sometimes"}},
+		{"list type", "policy:\n  allowedHostPaths: /srv\n", []string{":2: policy:", "expected a list, got /srv"}},
+		{"not a mapping", "policy: [allowPrivileged]\n", []string{":1: policy:", "expected a mapping, got a list"}},
+		{"null", "policy:\n", []string{":1: policy:", "no value"}},
+		{"bad capability", "policy:\n  allowedCapabilities: [\"NET ADMIN\"]\n", []string{"policy:", "not a capability name"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := writeFile(t, tc.file)
+			_, err := load(t, "--config", p)
+			wantErr(t, err, append([]string{p}, tc.want...)...)
+		})
+	}
+	// A Config made in code is checked too.
+	c := Default()
+	c.Policy.AllowedHostPaths = []string{"data"}
+	wantErr(t, c.Validate(), "policy:", `"data"`)
+}
+
+// --policy takes JSON and, like every flag, wins over the file's policy as a whole.
+func TestPolicyFlag(t *testing.T) {
+	p := writeFile(t, "policy:\n  allowPrivileged: false\n  allowedHostPaths: [/srv]\n")
+	cfg, err := load(t, "--config", p, "--policy", `{"allowHostNetwork":false}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Policy.AllowPrivileged != nil || cfg.Policy.AllowedHostPaths != nil ||
+		cfg.Policy.AllowHostNetwork == nil || *cfg.Policy.AllowHostNetwork {
+		t.Fatalf("policy %+v, want only the flag's", cfg.Policy)
+	}
+	_, err = load(t, noFile, "--policy", `{"allowPrivilegd":false}`)
+	wantErr(t, err, "policy", "allowPrivilegd")
+	_, err = load(t, noFile, "--policy", `{"allowedHostPaths":["rel"]}`)
+	wantErr(t, err, "policy", "absolute, clean")
+}
+
+// --print-config shows the policy, and what it prints loads back as the same policy; above
+// all allowedHostPaths: [] (no host path at all) must not print as a missing key (any path).
+func TestPrintConfigPolicy(t *testing.T) {
+	p := writeFile(t, "policy:\n  allowPrivileged: false\n  allowHostIPC: true\n  allowedHostPaths: []\n  allowedCapabilities: [CHOWN]\n")
+	cfg, err := load(t, "--config", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cfg.YAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"\npolicy:\n", "\n  allowPrivileged: false\n", "\n  allowHostIPC: true\n",
+		"\n  allowedHostPaths: []\n", "\n  allowedCapabilities:\n  - CHOWN\n"} {
+		if !strings.Contains("\n"+string(out), want) {
+			t.Errorf("--print-config lacks %q:\n%s", want, out)
+		}
+	}
+	back, err := load(t, "--config", writeFile(t, string(out)))
+	if err != nil {
+		t.Fatalf("--print-config output does not load: %v\n%s", err, out)
+	}
+	if !reflect.DeepEqual(back, cfg) {
+		t.Fatalf("round trip:\n got %+v\nwant %+v\n%s", back.Policy, cfg.Policy, out)
+	}
+	// The default shows an empty mapping: nothing restricted.
+	out, _ = Default().YAML()
+	if !strings.Contains(string(out), "\npolicy: {}\n") {
+		t.Errorf("default --print-config lacks policy: {}:\n%s", out)
+	}
+}

@@ -167,6 +167,13 @@ func typeName(goType string) string {
 	case "string":
 		return "a string"
 	}
+	// Nested keys (the policy) name Go types that mean nothing in a configuration file.
+	switch {
+	case strings.HasPrefix(goType, "[]"):
+		return "a list"
+	case strings.HasPrefix(goType, "map["):
+		return "a mapping"
+	}
 	return goType
 }
 

@@ -40,10 +40,18 @@ type Policy struct {
 	// (securityContext.capabilities.add), with or without the CAP_ prefix. An empty list
 	// allows adding none.
 	AllowedCapabilities []string `json:"allowedCapabilities,omitempty" yaml:"allowedCapabilities"`
+	// AllowPrivilegeEscalation false requires every container to set
+	// securityContext.allowPrivilegeEscalation: false, as the Pod Security Standards'
+	// restricted profile does. Unset is refused too: the runtime then lets setuid programs gain
+	// privileges, and minipod does not rewrite manifests the way an admission webhook would.
+	AllowPrivilegeEscalation *bool `json:"allowPrivilegeEscalation,omitempty" yaml:"allowPrivilegeEscalation"`
 }
 
 // keys are the policy's keys as written in the configuration file.
-var keys = []string{"allowPrivileged", "allowHostNetwork", "allowHostPID", "allowHostIPC", "allowedHostPaths", "allowedCapabilities"}
+var keys = []string{"allowPrivileged", "allowHostNetwork", "allowHostPID", "allowHostIPC", "allowedHostPaths", "allowedCapabilities", "allowPrivilegeEscalation"}
+
+// Keys lists the policy's keys as written in the configuration file.
+func Keys() []string { return append([]string(nil), keys...) }
 
 // Validate checks the policy itself: host path prefixes must be absolute and clean.
 func (p *Policy) Validate() error {
@@ -64,7 +72,31 @@ func (p *Policy) Validate() error {
 // IsZero reports whether the policy allows everything.
 func (p *Policy) IsZero() bool {
 	return p.AllowPrivileged == nil && p.AllowHostNetwork == nil && p.AllowHostPID == nil &&
-		p.AllowHostIPC == nil && p.AllowedHostPaths == nil && p.AllowedCapabilities == nil
+		p.AllowHostIPC == nil && p.AllowedHostPaths == nil && p.AllowedCapabilities == nil &&
+		p.AllowPrivilegeEscalation == nil
+}
+
+// MarshalJSON writes the policy for --print-config, the log and the flag. It keeps an empty
+// list: allowedHostPaths: [] allows no host path at all while a missing key allows any, and
+// plain omitempty would print the strictest setting as the most permissive one. A pointer to
+// a slice is omitted only when nil, which is the distinction wanted.
+func (p Policy) MarshalJSON() ([]byte, error) {
+	orNil := func(s []string) *[]string {
+		if s == nil {
+			return nil
+		}
+		return &s
+	}
+	return json.Marshal(struct {
+		AllowPrivileged          *bool     `json:"allowPrivileged,omitempty"`
+		AllowHostNetwork         *bool     `json:"allowHostNetwork,omitempty"`
+		AllowHostPID             *bool     `json:"allowHostPID,omitempty"`
+		AllowHostIPC             *bool     `json:"allowHostIPC,omitempty"`
+		AllowedHostPaths         *[]string `json:"allowedHostPaths,omitempty"`
+		AllowedCapabilities      *[]string `json:"allowedCapabilities,omitempty"`
+		AllowPrivilegeEscalation *bool     `json:"allowPrivilegeEscalation,omitempty"`
+	}{p.AllowPrivileged, p.AllowHostNetwork, p.AllowHostPID, p.AllowHostIPC,
+		orNil(p.AllowedHostPaths), orNil(p.AllowedCapabilities), p.AllowPrivilegeEscalation})
 }
 
 // Check returns every way pod breaks the policy, with field paths; none means it is admitted.
@@ -81,27 +113,39 @@ func (p *Policy) Check(pod *corev1.Pod) field.ErrorList {
 	forbid(p.AllowHostPID, pod.Spec.HostPID, spec.Child("hostPID"), "the host's PID namespace")
 	forbid(p.AllowHostIPC, pod.Spec.HostIPC, spec.Child("hostIPC"), "the host's IPC namespace")
 
-	check := func(cs []corev1.Container, path *field.Path) {
-		for i := range cs {
-			sc := cs[i].SecurityContext
-			if sc == nil {
-				continue
-			}
-			scPath := path.Index(i).Child("securityContext")
-			forbid(p.AllowPrivileged, sc.Privileged != nil && *sc.Privileged, scPath.Child("privileged"), "a privileged container")
-			if p.AllowedCapabilities == nil || sc.Capabilities == nil {
-				continue
-			}
-			for j, c := range sc.Capabilities.Add {
-				if !capAllowed(p.AllowedCapabilities, string(c)) {
-					errs = append(errs, field.Forbidden(scPath.Child("capabilities", "add").Index(j),
-						fmt.Sprintf("capability %s is not allowed by this node's policy (allowed: %s)", c, list(p.AllowedCapabilities))))
-				}
+	check := func(sc *corev1.SecurityContext, path *field.Path) {
+		scPath := path.Child("securityContext")
+		if p.AllowPrivilegeEscalation != nil && !*p.AllowPrivilegeEscalation &&
+			(sc == nil || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation) {
+			errs = append(errs, field.Forbidden(scPath.Child("allowPrivilegeEscalation"),
+				"must be set to false by this node's policy"))
+		}
+		if sc == nil {
+			return
+		}
+		forbid(p.AllowPrivileged, sc.Privileged != nil && *sc.Privileged, scPath.Child("privileged"), "a privileged container")
+		if p.AllowedCapabilities == nil || sc.Capabilities == nil {
+			return
+		}
+		for j, c := range sc.Capabilities.Add {
+			if !capAllowed(p.AllowedCapabilities, string(c)) {
+				errs = append(errs, field.Forbidden(scPath.Child("capabilities", "add").Index(j),
+					fmt.Sprintf("capability %s is not allowed by this node's policy (allowed: %s)", c, list(p.AllowedCapabilities))))
 			}
 		}
 	}
-	check(pod.Spec.InitContainers, spec.Child("initContainers"))
-	check(pod.Spec.Containers, spec.Child("containers"))
+	// Init containers include sidecars (restartPolicy: Always). Ephemeral containers cannot be
+	// in a manifest (validation refuses them), but a pod that has them is checked all the same,
+	// so that Check never depends on that.
+	for i := range pod.Spec.InitContainers {
+		check(pod.Spec.InitContainers[i].SecurityContext, spec.Child("initContainers").Index(i))
+	}
+	for i := range pod.Spec.Containers {
+		check(pod.Spec.Containers[i].SecurityContext, spec.Child("containers").Index(i))
+	}
+	for i := range pod.Spec.EphemeralContainers {
+		check(pod.Spec.EphemeralContainers[i].SecurityContext, spec.Child("ephemeralContainers").Index(i))
+	}
 
 	if p.AllowedHostPaths != nil {
 		for i, v := range pod.Spec.Volumes {

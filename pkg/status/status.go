@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/minipod/minipod/pkg/events"
 	"github.com/minipod/minipod/pkg/pod"
 	"github.com/minipod/minipod/pkg/source"
 )
@@ -19,16 +20,53 @@ type View struct {
 
 	mu       sync.RWMutex
 	problems []source.Problem
+	events   *events.Recorder
+	reported map[problemKey]bool // the problems already told as events
 }
+
+// problemKey is what makes a problem new: the same refusal seen again on every re-list is
+// not told again, a different one (another rule broken, another message) is.
+type problemKey struct{ path, reason, message string }
 
 // NewView reads running pods from pods (a copy each call) and problems from SetProblems.
 func NewView(pods func() []corev1.Pod) *View { return &View{pods: pods} }
+
+// SetEvents makes SetProblems record a Warning event, with the problem's reason and message,
+// for each problem when it appears: a kubelet does the same for a pod it refuses to admit,
+// and so `minipodctl describe` and `events` tell why a pod is missing or keeps its last good
+// version. Call it before the first SetProblems.
+func (v *View) SetEvents(rec *events.Recorder) {
+	v.mu.Lock()
+	v.events = rec
+	v.mu.Unlock()
+}
 
 // SetProblems replaces the current manifest problems.
 func (v *View) SetProblems(p []source.Problem) {
 	v.mu.Lock()
 	v.problems = p
+	rec := v.events
+	var fresh []source.Problem
+	if rec != nil {
+		seen := make(map[problemKey]bool, len(p))
+		for _, pr := range p {
+			k := problemKey{pr.Path, pr.Reason, pr.Message}
+			if !v.reported[k] {
+				fresh = append(fresh, pr)
+			}
+			seen[k] = true
+		}
+		// Forgetting what is gone means a problem that comes back is told again.
+		v.reported = seen
+	}
 	v.mu.Unlock()
+	for _, pr := range fresh {
+		ns := pr.Namespace
+		if ns == "" {
+			ns = metav1.NamespaceDefault
+		}
+		rec.Emit(ns, pr.Name, "", "", events.Warning, pr.Reason, pr.Message)
+	}
 }
 
 // List returns every pod: the running ones with their status, and an item for each file that

@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/minipod/minipod/pkg/events"
 	"github.com/minipod/minipod/pkg/pod"
 	"github.com/minipod/minipod/pkg/source"
 )
@@ -193,4 +194,41 @@ func TestListConcurrent(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// Each problem is told once as a Warning event with its reason when it appears, not again on
+// every re-list; a changed refusal is told anew, and so is one that went away and came back.
+func TestProblemEvents(t *testing.T) {
+	rec := events.NewRecorder(100)
+	v := NewView(func() []corev1.Pod { return nil })
+	v.SetEvents(rec)
+	refused := source.Problem{Path: "/m/priv.yaml", Name: "priv", Reason: "PolicyViolation",
+		Message: "spec.containers[0].securityContext.privileged: Forbidden: a privileged container is not allowed by this node's policy"}
+	kept := source.Problem{Path: "/m/web.yaml", Namespace: "prod", Name: "web", Reason: "PolicyViolation",
+		Message: "spec.hostNetwork: Forbidden: x; the last good version keeps running", Running: true}
+	told := func() []string {
+		var out []string
+		for _, e := range rec.List("", "") {
+			out = append(out, fmt.Sprintf("%s/%s %s %s %d", e.Namespace, e.Name, e.Type, e.Reason, e.Count))
+		}
+		return out
+	}
+	v.SetProblems([]source.Problem{refused, kept})
+	v.SetProblems([]source.Problem{refused, kept}) // a re-list: nothing new
+	want := []string{"default/priv Warning PolicyViolation 1", "prod/web Warning PolicyViolation 1"}
+	if got := told(); !slices.Equal(got, want) {
+		t.Fatalf("events %q, want %q", got, want)
+	}
+	if e := rec.List("default", "priv"); len(e) != 1 || e[0].Message != refused.Message {
+		t.Fatalf("event of priv: %+v", e)
+	}
+	other := refused
+	other.Message = "spec.hostPID: Forbidden: y"
+	v.SetProblems([]source.Problem{other, kept}) // another rule broken: told
+	v.SetProblems(nil)                           // fixed
+	v.SetProblems([]source.Problem{refused})     // broken again: told again (counted up)
+	want = []string{"prod/web Warning PolicyViolation 1", "default/priv Warning PolicyViolation 1", "default/priv Warning PolicyViolation 2"}
+	if got := told(); !slices.Equal(got, want) {
+		t.Fatalf("events %q, want %q", got, want)
+	}
 }
