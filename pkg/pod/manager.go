@@ -44,6 +44,7 @@ type Runtime interface {
 	List(ctx context.Context, labels map[string]string) ([]runtime.Container, error)
 	Exec(ctx context.Context, id string, cmd []string, tty bool, stdin io.Reader, stdout, stderr io.Writer) (int, error)
 	ExecOutput(ctx context.Context, id string, cmd []string, dir string, limit int) (int, []byte, error)
+	SetLabel(ctx context.Context, id, key, value string) error
 	WatchOOM(ctx context.Context, fn func(id string))
 }
 
@@ -421,6 +422,10 @@ func (w *worker) adoptState(ctx context.Context, f found) *podState {
 		c.last, c.delay = lastStateOf(rc)
 		c.logPath = w.logPath(s.pod, c.spec.Name, c.attempt)
 		c.started = rc.CreatedAt
+		if t, err := time.Parse(time.RFC3339Nano, rc.Labels[runtime.LabelStartedAt]); err == nil {
+			// When the previous daemon saw it start: the process may be gone by now.
+			c.started = t
+		}
 		if img, err := cfg.Runtime.GetImage(ctx, c.spec.Image); err == nil {
 			c.imageID = img.ID
 		}

@@ -865,6 +865,11 @@ func (w *worker) startContainer(ctx context.Context, s *podState, c *ctrState) {
 	c.running, c.exited, c.exit = true, false, runtime.Exit{}
 	c.message, c.hookErr = "", ""
 	c.started = startTime(pid)
+	// Kept on the container, so that a daemon that adopts it after it has exited reports the
+	// same startedAt (the process, whose start /proc tells, is gone by then). Off the start's
+	// path: without the label an adopting daemon falls back to the container's creation.
+	startedAt := c.started.Format(time.RFC3339Nano)
+	go func() { _ = cfg.Runtime.SetLabel(context.WithoutCancel(ctx), id, runtime.LabelStartedAt, startedAt) }()
 	c.imageID = img.ID
 	c.restartAt = time.Time{}
 	c.waitReason, c.waitMessage, c.permanentErr = "", "", false

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -25,9 +26,24 @@ func TestDaemonCrashAdoption(t *testing.T) {
 		d.writeManifest(fmt.Sprintf("p%02d.yaml", i), onePod(fmt.Sprintf("p%02d", i), "Always", "", "trap 'exit 0' TERM; while true; do sleep 1; done"))
 	}
 	d.writeManifest("crash.yaml", onePod("crash", "Always", "", "sleep 1; exit 3"))
+	d.writeManifest("withinit.yaml", onePod("withinit", "Always", "true", "trap 'exit 0' TERM; while true; do sleep 1; done"))
 	for i := range 20 {
 		d.waitRunning(fmt.Sprintf("p%02d", i), 120*time.Second)
 	}
+	d.waitRunning("withinit", 60*time.Second)
+	// An exited container's process is gone: its start is kept on the container, so that an
+	// adopting daemon reports the startedAt this one did.
+	initBefore := d.pod("withinit").Status.InitContainerStatuses[0]
+	if initBefore.State.Terminated == nil {
+		t.Fatalf("withinit's init container: %+v", initBefore.State)
+	}
+	d.eventually(10*time.Second, "started-at label on the init container", func() (bool, string) {
+		out, _ := exec.Command("ctr", "-a", env.address, "-n", d.namespace, "containers", "info", strings.TrimPrefix(initBefore.ContainerID, "containerd://")).Output()
+		var info struct{ Labels map[string]string }
+		_ = json.Unmarshal(out, &info)
+		at, err := time.Parse(time.RFC3339Nano, info.Labels["minipod.io/started-at"])
+		return err == nil && at.Truncate(time.Second).Equal(initBefore.State.Terminated.StartedAt.Time), fmt.Sprintf("label %q, reported %s", info.Labels["minipod.io/started-at"], initBefore.State.Terminated.StartedAt)
+	})
 	d.eventually(60*time.Second, "crash restarted", func() (bool, string) {
 		p := d.pod("crash")
 		return p != nil && len(p.Status.ContainerStatuses) > 0 && p.Status.ContainerStatuses[0].RestartCount >= 2, ""
@@ -57,6 +73,12 @@ func TestDaemonCrashAdoption(t *testing.T) {
 				return false, p.Name + " has no status"
 			}
 			cs, old := p.Status.ContainerStatuses[0], before[p.Name]
+			if p.Name == "withinit" {
+				ic := p.Status.InitContainerStatuses[0]
+				if ic.ContainerID != initBefore.ContainerID || ic.State.Terminated == nil || !ic.State.Terminated.StartedAt.Equal(&initBefore.State.Terminated.StartedAt) {
+					return false, fmt.Sprintf("withinit's init container: %+v, was %+v", ic, initBefore)
+				}
+			}
 			switch p.Name {
 			case "crash":
 				if cs.RestartCount < old.RestartCount || cs.LastTerminationState.Terminated == nil || cs.LastTerminationState.Terminated.ExitCode != 3 {

@@ -142,12 +142,26 @@ func podSnapshot(p *corev1.Pod) map[string]string {
 		case c.State.Running != nil:
 			s += " running since " + c.State.Running.StartedAt.UTC().Format(time.RFC3339)
 		case c.State.Terminated != nil:
-			s += fmt.Sprintf(" terminated exit=%d reason=%s started %s", c.State.Terminated.ExitCode, c.State.Terminated.Reason,
-				c.State.Terminated.StartedAt.UTC().Format(time.RFC3339))
+			// Not its startedAt: see terminatedStarts.
+			s += fmt.Sprintf(" terminated exit=%d reason=%s", c.State.Terminated.ExitCode, c.State.Terminated.Reason)
 		default:
 			s += fmt.Sprintf(" %+v", c.State)
 		}
 		m[c.Name] = s
+	}
+	return m
+}
+
+// terminatedStarts is the startedAt of each exited container. The old build kept no record of
+// when an exited container's process started (newer builds label it), so the new build can only
+// fall back to the container's creation, a few milliseconds earlier: at second resolution the
+// two may differ by one when a second boundary falls between them.
+func terminatedStarts(p *corev1.Pod) map[string]time.Time {
+	m := map[string]time.Time{}
+	for _, c := range append(append([]corev1.ContainerStatus{}, p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...) {
+		if c.State.Terminated != nil {
+			m[c.Name] = c.State.Terminated.StartedAt.Time
+		}
 	}
 	return m
 }
@@ -171,6 +185,7 @@ func TestUpgradeKeepsPods(t *testing.T) {
 	d.writeManifest("web.yaml", webPod)
 	d.writeManifest("probed.yaml", probedPod)
 	before := map[string]map[string]string{}
+	startsBefore := map[string]map[string]time.Time{}
 	for _, name := range []string{"web", "probed"} {
 		p := d.waitRunning(name, 90*time.Second)
 		for _, c := range p.Status.ContainerStatuses {
@@ -179,6 +194,7 @@ func TestUpgradeKeepsPods(t *testing.T) {
 			}
 		}
 		before[name] = podSnapshot(p)
+		startsBefore[name] = terminatedStarts(p)
 	}
 	// web: pause and two containers; probed: pause, main and its exited init container.
 	ctrdBefore := d.containerdView()
@@ -210,6 +226,15 @@ func TestUpgradeKeepsPods(t *testing.T) {
 			}
 			if got := podSnapshot(p); fmt.Sprint(got) != fmt.Sprint(before[name]) {
 				return false, fmt.Sprintf("%s: %v, before the upgrade %v", name, got, before[name])
+			}
+			got := terminatedStarts(p)
+			if len(got) != len(startsBefore[name]) {
+				return false, fmt.Sprintf("%s: exited containers %v, before the upgrade %v", name, got, startsBefore[name])
+			}
+			for c, at := range got {
+				if d := at.Sub(startsBefore[name][c]); d < -time.Second || d > time.Second {
+					return false, fmt.Sprintf("%s/%s: started %s, before the upgrade %s", name, c, at, startsBefore[name][c])
+				}
 			}
 		}
 		if now := d.containerdView(); now.String() != ctrdBefore.String() {
