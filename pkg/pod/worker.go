@@ -1360,6 +1360,13 @@ func (w *worker) terminate(ctx context.Context, s *podState) {
 	netErr := w.removeNetwork(ctx, s.rec)
 	removed.Wait()
 	sandboxErr := errors.Join(cfg.Runtime.Remove(ctx, s.rec.SandboxID), netErr)
+	// A removal that failed is tried again a few times (each step undoes only what is left)
+	// before it is left, with its record, to the next start of the daemon.
+	for delay := time.Second; sandboxErr != nil && delay <= 4*time.Second; delay *= 2 {
+		w.log.Warn("remove sandbox failed, trying again", "err", sandboxErr, "in", delay)
+		time.Sleep(delay)
+		sandboxErr = w.removeSandbox(ctx, s.rec)
+	}
 	for _, c := range s.all() {
 		w.m.probes.Remove(c.id)
 		w.closeLog(c)

@@ -487,7 +487,7 @@ func (r *Runtime) Remove(ctx context.Context, id string) error {
 		return fmt.Errorf("load container %s: %w", id, err)
 	}
 	if task, err := c.Task(ctx, nil); err == nil {
-		if _, err := task.Delete(ctx, client.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+		if err := deleteTask(ctx, task); err != nil {
 			// The shim can exit under a delete that finished (it serves a pod's containers
 			// and goes with the last): what matters is whether the task is still there.
 			if _, lerr := c.Task(ctx, nil); !errdefs.IsNotFound(lerr) {
@@ -501,6 +501,29 @@ func (r *Runtime) Remove(ctx context.Context, id string) error {
 		return fmt.Errorf("delete container %s: %w", id, err)
 	}
 	return nil
+}
+
+// deleteTask kills a task and deletes it. A delete can still find the task running after the
+// kill's wait has returned (seen under load, when a daemon killed mid-operation left the task
+// half handled): the task is then killed again and the delete retried until it has stopped,
+// for up to ten seconds.
+func deleteTask(ctx context.Context, task client.Task) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := task.Delete(ctx, client.WithProcessKill)
+		if err == nil || errdefs.IsNotFound(err) {
+			return nil
+		}
+		if !errdefs.IsFailedPrecondition(err) || time.Now().After(deadline) {
+			return err
+		}
+		_ = task.Kill(ctx, syscall.SIGKILL, client.WithKillAll)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // DeleteTask deletes a stopped task so that its container can get a new one or be inspected.
