@@ -45,6 +45,7 @@ type Runtime interface {
 	Exec(ctx context.Context, id string, cmd []string, tty bool, stdin io.Reader, stdout, stderr io.Writer) (int, error)
 	ExecOutput(ctx context.Context, id string, cmd []string, dir string, limit int) (int, []byte, error)
 	SetLabel(ctx context.Context, id, key, value string) error
+	RemoveSnapshots(ctx context.Context, prefix string) error
 	WatchOOM(ctx context.Context, fn func(id string))
 }
 

@@ -1376,6 +1376,11 @@ func (w *worker) terminate(ctx context.Context, s *podState) {
 		// Keep the record so a later start of the daemon can try again.
 		return
 	}
+	// Every container of the pod is gone: a snapshot left with the pod's prefix is one whose
+	// container record a crash never wrote.
+	if err := cfg.Runtime.RemoveSnapshots(ctx, shortUID(s.rec.UID)+"-"); err != nil {
+		w.log.Warn("remove leftover snapshots", "err", err)
+	}
 	if err := sandbox.RemoveCgroup(w.cgroupParentOf(s.rec.UID)); err != nil {
 		w.log.Warn("remove pod cgroup", "err", err)
 	}

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"github.com/containerd/containerd/api/services/tasks/v1"
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/containerd/v2/core/snapshots"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/oci"
@@ -501,6 +503,30 @@ func (r *Runtime) Remove(ctx context.Context, id string) error {
 		return fmt.Errorf("delete container %s: %w", id, err)
 	}
 	return nil
+}
+
+// RemoveSnapshots removes the snapshots whose keys start with prefix. A container's snapshot
+// is keyed by its ID, and a crash between making the snapshot and the container record leaves
+// one no container names; a pod's teardown, once its containers are gone, sweeps its prefix.
+func (r *Runtime) RemoveSnapshots(ctx context.Context, prefix string) error {
+	ctx = r.ns(ctx)
+	sn := r.client.SnapshotService(r.snapshotter)
+	var keys []string
+	if err := sn.Walk(ctx, func(_ context.Context, info snapshots.Info) error {
+		if strings.HasPrefix(info.Name, prefix) {
+			keys = append(keys, info.Name)
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("list snapshots: %w", err)
+	}
+	var errs []error
+	for _, k := range keys {
+		if err := sn.Remove(ctx, k); err != nil && !errdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("remove snapshot %s: %w", k, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // deleteTask kills a task and deletes it. A delete can still find the task running after the
