@@ -467,7 +467,6 @@ func (w *worker) createSandbox(ctx context.Context, s *podState) (err error) {
 		NetNS:        s.rec.NetNS,
 		CgroupParent: w.cgroupParent(s),
 		Namespaces:   podNamespaces(s.pod),
-		ShimGroup:    s.rec.SandboxID,
 	})
 	if err != nil {
 		return err
@@ -842,7 +841,6 @@ func (w *worker) startContainer(ctx context.Context, s *podState, c *ctrState) {
 		Namespaces:        podNamespaces(s.pod),
 		TTY:               c.spec.TTY,
 		LogPath:           logPath,
-		ShimGroup:         s.rec.SandboxID,
 	})
 	if err != nil {
 		fail("CreateContainerError", err, false)
@@ -1344,8 +1342,7 @@ func (w *worker) terminate(ctx context.Context, s *podState) {
 	}
 	// Every app container has stopped, so the network serves no one: its teardown (CNI DEL,
 	// netns) overlaps the removal of the containers' tasks, records and snapshots. The pause
-	// container goes last: the pod's containers share one shim, which exits with the last of
-	// them, and a delete racing that exit fails.
+	// container goes last, as on a kubelet: it holds the pod's namespaces for the others.
 	var removed sync.WaitGroup
 	for _, c := range list {
 		if c.Labels[runtime.LabelRole] != runtime.RoleApp {

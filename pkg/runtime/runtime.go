@@ -227,15 +227,7 @@ type ContainerConfig struct {
 	Namespaces   Namespaces
 	// RootfsPropagation is "rshared" or "rslave" when a mount needs it, else "".
 	RootfsPropagation string
-	// ShimGroup, when set, makes containerd's runc shim serve every container of the same
-	// group from one process (the annotation the runc v2 shim reads, as the CRI groups a pod's
-	// containers by sandbox ID): one shim per pod instead of one per container.
-	ShimGroup string
 }
-
-// annotationShimGroup is the OCI annotation by which containerd's runc v2 shim (1.6, 1.7 and
-// 2.x) groups containers into one shim process.
-const annotationShimGroup = "io.containerd.runc.v2.group"
 
 // Resources are a container's cgroup limits; zero values mean unlimited or the default.
 type Resources struct {
@@ -303,9 +295,6 @@ func (r *Runtime) CreateContainer(ctx context.Context, cfg ContainerConfig) erro
 	}
 	if cfg.CgroupParent != "" {
 		opts = append(opts, oci.WithCgroup(path.Join(cfg.CgroupParent, cfg.ID)))
-	}
-	if cfg.ShimGroup != "" {
-		opts = append(opts, oci.WithAnnotations(map[string]string{annotationShimGroup: cfg.ShimGroup}))
 	}
 	if r := cfg.Resources; r.CPUShares > 0 {
 		opts = append(opts, oci.WithCPUShares(r.CPUShares))
@@ -490,8 +479,8 @@ func (r *Runtime) Remove(ctx context.Context, id string) error {
 	}
 	if task, err := c.Task(ctx, nil); err == nil {
 		if err := deleteTask(ctx, task); err != nil {
-			// The shim can exit under a delete that finished (it serves a pod's containers
-			// and goes with the last): what matters is whether the task is still there.
+			// The shim can exit under a delete that finished: what matters is whether the
+			// task is still there.
 			if _, lerr := c.Task(ctx, nil); !errdefs.IsNotFound(lerr) {
 				return fmt.Errorf("delete task %s: %w", id, err)
 			}
