@@ -431,9 +431,13 @@ func (w *worker) createSandbox(ctx context.Context, s *podState) (err error) {
 			return err
 		}
 		go func() {
-			start := time.Now()
-			ips, err := cfg.Network.Setup(ctx, w.attachment(s))
-			cfg.Metrics.CNIOperation("add", time.Since(start), err)
+			var ips []string
+			err := withCNISlot(ctx, func(ctx context.Context) (err error) {
+				start := time.Now()
+				ips, err = cfg.Network.Setup(ctx, w.attachment(s))
+				cfg.Metrics.CNIOperation("add", time.Since(start), err)
+				return err
+			})
 			cniDone <- cniResult{ips, err}
 		}()
 	}
@@ -550,9 +554,12 @@ func (w *worker) removeNetwork(ctx context.Context, rec sandboxRecord) error {
 		// CNI DEL must still run to release the IP and iptables rules, but without a netns.
 		a.NetNS = ""
 	}
-	start := time.Now()
-	err := cfg.Network.Teardown(ctx, a)
-	cfg.Metrics.CNIOperation("del", time.Since(start), err)
+	err := withCNISlot(ctx, func(ctx context.Context) error {
+		start := time.Now()
+		err := cfg.Network.Teardown(ctx, a)
+		cfg.Metrics.CNIOperation("del", time.Since(start), err)
+		return err
+	})
 	if err != nil {
 		errs = append(errs, err)
 	}

@@ -371,6 +371,7 @@ func (r *Runtime) Start(ctx context.Context, id string, stdio *Stdio) (uint32, <
 	if err != nil {
 		return 0, nil, fmt.Errorf("create task %s: %w", id, err)
 	}
+	releaseIO(task.IO())
 	// The exit is registered before the start, so that no exit is missed; the channel yields
 	// exactly one Exit, after the task's output has been copied.
 	w := r.exits.wait(task)

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 	"syscall"
 
 	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/fifo"
 )
 
 // Containers' output is copied from their FIFOs by our own pumps rather than by cio's copier:
@@ -16,6 +18,13 @@ import (
 // is idle, which for a node of mostly quiet containers is 64 KiB of heap per container for
 // nothing. A pump waits for the FIFO to become readable without a buffer and borrows one
 // from a pool only for the read itself.
+//
+// The output FIFOs are opened here too, not by containerd's fifo package: that package opens
+// a FIFO for reading with a blocking open(2) on a goroutine of its own, which holds an OS
+// thread until the shim opens the other end. When many pods start at once that is one thread
+// per stream, and the Go runtime keeps every thread it ever made. A non-blocking open needs no
+// writer and returns at once, but then a read before the shim's open would see end-of-file;
+// so until the shim holds its write end (NewTask has returned), we hold one ourselves.
 
 // readBufs are the buffers pumps read into; 32 KiB keeps a busy stream's syscalls few.
 var readBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
@@ -26,7 +35,7 @@ func (s *Stdio) creator() cio.Creator {
 		if err != nil {
 			return nil, err
 		}
-		return s.open(fifos)
+		return s.open(fifos, true)
 	}
 }
 
@@ -35,12 +44,15 @@ func (s *Stdio) attach() cio.Attach {
 		if fifos == nil {
 			return nil, errors.New("cannot attach: the task has no FIFOs")
 		}
-		return s.open(fifos)
+		// The shim of a task that exists already holds its write ends while there is output
+		// to copy; when it does not, there is none, and end-of-file at once is right.
+		return s.open(fifos, false)
 	}
 }
 
 // open opens the FIFOs for the streams that have a reader or writer and starts their pumps.
-func (s *Stdio) open(fifos *cio.FIFOSet) (cio.IO, error) {
+// With hold, it keeps a write end of each output FIFO open until release.
+func (s *Stdio) open(fifos *cio.FIFOSet, hold bool) (_ cio.IO, err error) {
 	if s.Stdin == nil {
 		fifos.Stdin = ""
 	}
@@ -50,33 +62,134 @@ func (s *Stdio) open(fifos *cio.FIFOSet) (cio.IO, error) {
 	if s.Stderr == nil {
 		fifos.Stderr = ""
 	}
-	dio, err := cio.NewDirectIO(context.Background(), fifos)
-	if err != nil {
-		return nil, fmt.Errorf("open fifos: %w", err)
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &pumpedIO{fifos: fifos, cancel: cancel}
+	defer func() {
+		if err != nil {
+			p.Close()
+		}
+	}()
+	var outs []struct {
+		f   *os.File
+		dst io.Writer
 	}
-	p := &pumpedIO{DirectIO: dio}
-	if dio.Stdin != nil {
+	for _, o := range []struct {
+		path string
+		dst  io.Writer
+	}{{fifos.Stdout, s.Stdout}, {fifos.Stderr, s.Stderr}} {
+		if o.path == "" {
+			continue
+		}
+		r, keeper, err := openOutput(o.path, hold)
+		if err != nil {
+			return nil, err
+		}
+		p.readers = append(p.readers, r)
+		if keeper != nil {
+			p.keepers = append(p.keepers, keeper)
+		}
+		outs = append(outs, struct {
+			f   *os.File
+			dst io.Writer
+		}{r, o.dst})
+	}
+	if fifos.Stdin != "" {
+		// Stdin (rare: `stdin: true`) keeps the fifo package, which waits for the shim's
+		// reader in the background.
+		w, err := fifo.OpenFifo(ctx, fifos.Stdin, syscall.O_WRONLY|syscall.O_CREAT|syscall.O_NONBLOCK, 0o700)
+		if err != nil {
+			return nil, fmt.Errorf("open stdin fifo: %w", err)
+		}
+		p.stdin = w
 		go func() {
-			_, _ = io.Copy(dio.Stdin, s.Stdin)
-			dio.Stdin.Close()
+			_, _ = io.Copy(w, s.Stdin)
+			w.Close()
 		}()
 	}
-	if dio.Stdout != nil {
-		p.wg.Go(func() { pump(s.Stdout, dio.Stdout) })
-	}
-	if dio.Stderr != nil {
-		p.wg.Go(func() { pump(s.Stderr, dio.Stderr) })
+	for _, o := range outs {
+		p.wg.Go(func() { pump(o.dst, o.f) })
 	}
 	return p, nil
 }
 
-// pumpedIO is a DirectIO whose Wait waits for the pumps, like cio's own copier.
+// openOutput makes the FIFO if it is missing and opens it for reading without waiting for a
+// writer; with hold it also opens a write end, so that reads wait for data instead of ending.
+func openOutput(path string, hold bool) (r, keeper *os.File, err error) {
+	if err := syscall.Mkfifo(path, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		return nil, nil, fmt.Errorf("create fifo %s: %w", path, err)
+	}
+	if r, err = os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0); err != nil {
+		return nil, nil, fmt.Errorf("open fifo: %w", err)
+	}
+	if hold {
+		// There is a reader (r), so a non-blocking open for writing succeeds.
+		if keeper, err = os.OpenFile(path, os.O_WRONLY|syscall.O_NONBLOCK, 0); err != nil {
+			r.Close()
+			return nil, nil, fmt.Errorf("open fifo: %w", err)
+		}
+	}
+	return r, keeper, nil
+}
+
+// pumpedIO is a cio.IO over FIFOs that minipod pumps itself. Wait waits for the pumps, like
+// cio's own copier.
 type pumpedIO struct {
-	*cio.DirectIO
-	wg sync.WaitGroup
+	fifos   *cio.FIFOSet // Close removes their directory
+	cancel  context.CancelFunc
+	stdin   io.Closer
+	readers []*os.File
+	wg      sync.WaitGroup
+
+	mu      sync.Mutex
+	keepers []*os.File
+	closed  bool
+}
+
+func (p *pumpedIO) Config() cio.Config { return p.fifos.Config }
+
+// Cancel gives up what is still being set up: the stdin open and our write ends.
+func (p *pumpedIO) Cancel() {
+	p.cancel()
+	p.release()
 }
 
 func (p *pumpedIO) Wait() { p.wg.Wait() }
+
+func (p *pumpedIO) Close() error {
+	p.cancel()
+	p.release()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil
+	}
+	p.closed = true
+	if p.stdin != nil {
+		p.stdin.Close()
+	}
+	for _, r := range p.readers {
+		r.Close() // ends a pump still reading
+	}
+	return p.fifos.Close()
+}
+
+// release closes our write ends: once the shim holds its own, the pumps see end-of-file when
+// the shim's copy ends, as they would with cio.
+func (p *pumpedIO) release() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, k := range p.keepers {
+		k.Close()
+	}
+	p.keepers = nil
+}
+
+// releaseIO is called once the task exists: its shim has opened the FIFOs' write ends.
+func releaseIO(tio cio.IO) {
+	if p, ok := tio.(*pumpedIO); ok {
+		p.release()
+	}
+}
 
 // pump copies src to dst until src ends or is closed.
 func pump(dst io.Writer, src io.ReadCloser) {
