@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -18,20 +19,26 @@ import (
 // NetworkConfig says where CNI configuration and plugins are, and what the built-in network
 // looks like when the configuration directory holds none.
 type NetworkConfig struct {
-	ConfDir  string   // first *.conflist (or *.conf/*.json) in lexical order wins
-	BinDirs  []string // plugin search path
-	StateDir string   // libcni result cache and the built-in network's IPAM data live under it
-	Bridge   string   // built-in network: bridge name
-	Subnet   string   // built-in network: pod CIDR
+	ConfDir  string       // first *.conflist (or *.conf/*.json) in lexical order wins
+	BinDirs  []string     // plugin search path
+	StateDir string       // libcni result cache and the built-in network's IPAM data live under it
+	Bridge   string       // built-in network: bridge name
+	Subnet   string       // built-in network: pod CIDR
+	Log      *slog.Logger // the built-in network's masquerade rule reports here; nil: slog.Default()
 }
 
 // Network runs CNI ADD and DEL for pod sandboxes. The configuration is loaded once, by
 // NewNetwork; it is safe for concurrent use.
 type Network struct {
-	cni      *libcni.CNIConfig
-	list     *libcni.NetworkConfigList
-	loopback *libcni.NetworkConfigList
-	source   string // file the list came from, or "built-in"
+	cni  *libcni.CNIConfig
+	list *libcni.NetworkConfigList
+	// withPorts is the built-in network with portmap, for pods with hostPorts; list is then
+	// the same network (same name, so libcni's cache finds either) without it. nil for a
+	// user's configuration, which is used as it is for every pod.
+	withPorts *libcni.NetworkConfigList
+	loopback  *libcni.NetworkConfigList
+	source    string      // file the list came from, or "built-in"
+	masq      *masquerade // the built-in network's masquerade rule; nil for a user's configuration
 }
 
 // Port is one hostPort mapping for the portmap plugin.
@@ -82,15 +89,49 @@ func NewNetwork(cfg NetworkConfig) (*Network, error) {
 		return n, nil
 	}
 	n.source = "built-in"
-	b, err := BuiltinConfList(cfg.Bridge, cfg.Subnet, filepath.Join(cfg.StateDir, "networks"))
-	if err != nil {
+	dataDir := filepath.Join(cfg.StateDir, "networks")
+	for _, l := range []struct {
+		portmap bool
+		list    **libcni.NetworkConfigList
+	}{{false, &n.list}, {true, &n.withPorts}} {
+		b, err := BuiltinConfList(cfg.Bridge, cfg.Subnet, dataDir, l.portmap)
+		if err != nil {
+			return nil, err
+		}
+		if *l.list, err = libcni.ConfListFromBytes(b); err != nil {
+			return nil, fmt.Errorf("built-in network: %w", err)
+		}
+	}
+	if _, _, err := MasqueradeRule(cfg.Bridge, cfg.Subnet); err != nil {
 		return nil, err
 	}
-	n.list, err = libcni.ConfListFromBytes(b)
-	if err != nil {
-		return nil, fmt.Errorf("built-in network: %w", err)
+	log := cfg.Log
+	if log == nil {
+		log = slog.Default()
 	}
+	n.masq = &masquerade{bridge: cfg.Bridge, subnet: cfg.Subnet, log: log}
 	return n, nil
+}
+
+// StartMasquerade installs the built-in network's masquerade rule for the pod CIDR unless it
+// is there, and keeps it installed until ctx ends (see masq.go): checked every minute, and
+// in the background when pods are set up. The first check runs before it returns. Failures
+// are logged, never returned: without the rule pods still reach each other and this host.
+// The rule stays when the daemon stops, as the bridge does. With a user's CNI configuration
+// it does nothing: that configuration does its own masquerading, or none.
+func (n *Network) StartMasquerade(ctx context.Context) {
+	if n.masq != nil {
+		n.masq.start(ctx)
+	}
+}
+
+// listFor is the network list a pod is added with: portmap only for pods with hostPorts,
+// because portmap runs iptables on every ADD and DEL even with no port to map.
+func (n *Network) listFor(a Attachment) *libcni.NetworkConfigList {
+	if n.withPorts != nil && len(a.Ports) > 0 {
+		return n.withPorts
+	}
+	return n.list
 }
 
 // Source names where the network configuration came from.
@@ -117,33 +158,41 @@ func firstConfFile(dir string) (string, error) {
 	return files[0], nil
 }
 
-// BuiltinConfList is the network minipod uses when no CNI configuration exists: a bridge with
-// masquerading, host-local IPAM whose state lives under dataDir, and portmap for hostPorts.
-func BuiltinConfList(bridge, subnet, dataDir string) ([]byte, error) {
-	if _, _, err := net.ParseCIDR(subnet); err != nil {
+// BuiltinConfList is the network minipod uses when no CNI configuration exists: a bridge and
+// host-local IPAM whose state lives under dataDir, and with portmap, for pods with hostPorts.
+// Both variants have the same name, so that a pod's DEL finds libcni's record of its ADD
+// whichever it was added with.
+//
+// The bridge does not masquerade (ipMasq false): its per-pod chain costs several iptables
+// calls on every ADD and DEL. One rule for the whole subnet does it instead (masq.go).
+func BuiltinConfList(bridge, subnet, dataDir string, portmap bool) ([]byte, error) {
+	ip, _, err := net.ParseCIDR(subnet)
+	if err != nil {
 		return nil, fmt.Errorf("built-in network subnet %q: %w", subnet, err)
 	}
-	conf := map[string]any{
-		"cniVersion": "1.0.0",
-		"name":       "minipod",
-		"plugins": []any{
-			map[string]any{
-				"type":        "bridge",
-				"bridge":      bridge,
-				"isGateway":   true,
-				"ipMasq":      true,
-				"hairpinMode": true,
-				"ipam": map[string]any{
-					"type":    "host-local",
-					"ranges":  [][]map[string]string{{{"subnet": subnet}}},
-					"routes":  []map[string]string{{"dst": "0.0.0.0/0"}},
-					"dataDir": dataDir,
-				},
+	defaultRoute := "0.0.0.0/0"
+	if ip.To4() == nil {
+		defaultRoute = "::/0"
+	}
+	plugins := []any{
+		map[string]any{
+			"type":        "bridge",
+			"bridge":      bridge,
+			"isGateway":   true,
+			"ipMasq":      false,
+			"hairpinMode": true,
+			"ipam": map[string]any{
+				"type":    "host-local",
+				"ranges":  [][]map[string]string{{{"subnet": subnet}}},
+				"routes":  []map[string]string{{"dst": defaultRoute}},
+				"dataDir": dataDir,
 			},
-			map[string]any{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}},
 		},
 	}
-	return json.Marshal(conf)
+	if portmap {
+		plugins = append(plugins, map[string]any{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}})
+	}
+	return json.Marshal(map[string]any{"cniVersion": "1.0.0", "name": "minipod", "plugins": plugins})
 }
 
 func (n *Network) runtimeConf(a Attachment, ifName string) *libcni.RuntimeConf {
@@ -169,17 +218,23 @@ func (n *Network) runtimeConf(a Attachment, ifName string) *libcni.RuntimeConf {
 // Setup attaches the pod's network namespace: loopback up, then the pod network. It returns the
 // pod's IP addresses (IPv4 first). On failure whatever was added is deleted again.
 func (n *Network) Setup(ctx context.Context, a Attachment) (ips []string, err error) {
+	if n.masq != nil {
+		// A pod set up after a firewall flush gets its outbound NAT back at once.
+		n.masq.poke()
+	}
 	if _, err := n.cni.AddNetworkList(ctx, n.loopback, n.runtimeConf(a, "lo")); err != nil {
 		return nil, fmt.Errorf("CNI loopback: %w", err)
 	}
-	res, err := n.cni.AddNetworkList(ctx, n.list, n.runtimeConf(a, "eth0"))
+	list := n.listFor(a)
+	res, err := n.cni.AddNetworkList(ctx, list, n.runtimeConf(a, "eth0"))
 	if err != nil {
-		_ = n.Teardown(context.WithoutCancel(ctx), a)
-		return nil, fmt.Errorf("CNI ADD on network %s: %w", n.list.Name, err)
+		// libcni records an ADD only when it succeeded: undo with the list that was used.
+		_ = n.teardown(context.WithoutCancel(ctx), a, list)
+		return nil, fmt.Errorf("CNI ADD on network %s: %w", list.Name, err)
 	}
 	r, err := types100.NewResultFromResult(res)
 	if err != nil {
-		_ = n.Teardown(context.WithoutCancel(ctx), a)
+		_ = n.teardown(context.WithoutCancel(ctx), a, list)
 		return nil, fmt.Errorf("CNI result: %w", err)
 	}
 	for _, ip := range r.IPs {
@@ -193,11 +248,23 @@ func (n *Network) Setup(ctx context.Context, a Attachment) (ips []string, err er
 }
 
 // Teardown runs CNI DEL for the pod network. It works from libcni's cached configuration when
-// there is one (the configuration may have changed since ADD), and is idempotent: a DEL for
-// something already gone succeeds.
+// there is one (the configuration may have changed since ADD: pods added by an older minipod
+// have the bridge's own masquerading and portmap in theirs, and their DEL removes exactly
+// that), and is idempotent: a DEL for something already gone succeeds.
 func (n *Network) Teardown(ctx context.Context, a Attachment) error {
+	// Without a record of the ADD (a crash before it was written, a DEL repeated after one
+	// that succeeded) nothing says whether the pod had hostPorts: the list with portmap
+	// removes whatever either list could have made.
+	fallback := n.list
+	if n.withPorts != nil {
+		fallback = n.withPorts
+	}
+	return n.teardown(ctx, a, fallback)
+}
+
+func (n *Network) teardown(ctx context.Context, a Attachment, fallback *libcni.NetworkConfigList) error {
 	rc := n.runtimeConf(a, "eth0")
-	list := n.list
+	list := fallback
 	if cached, cachedRC, err := n.cni.GetNetworkListCachedConfig(n.list, rc); err == nil && len(cached) > 0 {
 		if l, err := libcni.ConfListFromBytes(cached); err == nil {
 			list = l
@@ -209,10 +276,12 @@ func (n *Network) Teardown(ctx context.Context, a Attachment) error {
 	if err := n.cni.DelNetworkList(ctx, list, rc); err != nil {
 		return fmt.Errorf("CNI DEL on network %s: %w", list.Name, err)
 	}
-	if a.NetNS == "" {
+	if a.NetNS == "" && perPodMasquerade(list) {
 		// Without the network namespace the bridge plugin releases the address but cannot
 		// find it to remove its masquerading rule (it reads the address off the interface),
-		// and the rule would block the chain's removal on the next DEL of this ID.
+		// and the rule would block the chain's removal on the next DEL of this ID. Only
+		// lists whose plugins masquerade per pod made such a rule (the built-in network of
+		// older minipods, or a user's configuration).
 		if err := removeMasqRules(ctx, list.Name, a.ID); err != nil {
 			return err
 		}
@@ -220,6 +289,21 @@ func (n *Network) Teardown(ctx context.Context, a Attachment) error {
 	// loopback's DEL does nothing that outlives the netns, but it drops libcni's cache entry.
 	_ = n.cni.DelNetworkList(ctx, n.loopback, n.runtimeConf(a, "lo"))
 	return nil
+}
+
+// perPodMasquerade reports whether a plugin of the list sets up per-container masquerading
+// (ipMasq, as bridge and ptp do). When a plugin's configuration cannot be read it says yes:
+// removeMasqRules is then only a wasted iptables-save.
+func perPodMasquerade(list *libcni.NetworkConfigList) bool {
+	for _, p := range list.Plugins {
+		var c struct {
+			IPMasq *bool `json:"ipMasq"`
+		}
+		if err := json.Unmarshal(p.Bytes, &c); err != nil || c.IPMasq != nil && *c.IPMasq {
+			return true
+		}
+	}
+	return false
 }
 
 // removeMasqRules deletes the nat rules whose comment names this network and container ID,

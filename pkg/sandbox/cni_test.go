@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/containernetworking/cni/libcni"
@@ -32,60 +33,148 @@ type builtinConf struct {
 
 func TestBuiltinConfList(t *testing.T) {
 	tests := []struct {
-		bridge, subnet, dataDir string
+		bridge, subnet, dataDir, route string
 	}{
-		{"minipod0", "10.88.0.0/16", "/var/lib/minipod/networks"},
-		{"br-test", "192.168.100.0/24", "/tmp/x"},
-		{"br6", "fd00:88::/64", "/d"},
+		{"minipod0", "10.88.0.0/16", "/var/lib/minipod/networks", "0.0.0.0/0"},
+		{"br-test", "192.168.100.0/24", "/tmp/x", "0.0.0.0/0"},
+		{"br6", "fd00:88::/64", "/d", "::/0"},
 	}
 	for _, tt := range tests {
-		b, err := BuiltinConfList(tt.bridge, tt.subnet, tt.dataDir)
-		if err != nil {
-			t.Errorf("BuiltinConfList(%q, %q, %q): %v", tt.bridge, tt.subnet, tt.dataDir, err)
-			continue
-		}
-		if !json.Valid(b) {
-			t.Errorf("BuiltinConfList(%q): invalid JSON %s", tt.subnet, b)
-			continue
-		}
-		var c builtinConf
-		if err := json.Unmarshal(b, &c); err != nil {
-			t.Fatalf("decode %s: %v", b, err)
-		}
-		if c.CNIVersion != "1.0.0" || c.Name != "minipod" || len(c.Plugins) != 2 {
-			t.Fatalf("conflist %s: want cniVersion 1.0.0, name minipod, two plugins", b)
-		}
-		br, pm := c.Plugins[0], c.Plugins[1]
-		if br.Type != "bridge" || br.Bridge != tt.bridge || !br.IsGateway || !br.IPMasq || !br.HairpinMode {
-			t.Errorf("bridge plugin %+v, want type bridge, bridge %q, gateway, masquerade, hairpin", br, tt.bridge)
-		}
-		if br.IPAM == nil {
-			t.Fatalf("bridge plugin without ipam: %s", b)
-		}
-		wantRanges := [][]map[string]string{{{"subnet": tt.subnet}}}
-		if br.IPAM.Type != "host-local" || !reflect.DeepEqual(br.IPAM.Ranges, wantRanges) || br.IPAM.DataDir != tt.dataDir {
-			t.Errorf("ipam %+v, want host-local, ranges %v, dataDir %q", *br.IPAM, wantRanges, tt.dataDir)
-		}
-		if len(br.IPAM.Routes) == 0 {
-			t.Errorf("ipam has no default route")
-		}
-		if pm.Type != "portmap" || !pm.Capabilities["portMappings"] {
-			t.Errorf("second plugin %+v, want portmap with the portMappings capability", pm)
-		}
-		// libcni accepts it.
-		list, err := libcni.ConfListFromBytes(b)
-		if err != nil {
-			t.Errorf("libcni refuses the built-in conflist: %v", err)
-		} else if list.Name != "minipod" || len(list.Plugins) != 2 {
-			t.Errorf("libcni: name %q, %d plugins", list.Name, len(list.Plugins))
+		for _, portmap := range []bool{false, true} {
+			b, err := BuiltinConfList(tt.bridge, tt.subnet, tt.dataDir, portmap)
+			if err != nil {
+				t.Errorf("BuiltinConfList(%q, %q, %q, %v): %v", tt.bridge, tt.subnet, tt.dataDir, portmap, err)
+				continue
+			}
+			var c builtinConf
+			if err := json.Unmarshal(b, &c); err != nil {
+				t.Fatalf("decode %s: %v", b, err)
+			}
+			wantPlugins := 1
+			if portmap {
+				wantPlugins = 2
+			}
+			// The same name in both variants: libcni's cache of a pod's ADD is keyed by it.
+			if c.CNIVersion != "1.0.0" || c.Name != "minipod" || len(c.Plugins) != wantPlugins {
+				t.Fatalf("conflist %s: want cniVersion 1.0.0, name minipod, %d plugins", b, wantPlugins)
+			}
+			br := c.Plugins[0]
+			// No per-pod masquerade chain: one rule for the subnet does it (masq.go).
+			if br.Type != "bridge" || br.Bridge != tt.bridge || !br.IsGateway || br.IPMasq || !br.HairpinMode {
+				t.Errorf("bridge plugin %+v, want type bridge, bridge %q, gateway, no ipMasq, hairpin", br, tt.bridge)
+			}
+			if !strings.Contains(string(b), `"ipMasq":false`) {
+				t.Errorf("conflist %s does not say ipMasq false (the plugin's default, but say it)", b)
+			}
+			if br.IPAM == nil {
+				t.Fatalf("bridge plugin without ipam: %s", b)
+			}
+			wantRanges := [][]map[string]string{{{"subnet": tt.subnet}}}
+			if br.IPAM.Type != "host-local" || !reflect.DeepEqual(br.IPAM.Ranges, wantRanges) || br.IPAM.DataDir != tt.dataDir {
+				t.Errorf("ipam %+v, want host-local, ranges %v, dataDir %q", *br.IPAM, wantRanges, tt.dataDir)
+			}
+			if want := []map[string]string{{"dst": tt.route}}; !reflect.DeepEqual(br.IPAM.Routes, want) {
+				t.Errorf("ipam routes %v, want %v (the subnet's family)", br.IPAM.Routes, want)
+			}
+			if portmap {
+				if pm := c.Plugins[1]; pm.Type != "portmap" || !pm.Capabilities["portMappings"] {
+					t.Errorf("second plugin %+v, want portmap with the portMappings capability", pm)
+				}
+			}
+			// libcni accepts it.
+			list, err := libcni.ConfListFromBytes(b)
+			if err != nil {
+				t.Errorf("libcni refuses the built-in conflist: %v", err)
+			} else if list.Name != "minipod" || len(list.Plugins) != wantPlugins {
+				t.Errorf("libcni: name %q, %d plugins", list.Name, len(list.Plugins))
+			}
 		}
 	}
 }
 
 func TestBuiltinConfListBadSubnet(t *testing.T) {
 	for _, subnet := range []string{"", "10.88.0.0", "10.88.0.0/33", "not-a-cidr", "10.88.0.0/16 ", "300.1.0.0/16"} {
-		if b, err := BuiltinConfList("minipod0", subnet, "/d"); err == nil {
+		if b, err := BuiltinConfList("minipod0", subnet, "/d", false); err == nil {
 			t.Errorf("BuiltinConfList(subnet %q): got %s, want an error", subnet, b)
+		}
+	}
+}
+
+// The built-in network adds pods without hostPorts with the bridge alone and pods with
+// hostPorts with portmap too, under one network name; a user's configuration is used as it is
+// for every pod.
+func TestListChoice(t *testing.T) {
+	plugins := func(l *libcni.NetworkConfigList) []string {
+		var types []string
+		for _, p := range l.Plugins {
+			types = append(types, p.Network.Type)
+		}
+		return types
+	}
+	noPorts := Attachment{ID: "a"}
+	withPorts := Attachment{ID: "b", Ports: []Port{{HostPort: 8080, ContainerPort: 80, Protocol: "tcp"}}}
+
+	n, err := NewNetwork(NetworkConfig{StateDir: t.TempDir(), Bridge: "minipod0", Subnet: "10.88.0.0/16"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := plugins(n.listFor(noPorts)); !reflect.DeepEqual(got, []string{"bridge"}) {
+		t.Errorf("built-in, no hostPort: plugins %v, want [bridge]", got)
+	}
+	if got := plugins(n.listFor(withPorts)); !reflect.DeepEqual(got, []string{"bridge", "portmap"}) {
+		t.Errorf("built-in, a hostPort: plugins %v, want [bridge portmap]", got)
+	}
+	if a, b := n.listFor(noPorts).Name, n.listFor(withPorts).Name; a != "minipod" || b != "minipod" {
+		t.Errorf("network names %q and %q, want minipod for both", a, b)
+	}
+	if n.masq == nil {
+		t.Error("built-in network without its masquerade rule")
+	}
+	for _, l := range []*libcni.NetworkConfigList{n.list, n.withPorts} {
+		if perPodMasquerade(l) {
+			t.Errorf("built-in list %v masquerades per pod", plugins(l))
+		}
+	}
+
+	confDir := t.TempDir()
+	const user = `{"cniVersion":"1.0.0","name":"mine","plugins":[{"type":"bridge","bridge":"b0","ipMasq":true},{"type":"portmap","capabilities":{"portMappings":true}}]}`
+	if err := os.WriteFile(filepath.Join(confDir, "10-mine.conflist"), []byte(user), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	u, err := NewNetwork(NetworkConfig{ConfDir: confDir, StateDir: t.TempDir(), Bridge: "minipod0", Subnet: "10.88.0.0/16"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.listFor(noPorts) != u.list || u.listFor(withPorts) != u.list || u.withPorts != nil {
+		t.Error("a user's configuration is not used as it is for every pod")
+	}
+	if u.masq != nil {
+		t.Error("a user's configuration got minipod's masquerade rule")
+	}
+	if !perPodMasquerade(u.list) {
+		t.Error("a user's bridge with ipMasq true: perPodMasquerade says no")
+	}
+	// StartMasquerade with a user's configuration touches nothing (no iptables here).
+	u.StartMasquerade(t.Context())
+}
+
+func TestPerPodMasquerade(t *testing.T) {
+	for _, tt := range []struct {
+		conf string
+		want bool
+	}{
+		// The built-in network of older minipods: its DEL without a netns needs removeMasqRules.
+		{`{"cniVersion":"1.0.0","name":"minipod","plugins":[{"type":"bridge","ipMasq":true},{"type":"portmap","capabilities":{"portMappings":true}}]}`, true},
+		{`{"cniVersion":"1.0.0","name":"n","plugins":[{"type":"ptp","ipMasq":true}]}`, true},
+		{`{"cniVersion":"1.0.0","name":"n","plugins":[{"type":"bridge","ipMasq":false}]}`, false},
+		{`{"cniVersion":"1.0.0","name":"n","plugins":[{"type":"bridge"},{"type":"portmap"}]}`, false},
+	} {
+		l, err := libcni.ConfListFromBytes([]byte(tt.conf))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := perPodMasquerade(l); got != tt.want {
+			t.Errorf("perPodMasquerade(%s) = %v, want %v", tt.conf, got, tt.want)
 		}
 	}
 }

@@ -110,11 +110,17 @@ func killLeftoverShims() {
 	}
 }
 
-// cleanNetwork removes the tests' bridge (it outlives its pods, as is normal for CNI) and any
-// iptables rule of the tests' subnet.
+// cleanNetwork removes the tests' bridge (it outlives its pods, as is normal for CNI), the
+// built-in network's masquerade rule for the tests' subnet (it outlives daemons, as the bridge
+// does), any other iptables rule of the tests' subnet, and the "outside" network of
+// network_test.go (its tests remove it themselves; this is for a run that was killed).
 func cleanNetwork() {
 	_ = exec.Command("ip", "link", "del", testBridge).Run()
+	if err := sandbox.RemoveMasquerade(context.Background(), testBridge, testSubnet); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: remove the masquerade rule:", err)
+	}
 	removeIptablesRules(testPrefix)
+	newOutsideNet().remove()
 }
 
 func checkPrereqs() error {
