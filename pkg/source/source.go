@@ -1,5 +1,5 @@
 // Package source watches the manifest directory and produces the desired set of pods: complete
-// snapshots, never deltas. It reacts to fsnotify events and re-lists the directory periodically
+// snapshots, never deltas. It reacts to inotify events and re-lists the directory periodically
 // so that a missed event never leaves a pod wrong for long. A file that cannot be used is
 // reported as a Problem and never affects the pods of other files; a file that was good and
 // turns bad keeps its last good version running.
@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -18,7 +19,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/minipod/minipod/pkg/manifest"
@@ -50,9 +50,12 @@ type Snapshot struct {
 
 // Config of a Source.
 type Config struct {
-	Dir      string
-	Resync   time.Duration // full re-list period; 0 means 20 s (the kubelet's file check period)
-	Debounce time.Duration // quiet time after an event before reading; 0 means 30 ms
+	Dir    string
+	Resync time.Duration // full re-list period; 0 means 20 s (the kubelet's file check period)
+	// Debounce is the quiet time before a removed file's pod goes, and before a file still
+	// open for writing is read anyway; 0 means 30 ms. A file renamed into the directory or
+	// closed by its writer is read at once.
+	Debounce time.Duration
 	Log      *slog.Logger
 	// InsecurePerms accepts manifests (and a directory) that users other than root can write.
 	// Off by default: whoever can write a manifest can run root containers.
@@ -68,6 +71,10 @@ type Source struct {
 	cfg    Config
 	files  map[string]*fileState
 	owners map[string]string // pod key -> path of the file that owns it
+
+	// Tests only: called by load before it lists the directory and before it reads the files,
+	// to change the directory at exactly those moments.
+	beforeList, beforeRead func()
 }
 
 type fileState struct {
@@ -96,66 +103,44 @@ func New(cfg Config) *Source {
 
 // Run sends a snapshot at once, and again whenever the directory's content changes. It blocks
 // until ctx is cancelled. out must not block for long.
+//
+// It reads inotify itself rather than through fsnotify: a file renamed into the directory or
+// closed by its writer is complete and read at once, where a create or a write may be followed
+// by more writes, and a removal may be an editor's save (see changes).
 func (s *Source) Run(ctx context.Context, out func(Snapshot)) error {
-	w, err := fsnotify.NewWatcher()
+	in, err := newInotify()
 	if err != nil {
 		return fmt.Errorf("watch manifests: %w", err)
 	}
-	defer w.Close()
-	// fsnotify names events after the cleaned path it was given.
-	dir := filepath.Clean(s.cfg.Dir)
-	watching := false
-	watch := func() {
-		if watching {
-			return
-		}
-		if err := w.Add(s.cfg.Dir); err != nil {
-			s.cfg.Log.Warn("cannot watch manifest dir, relying on re-lists", "dir", s.cfg.Dir, "err", err)
-			return
-		}
-		watching = true
-	}
-	watch()
-	out(s.Load())
+	defer in.close()
+	c := newChanges(in, s.cfg.Dir, s.cfg.Debounce, s.cfg.Log)
+	defer c.quiet.Stop()
+	c.watch()
 
 	resync := time.NewTicker(s.cfg.Resync)
 	defer resync.Stop()
-	debounce := time.NewTimer(time.Hour)
-	debounce.Stop()
+	c.loadNow = true
 	for {
+		// A read can see events that make another read necessary (a file closed while the
+		// directory was being read).
+		for c.loadNow {
+			c.loadNow = false
+			out(s.load(c))
+		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case ev, ok := <-w.Events:
-			if !ok {
-				return errors.New("manifest watcher closed")
-			}
-			if ev.Name == dir {
-				// The directory itself was removed or moved away: its pods are no longer
-				// desired, and a directory put back in its place needs a new watch.
-				if ev.Has(fsnotify.Remove | fsnotify.Rename) {
-					watching = false
-					debounce.Reset(s.cfg.Debounce)
-				}
-				continue
-			}
-			if ignored(filepath.Base(ev.Name)) {
-				continue
-			}
-			debounce.Reset(s.cfg.Debounce)
-		case err, ok := <-w.Errors:
-			if !ok {
-				return errors.New("manifest watcher closed")
-			}
-			// An overflow loses events: read everything again.
-			s.cfg.Log.Warn("manifest watch error", "err", err)
-			debounce.Reset(s.cfg.Debounce)
-		case <-debounce.C:
-			watch()
-			out(s.Load())
+		case err := <-in.failed:
+			return fmt.Errorf("manifest watcher: %w", err)
+		case <-in.ready:
+			c.drain()
+		case <-c.quiet.C:
+			c.settle()
+			c.watch()
+			c.loadNow = true
 		case <-resync.C:
-			watch()
-			out(s.Load())
+			c.watch()
+			c.loadNow = true
 		}
 	}
 }
@@ -177,84 +162,122 @@ func ignored(name string) bool {
 
 // Load reads the directory and returns the desired set. It re-parses only files whose size,
 // mtime or inode changed since the last Load.
-func (s *Source) Load() Snapshot {
+func (s *Source) Load() Snapshot { return s.load(nil) }
+
+// load is Load, leaving the files that c says are in flux as they were: their last state when
+// they had one, else absent. c's events are drained after the listing and again after the files
+// were read, so a change that happened before either moment is known in time: a file removed
+// before the listing, or written to while it was read, keeps its previous state.
+func (s *Source) load(c *changes) Snapshot {
+	if s.beforeList != nil {
+		s.beforeList()
+	}
 	entries, err := os.ReadDir(s.cfg.Dir)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		s.cfg.Log.Error("read manifest dir", "dir", s.cfg.Dir, "err", err)
 		// Keep what we had: a transient error must not delete every pod.
 		return s.snapshot()
 	}
+	c.drain()
+	held := map[string]bool{} // in flux during this read: left as they were
+	for path := range s.files {
+		if c.inFlux(path) {
+			held[path] = true
+		}
+	}
+	if s.beforeRead != nil {
+		s.beforeRead()
+	}
 	dirErr := s.checkDir()
-	seen := map[string]bool{}
+	next := make(map[string]*fileState, len(s.files))
 	for _, e := range entries {
 		if ignored(e.Name()) {
 			continue
 		}
 		path := filepath.Join(s.cfg.Dir, e.Name())
+		if c.inFlux(path) {
+			held[path] = true
+			continue
+		}
 		info, err := os.Stat(path) // follows symlinks
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) && e.Type()&os.ModeSymlink == 0 {
 				continue // vanished between list and stat
 			}
-			seen[path] = true
-			s.setErr(path, &manifest.Error{Reason: ReasonUnreadable, Message: err.Error()})
+			next[path] = errState(s.files[path], &manifest.Error{Reason: ReasonUnreadable, Message: err.Error()})
 			continue
 		}
 		if info.IsDir() {
 			continue
 		}
-		seen[path] = true
 		if dirErr != nil {
-			s.setErr(path, dirErr)
+			next[path] = errState(s.files[path], dirErr)
 			continue
 		}
-		s.loadFile(path, info)
-	}
-	for path := range s.files {
-		if !seen[path] {
-			delete(s.files, path)
+		if f := s.loadFile(path, info, s.files[path]); f != nil {
+			next[path] = f
 		}
 	}
+	c.drain()
+	keep := func(path string) {
+		if f := s.files[path]; f != nil {
+			next[path] = f
+		} else {
+			delete(next, path)
+		}
+	}
+	switch {
+	case c != nil && c.overflowed:
+		// Events were lost: nothing read now can be trusted before the quiet time.
+		next = maps.Clone(s.files)
+	case c != nil:
+		for path := range held {
+			keep(path)
+		}
+		for path := range c.pending {
+			keep(path)
+		}
+	}
+	s.files = next
 	return s.snapshot()
 }
 
-func (s *Source) setErr(path string, err error) {
-	f := s.files[path]
-	if f == nil {
-		f = &fileState{}
-		s.files[path] = f
+// errState is the state of a file that cannot be used now: it keeps the last good version.
+func errState(old *fileState, err error) *fileState {
+	f := &fileState{size: -1, err: err}
+	if old != nil {
+		f.good = old.good
 	}
-	f.err = err
-	f.size, f.modTime, f.ino = -1, time.Time{}, 0
+	return f
 }
 
-func (s *Source) loadFile(path string, info os.FileInfo) {
-	f := s.files[path]
+// loadFile returns the new state of a file, old itself when the file did not change, or nil
+// when it vanished. old is never modified: load may still need it.
+func (s *Source) loadFile(path string, info os.FileInfo, old *fileState) *fileState {
 	ino, uid := inode(info)
-	if f != nil && f.size == info.Size() && f.modTime.Equal(info.ModTime()) && f.ino == ino && f.mode == info.Mode() && f.uid == uid {
-		return
+	if old != nil && old.size == info.Size() && old.modTime.Equal(info.ModTime()) && old.ino == ino && old.mode == info.Mode() && old.uid == uid {
+		return old
 	}
-	if f == nil {
-		f = &fileState{}
-		s.files[path] = f
+	f := &fileState{}
+	if old != nil {
+		f.good = old.good
 	}
 	f.size, f.modTime, f.ino, f.mode, f.uid = info.Size(), info.ModTime(), ino, info.Mode(), uid
 	if err := s.checkPerms(info, "file"); err != nil {
 		f.err = err
-		return
+		return f
 	}
 	if err := manifest.CheckSize(info.Size()); err != nil {
 		f.err = err
-		return
+		return f
 	}
 	data, err := readLimited(path, manifest.MaxFileSize)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			delete(s.files, path)
-			return
+			return nil
 		}
 		f.err = &manifest.Error{Reason: ReasonUnreadable, Message: err.Error()}
-		return
+		return f
 	}
 	pod, err := manifest.Load(path, data)
 	if err == nil && s.cfg.Admit != nil {
@@ -266,12 +289,12 @@ func (s *Source) loadFile(path string, info os.FileInfo) {
 			f.err = &peekedError{err: err, namespace: pod.Namespace, name: pod.Name}
 		} else if f.good == nil {
 			ns, name := manifest.PeekName(data)
-			f.good = nil
 			f.err = &peekedError{err: err, namespace: ns, name: name}
 		}
-		return
+		return f
 	}
 	f.good, f.err = pod, nil
+	return f
 }
 
 // peekedError remembers the pod name read from a file that is otherwise unusable.

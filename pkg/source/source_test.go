@@ -2,15 +2,19 @@ package source
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/minipod/minipod/pkg/manifest"
@@ -431,12 +435,44 @@ func TestLoadPermissions(t *testing.T) {
 type recorder struct {
 	mu    sync.Mutex
 	snaps []Snapshot
+	// When set, the next add records its snapshot, closes held and waits for hold to close:
+	// Run is then stuck in its out callback, reading no events.
+	hold, held chan struct{}
 }
 
 func (r *recorder) add(s Snapshot) {
 	r.mu.Lock()
 	r.snaps = append(r.snaps, s)
+	hold, held := r.hold, r.held
+	r.hold, r.held = nil, nil
 	r.mu.Unlock()
+	if hold != nil {
+		close(held)
+		<-hold
+	}
+}
+
+// holdNext makes the next add block until release is called; held is closed once it blocks.
+func (r *recorder) holdNext() (held <-chan struct{}, release func()) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.hold, r.held = make(chan struct{}), make(chan struct{})
+	hold := r.hold
+	var once sync.Once
+	return r.held, func() { once.Do(func() { close(hold) }) }
+}
+
+// all returns the snapshots received so far.
+func (r *recorder) all() []Snapshot {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.snaps)
+}
+
+// waitCount waits until at least n snapshots were received.
+func (r *recorder) waitCount(t *testing.T, n int) {
+	t.Helper()
+	r.waitFor(t, fmt.Sprintf("%d snapshots in all", n), func(Snapshot) bool { return len(r.snaps) >= n })
 }
 
 // waitFor polls the received snapshots until one satisfies ok, or fails after a deadline.
@@ -488,7 +524,7 @@ func TestRun(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, dir := newSource(t)
-			// Resync never fires: only fsnotify can make new snapshots.
+			// Resync never fires: only inotify events can make new snapshots.
 			s := New(Config{Dir: dir + tt.suffix, Resync: time.Hour, InsecurePerms: !isRoot})
 			writeFile(t, dir, "a.yaml", podYAML("a", "x"))
 
@@ -573,4 +609,548 @@ func TestLoadAdmit(t *testing.T) {
 	if len(snap.Problems) > 0 && !strings.Contains(snap.Problems[0].Message, "no evil") {
 		t.Errorf("message %q lacks the refusal", snap.Problems[0].Message)
 	}
+}
+
+// twoContainers is a pod whose prefix up to its second container is a valid pod too: a reader
+// that reads it half written sees one container.
+func twoContainers(name, image string) string {
+	return fmt.Sprintf("apiVersion: v1\nkind: Pod\nmetadata:\n  name: %s\nspec:\n  containers:\n  - name: c\n    image: %s\n  - name: d\n    image: %s\n", name, image, image)
+}
+
+// firstPart is the prefix of twoContainers that is itself a valid one-container pod.
+func firstPart(t *testing.T, content string) (string, string) {
+	t.Helper()
+	i := strings.Index(content, "  - name: d\n")
+	if _, err := manifest.Load("x.yaml", []byte(content[:i])); i < 0 || err != nil {
+		t.Fatalf("test bug: the first part must be a valid pod (%v)", err)
+	}
+	return content[:i], content[i:]
+}
+
+// images summarizes a snapshot's pods as "name<-file image,image...".
+func images(s Snapshot) []string {
+	var out []string
+	for _, p := range s.Pods {
+		var imgs []string
+		for _, c := range p.Spec.Containers {
+			imgs = append(imgs, c.Image)
+		}
+		out = append(out, fmt.Sprintf("%s<-%s %s", p.Name, filepath.Base(p.Annotations[manifest.AnnotationManifest]), strings.Join(imgs, ",")))
+	}
+	return out
+}
+
+func hasImages(want ...string) func(Snapshot) bool {
+	return func(s Snapshot) bool { return slices.Equal(images(s), want) }
+}
+
+// newDir returns a new manifest directory that passes the permission check.
+func newDir(t *testing.T) string {
+	t.Helper()
+	_, dir := newSource(t)
+	return dir
+}
+
+// run starts Run on cfg (its Dir already set) and stops it when the test ends.
+func run(t *testing.T, cfg Config) *recorder {
+	t.Helper()
+	r, _ := runHooked(t, cfg)
+	return r
+}
+
+// hooks run a change once, at the next load's hook.
+type hooks struct{ beforeList, beforeRead atomic.Pointer[func()] }
+
+func once(p *atomic.Pointer[func()]) func() {
+	return func() {
+		if f := p.Swap(nil); f != nil {
+			(*f)()
+		}
+	}
+}
+
+// runHooked is run with hooks into the Source's loads.
+func runHooked(t *testing.T, cfg Config) (*recorder, *hooks) {
+	t.Helper()
+	cfg.InsecurePerms = !isRoot
+	s := New(cfg)
+	h := &hooks{}
+	s.beforeList, s.beforeRead = once(&h.beforeList), once(&h.beforeRead)
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &recorder{}
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, r.add) }()
+	t.Cleanup(func() {
+		cancel()
+		r.mu.Lock()
+		if r.hold != nil {
+			close(r.hold)
+			r.hold, r.held = nil, nil
+		}
+		r.mu.Unlock()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("Run did not return after ctx was cancelled")
+		}
+	})
+	return r, h
+}
+
+// renameIn writes a file beside the directory's manifests under an ignored name and renames
+// it into place, as the README asks.
+func renameIn(t *testing.T, dir, name, content string) {
+	t.Helper()
+	tmp := writeFile(t, dir, "."+name+".tmp", content)
+	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustRename(t *testing.T, from, to string) {
+	t.Helper()
+	if err := os.Rename(from, to); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustRemove(t *testing.T, path string) {
+	t.Helper()
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// openWriter opens a file the way `cat > file` does (created or truncated), and writes part.
+func openWriter(t *testing.T, path, part string) *os.File {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	if _, err := f.WriteString(part); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func finish(t *testing.T, f *os.File, rest string) {
+	t.Helper()
+	if _, err := f.WriteString(rest); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A complete file is read at once: the quiet time is an hour and nothing re-lists, so only the
+// file's own event can make these snapshots.
+func TestRunCompleteFileAtOnce(t *testing.T) {
+	dir := newDir(t)
+	writeFile(t, dir, "a.yaml", podYAML("a", "x"))
+	r := run(t, Config{Dir: dir, Debounce: time.Hour, Resync: time.Hour})
+	r.waitFor(t, "the initial pod a", hasPods("a"))
+
+	renameIn(t, dir, "b.yaml", podYAML("b", "x"))
+	r.waitFor(t, "pod b renamed in", hasPods("a", "b"))
+
+	writeFile(t, dir, "c.yaml", podYAML("c", "x")) // created, written, closed
+	r.waitFor(t, "pod c written in place", hasPods("a", "b", "c"))
+
+	mustSymlink(t, writeFile(t, t.TempDir(), "real.yaml", podYAML("d", "x")), filepath.Join(dir, "d.yaml"))
+	r.waitFor(t, "pod d symlinked", hasPods("a", "b", "c", "d"))
+
+	writeFile(t, dir, "a.yaml", podYAML("a", "x2")) // truncated, written, closed
+	r.waitFor(t, "pod a rewritten", hasImages("a<-a.yaml x2", "b<-b.yaml x", "c<-c.yaml x", "d<-d.yaml x"))
+}
+
+// A file written in several chunks is never read before its writer closes it: not when another
+// file is renamed in meanwhile, and not by the periodic re-lists.
+func TestRunNeverHalfWritten(t *testing.T) {
+	dir := newDir(t)
+	writeFile(t, dir, "a.yaml", twoContainers("a", "v1"))
+	// No fallback read within the test; a re-list every 10 ms gives many chances to go wrong.
+	r := run(t, Config{Dir: dir, Debounce: time.Hour, Resync: 10 * time.Millisecond})
+	r.waitFor(t, "a v1", hasImages("a<-a.yaml v1,v1"))
+
+	aFirst, aRest := firstPart(t, twoContainers("a", "v2"))
+	cFirst, cRest := firstPart(t, twoContainers("c", "v2"))
+	fa := openWriter(t, filepath.Join(dir, "a.yaml"), aFirst) // rewritten in place
+	fc := openWriter(t, filepath.Join(dir, "c.yaml"), cFirst) // new
+	renameIn(t, dir, "b.yaml", podYAML("b", "x"))
+	r.waitFor(t, "b beside the old a", hasImages("a<-a.yaml v1,v1", "b<-b.yaml x"))
+	r.waitCount(t, len(r.all())+5) // five more re-lists while a and c are half written
+
+	finish(t, fa, aRest)
+	finish(t, fc, cRest)
+	r.waitFor(t, "a and c complete", hasImages("a<-a.yaml v2,v2", "b<-b.yaml x", "c<-c.yaml v2,v2"))
+
+	for i, s := range r.all() {
+		for _, p := range images(s) {
+			if !slices.Contains([]string{"a<-a.yaml v1,v1", "a<-a.yaml v2,v2", "b<-b.yaml x", "c<-c.yaml v2,v2"}, p) {
+				t.Errorf("snapshot %d: pod %s read from a half-written file", i, p)
+			}
+		}
+		if len(s.Problems) > 0 {
+			t.Errorf("snapshot %d: problems %q", i, problems(s))
+		}
+	}
+}
+
+// Editors saving an unchanged file never remove its pod, not even when another file is
+// renamed in while the file is away or half written: the pod keeps its UID in every snapshot.
+func TestRunEditorSaveKeepsPod(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		// save saves a.yaml, calling other once while a.yaml is away or half written and
+		// again while it is being written.
+		save func(t *testing.T, dir, content string, other func(string))
+	}{
+		{"rename away and write anew (vim)", func(t *testing.T, dir, content string, other func(string)) {
+			a := filepath.Join(dir, "a.yaml")
+			writeFile(t, dir, ".a.yaml.swp", "swap")
+			writeFile(t, dir, "4913", "") // vim's probe whether a new file gets the same owner
+			mustRemove(t, filepath.Join(dir, "4913"))
+			mustRename(t, a, a+"~")
+			other("b.yaml")
+			first, rest := content[:len(content)/2], content[len(content)/2:]
+			f := openWriter(t, a, first)
+			other("c.yaml")
+			finish(t, f, rest)
+			if err := os.Chmod(a, 0o644); err != nil { // vim sets the old mode on the new file
+				t.Fatal(err)
+			}
+			mustRemove(t, a+"~")
+			mustRemove(t, filepath.Join(dir, ".a.yaml.swp"))
+		}},
+		{"backup copy and write in place", func(t *testing.T, dir, content string, other func(string)) {
+			a := filepath.Join(dir, "a.yaml")
+			writeFile(t, dir, ".a.yaml.swp", "swap")
+			writeFile(t, dir, "a.yaml~", content)
+			other("b.yaml")
+			first, rest := content[:len(content)/2], content[len(content)/2:]
+			f := openWriter(t, a, first)
+			other("c.yaml")
+			finish(t, f, rest)
+			mustRemove(t, a+"~")
+			mustRemove(t, filepath.Join(dir, ".a.yaml.swp"))
+		}},
+		{"remove and write anew", func(t *testing.T, dir, content string, other func(string)) {
+			mustRemove(t, filepath.Join(dir, "a.yaml"))
+			other("b.yaml")
+			f := openWriter(t, filepath.Join(dir, "a.yaml"), "")
+			other("c.yaml")
+			finish(t, f, content)
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := newDir(t)
+			content := twoContainers("a", "v1")
+			writeFile(t, dir, "a.yaml", content)
+			r := run(t, Config{Dir: dir, Debounce: time.Hour, Resync: time.Hour})
+			r.waitFor(t, "the initial pod a", hasPods("a"))
+			uid := r.all()[0].Pods[0].UID
+
+			var others []string
+			tt.save(t, dir, content, func(name string) {
+				renameIn(t, dir, name, podYAML(strings.TrimSuffix(name, ".yaml"), "x"))
+				others = append(others, strings.TrimSuffix(name, ".yaml"))
+				r.waitFor(t, "pod "+name+" renamed in", hasPods(append([]string{"a"}, others...)...))
+			})
+			// Renamed in after the save: its snapshot comes after every event of the save.
+			renameIn(t, dir, "d.yaml", podYAML("d", "x"))
+			r.waitFor(t, "pods after the save", hasImages("a<-a.yaml v1,v1", "b<-b.yaml x", "c<-c.yaml x", "d<-d.yaml x"))
+
+			for i, s := range r.all() {
+				if len(s.Pods) == 0 || s.Pods[0].Name != "a" || s.Pods[0].UID != uid {
+					t.Errorf("snapshot %d: pods %q, want a (uid %s) first", i, images(s), uid)
+				}
+				if len(s.Problems) > 0 {
+					t.Errorf("snapshot %d: problems %q", i, problems(s))
+				}
+			}
+		})
+	}
+}
+
+// A removed file's pod goes after the quiet time, and a file whose writer keeps it open is read
+// after the quiet time.
+func TestRunQuietTime(t *testing.T) {
+	t.Run("removal held while another file is read", func(t *testing.T) {
+		dir := newDir(t)
+		writeFile(t, dir, "a.yaml", podYAML("a", "x"))
+		writeFile(t, dir, "b.yaml", podYAML("b", "x"))
+		r := run(t, Config{Dir: dir, Debounce: time.Hour, Resync: time.Hour})
+		r.waitFor(t, "a and b", hasPods("a", "b"))
+		mustRemove(t, filepath.Join(dir, "a.yaml"))
+		mustRename(t, filepath.Join(dir, "b.yaml"), filepath.Join(dir, "b.yaml.bak"))
+		renameIn(t, dir, "c.yaml", podYAML("c", "x"))
+		r.waitFor(t, "c", func(s Snapshot) bool {
+			return slices.ContainsFunc(s.Pods, func(p *corev1.Pod) bool { return p.Name == "c" })
+		})
+		for i, s := range r.all() {
+			if !hasPods("a", "b")(s) && !hasPods("a", "b", "c")(s) {
+				t.Errorf("snapshot %d: pods %q: a removal took effect before the quiet time", i, pods(s))
+			}
+		}
+	})
+	t.Run("removal after the quiet time", func(t *testing.T) {
+		dir := newDir(t)
+		writeFile(t, dir, "a.yaml", podYAML("a", "x"))
+		writeFile(t, dir, "b.yaml", podYAML("b", "x"))
+		r := run(t, Config{Dir: dir, Resync: time.Hour})
+		r.waitFor(t, "a and b", hasPods("a", "b"))
+		mustRemove(t, filepath.Join(dir, "a.yaml"))
+		mustRename(t, filepath.Join(dir, "b.yaml"), filepath.Join(dir, "b.yaml.bak"))
+		renameIn(t, dir, "c.yaml", podYAML("c", "x"))
+		r.waitFor(t, "only c", hasPods("c"))
+	})
+	t.Run("writer keeps the file open", func(t *testing.T) {
+		dir := newDir(t)
+		r := run(t, Config{Dir: dir, Debounce: 50 * time.Millisecond, Resync: time.Hour})
+		r.waitFor(t, "no pods", hasPods())
+		openWriter(t, filepath.Join(dir, "a.yaml"), podYAML("a", "x")) // closed when the test ends
+		r.waitFor(t, "a, still open", hasPods("a"))
+	})
+}
+
+// Events lost in an overflow of the kernel's queue are made up for by reading everything again.
+func TestRunOverflow(t *testing.T) {
+	b, err := os.ReadFile("/proc/sys/fs/inotify/max_queued_events")
+	if err != nil {
+		t.Skip(err)
+	}
+	var max int
+	if _, err := fmt.Sscan(string(b), &max); err != nil || max > 1<<20 {
+		t.Skipf("max_queued_events %q: too many events to overflow in a test", b)
+	}
+	dir := newDir(t)
+	writeFile(t, dir, "a.yaml", podYAML("a", "x"))
+	var logs syncBuffer
+	r := run(t, Config{Dir: dir, Resync: time.Hour, Log: slog.New(slog.NewTextHandler(&logs, nil))})
+	r.waitFor(t, "a", hasPods("a"))
+
+	// Run stuck in its callback reads no more than one buffer of events.
+	held, release := r.holdNext()
+	renameIn(t, dir, "b.yaml", podYAML("b", "x"))
+	select {
+	case <-held:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no snapshot after b was renamed in")
+	}
+	// Events that inotify does not merge (it merges an event only with the same one just
+	// before it), more than the kernel's queue and the reader's buffer hold.
+	j0, err := os.Create(filepath.Join(dir, ".junk0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j0.Close()
+	j1, err := os.Create(filepath.Join(dir, ".junk1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j1.Close()
+	for i := 0; i < max+(64<<10)/unix.SizeofInotifyEvent; i++ {
+		if _, err := []*os.File{j0, j1}[i%2].Write([]byte{'x'}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeFile(t, dir, "c.yaml", podYAML("c", "x")) // its events are lost
+	release()
+	r.waitFor(t, "c, from reading everything again", hasPods("a", "b", "c"))
+	if !strings.Contains(logs.String(), "overflowed") {
+		t.Errorf("no overflow logged:\n%s", logs.String())
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// The directory removed: its pods go. Put back: a re-list watches it again, so a file written
+// in it is not read half written.
+func TestRunDirectoryRemovedAndRecreated(t *testing.T) {
+	t.Run("removed", func(t *testing.T) {
+		dir := newDir(t)
+		writeFile(t, dir, "a.yaml", podYAML("a", "x"))
+		r := run(t, Config{Dir: dir, Resync: time.Hour})
+		r.waitFor(t, "a", hasPods("a"))
+		if err := os.RemoveAll(dir); err != nil {
+			t.Fatal(err)
+		}
+		r.waitFor(t, "no pods after the directory was removed", hasPods())
+	})
+	t.Run("moved away and put back", func(t *testing.T) {
+		dir := newDir(t)
+		writeFile(t, dir, "a.yaml", podYAML("a", "x"))
+		// Only the re-lists notice a directory put back.
+		r := run(t, Config{Dir: dir, Debounce: time.Hour, Resync: 20 * time.Millisecond})
+		r.waitFor(t, "a", hasPods("a"))
+		mustRename(t, dir, dir+".old")
+		t.Cleanup(func() { os.RemoveAll(dir + ".old") })
+		r.waitFor(t, "no pods after the directory moved away", hasPods())
+
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, dir, "b.yaml", podYAML("b", "x"))
+		r.waitFor(t, "b in the directory put back", hasPods("b"))
+
+		first, rest := firstPart(t, twoContainers("c", "v2"))
+		f := openWriter(t, filepath.Join(dir, "c.yaml"), first)
+		r.waitCount(t, len(r.all())+5) // re-lists while c is half written
+		finish(t, f, rest)
+		r.waitFor(t, "c complete", hasImages("b<-b.yaml x", "c<-c.yaml v2,v2"))
+		for i, s := range r.all() {
+			for _, p := range images(s) {
+				if strings.HasPrefix(p, "c<-") && p != "c<-c.yaml v2,v2" {
+					t.Errorf("snapshot %d: %s read half written: the directory put back is not watched", i, p)
+				}
+			}
+		}
+	})
+}
+
+func TestParseEvents(t *testing.T) {
+	var b []byte
+	rec := func(wd int32, mask uint32, name string, pad int) {
+		h := make([]byte, unix.SizeofInotifyEvent)
+		binary.NativeEndian.PutUint32(h[0:], uint32(wd))
+		binary.NativeEndian.PutUint32(h[4:], mask)
+		n := 0
+		if name != "" {
+			n = len(name) + pad
+		}
+		binary.NativeEndian.PutUint32(h[12:], uint32(n))
+		b = append(b, h...)
+		if name != "" {
+			b = append(b, name...)
+			b = append(b, make([]byte, pad)...)
+		}
+	}
+	rec(1, unix.IN_MOVED_TO, "a.yaml", 10)
+	rec(-1, unix.IN_Q_OVERFLOW, "", 0)
+	rec(1, unix.IN_DELETE_SELF, "", 0)
+	rec(2, unix.IN_CLOSE_WRITE, "0123456789abcde", 1)
+	got := parseEvents(b)
+	want := []event{
+		{1, unix.IN_MOVED_TO, "a.yaml"},
+		{-1, unix.IN_Q_OVERFLOW, ""},
+		{1, unix.IN_DELETE_SELF, ""},
+		{2, unix.IN_CLOSE_WRITE, "0123456789abcde"},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("parseEvents:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+// Changes made while a load is under way, at its most unlucky moments, are seen by it: the
+// events queued before the listing and while the files were read are looked at before the
+// result is used.
+func TestRunChangesDuringLoad(t *testing.T) {
+	t.Run("written while read", func(t *testing.T) {
+		dir := newDir(t)
+		writeFile(t, dir, "a.yaml", twoContainers("a", "v1"))
+		r, h := runHooked(t, Config{Dir: dir, Debounce: time.Hour, Resync: time.Hour})
+		r.waitFor(t, "a v1", hasImages("a<-a.yaml v1,v1"))
+
+		first, rest := firstPart(t, twoContainers("a", "v2"))
+		var f *os.File
+		write := func() { // listed and not in flux: about to be read, half written
+			var err error
+			if f, err = os.OpenFile(filepath.Join(dir, "a.yaml"), os.O_WRONLY|os.O_TRUNC, 0); err != nil {
+				t.Error(err)
+				return
+			}
+			if _, err := f.WriteString(first); err != nil {
+				t.Error(err)
+			}
+		}
+		h.beforeRead.Store(&write)
+		renameIn(t, dir, "b.yaml", podYAML("b", "x"))
+		r.waitFor(t, "b beside the old a", hasImages("a<-a.yaml v1,v1", "b<-b.yaml x"))
+		if f == nil {
+			t.Fatal("the hook did not run")
+		}
+		finish(t, f, rest)
+		r.waitFor(t, "a complete", hasImages("a<-a.yaml v2,v2", "b<-b.yaml x"))
+		for i, s := range r.all() {
+			if !hasImages("a<-a.yaml v1,v1")(s) && !hasImages("a<-a.yaml v1,v1", "b<-b.yaml x")(s) &&
+				!hasImages("a<-a.yaml v2,v2", "b<-b.yaml x")(s) {
+				t.Errorf("snapshot %d: pods %q problems %q", i, images(s), problems(s))
+			}
+		}
+	})
+	t.Run("renamed away before the listing and back before the read", func(t *testing.T) {
+		dir := newDir(t)
+		a := writeFile(t, dir, "a.yaml", podYAML("a", "x"))
+		r, h := runHooked(t, Config{Dir: dir, Debounce: time.Hour, Resync: time.Hour})
+		r.waitFor(t, "a", hasPods("a"))
+		away := func() { // not listed, in flux by the first look at the events
+			if err := os.Rename(a, a+"~"); err != nil {
+				t.Error(err)
+			}
+		}
+		back := func() { // complete again by the second look
+			if err := os.Rename(a+"~", a); err != nil {
+				t.Error(err)
+			}
+		}
+		h.beforeList.Store(&away)
+		h.beforeRead.Store(&back)
+		renameIn(t, dir, "b.yaml", podYAML("b", "x"))
+		r.waitFor(t, "a and b", hasPods("a", "b"))
+		if h.beforeList.Load() != nil || h.beforeRead.Load() != nil {
+			t.Fatal("the hooks did not run")
+		}
+		for i, s := range r.all() {
+			if len(s.Pods) == 0 || s.Pods[0].Name != "a" {
+				t.Errorf("snapshot %d: pods %q, want a first", i, pods(s))
+			}
+		}
+	})
+	t.Run("written before the listing and closed before the read", func(t *testing.T) {
+		dir := newDir(t)
+		writeFile(t, dir, "a.yaml", podYAML("a", "x"))
+		r, h := runHooked(t, Config{Dir: dir, Debounce: time.Hour, Resync: time.Hour})
+		r.waitFor(t, "a", hasPods("a"))
+		var f *os.File
+		write := func() { // listed, in flux by the first look at the events: not read
+			var err error
+			if f, err = os.Create(filepath.Join(dir, "c.yaml")); err != nil {
+				t.Error(err)
+				return
+			}
+			if _, err := f.WriteString(podYAML("c", "x")); err != nil {
+				t.Error(err)
+			}
+		}
+		closeIt := func() { // complete by the second look: to be read by another load
+			if f != nil {
+				f.Close()
+			}
+		}
+		h.beforeList.Store(&write)
+		h.beforeRead.Store(&closeIt)
+		renameIn(t, dir, "b.yaml", podYAML("b", "x"))
+		r.waitFor(t, "a, b and c", hasPods("a", "b", "c"))
+	})
 }
