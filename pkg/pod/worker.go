@@ -99,6 +99,13 @@ type sandboxRecord struct {
 	NetNS       string `json:"netns"`
 	Grace       int64  `json:"graceSeconds"`          // terminationGracePeriodSeconds, for teardown without the manifest
 	HostNetwork bool   `json:"hostNetwork,omitempty"` // no netns and no CNI to undo
+	// ShimGroup makes one containerd shim serve the pause container and every app container of
+	// this sandbox (see runtime.ContainerConfig.ShimGroup). It is new for every sandbox, never
+	// the sandbox's ID alone: the pause container's ID is the same for each sandbox of a pod,
+	// and a shim whose last container was just deleted is on its way out; a new sandbox that
+	// joined it by the same name would have its task on a shim that is gone. Empty in records
+	// of earlier versions: their pods' containers each keep a shim of their own.
+	ShimGroup string `json:"shimGroup,omitempty"`
 }
 
 // ctrState is one container of the pod across its attempts.
@@ -408,6 +415,7 @@ func (w *worker) createSandbox(ctx context.Context, s *podState) (err error) {
 	if err := os.MkdirAll(s.dir, 0o755); err != nil {
 		return fmt.Errorf("create pod dir: %w", err)
 	}
+	s.rec.ShimGroup = s.rec.SandboxID + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	if err := writeRecord(s.dir, s.rec); err != nil {
 		return err
 	}
@@ -471,6 +479,7 @@ func (w *worker) createSandbox(ctx context.Context, s *podState) (err error) {
 		NetNS:        s.rec.NetNS,
 		CgroupParent: w.cgroupParent(s),
 		Namespaces:   podNamespaces(s.pod),
+		ShimGroup:    s.rec.ShimGroup,
 	})
 	if err != nil {
 		return err
@@ -848,6 +857,7 @@ func (w *worker) startContainer(ctx context.Context, s *podState, c *ctrState) {
 		Namespaces:        podNamespaces(s.pod),
 		TTY:               c.spec.TTY,
 		LogPath:           logPath,
+		ShimGroup:         s.rec.ShimGroup,
 	})
 	if err != nil {
 		fail("CreateContainerError", err, false)

@@ -227,7 +227,16 @@ type ContainerConfig struct {
 	Namespaces   Namespaces
 	// RootfsPropagation is "rshared" or "rslave" when a mount needs it, else "".
 	RootfsPropagation string
+	// ShimGroup, when set, makes containerd's runc shim serve every container of the same
+	// group from one process (the annotation the runc v2 shim reads; the CRI groups a pod's
+	// containers the same way, by sandbox ID): one shim per pod instead of one per container.
+	// The shim exits when the last container of its group is deleted.
+	ShimGroup string
 }
+
+// annotationShimGroup is the OCI annotation by which containerd's runc v2 shim (1.6, 1.7 and
+// 2.x) groups containers into one shim process.
+const annotationShimGroup = "io.containerd.runc.v2.group"
 
 // Resources are a container's cgroup limits; zero values mean unlimited or the default.
 type Resources struct {
@@ -295,6 +304,9 @@ func (r *Runtime) CreateContainer(ctx context.Context, cfg ContainerConfig) erro
 	}
 	if cfg.CgroupParent != "" {
 		opts = append(opts, oci.WithCgroup(path.Join(cfg.CgroupParent, cfg.ID)))
+	}
+	if cfg.ShimGroup != "" {
+		opts = append(opts, oci.WithAnnotations(map[string]string{annotationShimGroup: cfg.ShimGroup}))
 	}
 	if r := cfg.Resources; r.CPUShares > 0 {
 		opts = append(opts, oci.WithCPUShares(r.CPUShares))
