@@ -490,6 +490,11 @@ func (r *Runtime) Remove(ctx context.Context, id string) error {
 		}
 		return fmt.Errorf("load container %s: %w", id, err)
 	}
+	// The deletes are not cut short when the caller's context ends (the daemon stopping): a
+	// task delete that containerd 1.6 sees cancelled half way drops the task's record but
+	// leaves its shim running, with nothing left that would ever end it.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), removeTimeout)
+	defer cancel()
 	if task, err := c.Task(ctx, nil); err == nil {
 		if err := deleteTask(ctx, task); err != nil {
 			// The shim can exit under a delete that finished: what matters is whether the
@@ -530,6 +535,10 @@ func (r *Runtime) RemoveSnapshots(ctx context.Context, prefix string) error {
 	}
 	return errors.Join(errs...)
 }
+
+// removeTimeout bounds Remove's deletes, which outlive the caller's context: deleteTask's
+// retries (10 s) and the container's removal.
+const removeTimeout = 20 * time.Second
 
 // deleteTask kills a task and deletes it. A delete can still find the task running after the
 // kill's wait has returned (seen under load, when a daemon killed mid-operation left the task
