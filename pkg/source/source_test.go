@@ -840,13 +840,6 @@ func TestRunEditorSaveKeepsPod(t *testing.T) {
 			mustRemove(t, a+"~")
 			mustRemove(t, filepath.Join(dir, ".a.yaml.swp"))
 		}},
-		{"remove and write anew", func(t *testing.T, dir, content string, other func(string)) {
-			mustRemove(t, filepath.Join(dir, "a.yaml"))
-			other("b.yaml")
-			f := openWriter(t, filepath.Join(dir, "a.yaml"), "")
-			other("c.yaml")
-			finish(t, f, content)
-		}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := newDir(t)
@@ -878,16 +871,16 @@ func TestRunEditorSaveKeepsPod(t *testing.T) {
 	}
 }
 
-// A removed file's pod goes after the quiet time, and a file whose writer keeps it open is read
-// after the quiet time.
+// A file renamed away loses its pod after the quiet time; an unlinked file (rm) at once; a file
+// whose writer keeps it open is read after the quiet time.
 func TestRunQuietTime(t *testing.T) {
-	t.Run("removal held while another file is read", func(t *testing.T) {
+	t.Run("rename away held while another file is read", func(t *testing.T) {
 		dir := newDir(t)
 		writeFile(t, dir, "a.yaml", podYAML("a", "x"))
 		writeFile(t, dir, "b.yaml", podYAML("b", "x"))
 		r := run(t, Config{Dir: dir, Debounce: time.Hour, Resync: time.Hour})
 		r.waitFor(t, "a and b", hasPods("a", "b"))
-		mustRemove(t, filepath.Join(dir, "a.yaml"))
+		mustRename(t, filepath.Join(dir, "a.yaml"), filepath.Join(dir, "a.yaml~"))
 		mustRename(t, filepath.Join(dir, "b.yaml"), filepath.Join(dir, "b.yaml.bak"))
 		renameIn(t, dir, "c.yaml", podYAML("c", "x"))
 		r.waitFor(t, "c", func(s Snapshot) bool {
@@ -898,6 +891,15 @@ func TestRunQuietTime(t *testing.T) {
 				t.Errorf("snapshot %d: pods %q: a removal took effect before the quiet time", i, pods(s))
 			}
 		}
+	})
+	t.Run("rm at once", func(t *testing.T) {
+		dir := newDir(t)
+		writeFile(t, dir, "a.yaml", podYAML("a", "x"))
+		writeFile(t, dir, "b.yaml", podYAML("b", "x"))
+		r := run(t, Config{Dir: dir, Debounce: time.Hour, Resync: time.Hour})
+		r.waitFor(t, "a and b", hasPods("a", "b"))
+		mustRemove(t, filepath.Join(dir, "a.yaml"))
+		r.waitFor(t, "only b, without waiting the quiet time", hasPods("b"))
 	})
 	t.Run("removal after the quiet time", func(t *testing.T) {
 		dir := newDir(t)

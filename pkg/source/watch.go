@@ -13,12 +13,14 @@ import (
 // must leave as they were.
 //
 // A file is complete when it is renamed into the directory (IN_MOVED_TO) or its writer closes
-// it (IN_CLOSE_WRITE): the directory is read at once. A file created or changed and not closed
-// yet, removed, renamed away, or whose mode changed is "in flux": a read keeps its previous
+// it (IN_CLOSE_WRITE): the directory is read at once, and so it is when a file is unlinked
+// (IN_DELETE): its pod is stopped at once. A file created or changed and not closed yet,
+// renamed away, or whose mode changed is "in flux": a read keeps its previous
 // state (its last pod, or no pod for a new file) until it is complete or the quiet time has
 // passed without any such event. So a file written in place (cat >, cp) is never read half
 // written because another file was renamed in, and vim's save, which renames a.yaml away and
-// writes it anew, does not stop a.yaml's pod: removals take effect only after the quiet time.
+// writes it anew, does not stop a.yaml's pod: a rename away takes effect only after the quiet
+// time.
 // The quiet time is also the fallback for a writer that keeps its file open.
 type changes struct {
 	in       *inotify
@@ -111,7 +113,10 @@ func (c *changes) handle(ev event) {
 		return
 	}
 	path := filepath.Join(c.dir, ev.name)
-	complete := ev.mask&(unix.IN_MOVED_TO|unix.IN_CLOSE_WRITE) != 0
+	// A file unlinked (rm) is gone for good, as on a kubelet: no editor or tool deletes a
+	// manifest before writing it back. Editors that save by moving the file away first
+	// (IN_MOVED_FROM: vim, emacs) still get the quiet time.
+	complete := ev.mask&(unix.IN_MOVED_TO|unix.IN_CLOSE_WRITE|unix.IN_DELETE) != 0
 	if ev.mask&(unix.IN_CREATE|unix.IN_ISDIR) == unix.IN_CREATE {
 		// A symlink is made whole by one call and never opened for writing: no close comes.
 		if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSymlink != 0 {

@@ -776,7 +776,7 @@ func benchPodStart(b *testing.B, containers int) {
 		}
 		prefix := "floor-" + c
 		recordPhase(prefix+"-netns", prefix+": new netns", a)
-		recordPhase(prefix+"-cni", prefix+": CNI ADD (loopback, then bridge + host-local + portmap)", cn)
+		recordPhase(prefix+"-cni", prefix+": CNI ADD (loopback, then bridge + host-local; no hostPort, so no portmap)", cn)
 		recordPhase(prefix+"-pause", prefix+": pause container created and started", p)
 		recordPhase(prefix+"-apps", prefix+": app containers created and started", x)
 		logPhases(t, d, "daemon-"+c, all)
@@ -848,7 +848,7 @@ func logPhases(t *testing.T, d *daemon, prefix string, pods []*podTimes) {
 		f = append(f, ms(p.stopped.Sub(p.stopping)))
 		g = append(g, ms(p.goneAt.Sub(p.stopped)))
 	}
-	recordPhase(prefix+"-to-sandbox", prefix+": file written → log \"sandbox ready\" (debounce, decode, netns, CNI ∥ pause)", a)
+	recordPhase(prefix+"-to-sandbox", prefix+": file written → log \"sandbox ready\" (inotify, decode, netns, CNI ∥ pause)", a)
 	recordPhase(prefix+"-containers", prefix+": \"sandbox ready\" → last \"container started\"", b)
 	recordPhase(prefix+"-to-api", prefix+": last \"container started\" → running seen in the API", c)
 	recordPhase(prefix+"-to-stopping", prefix+": file removed → log \"stopping pod\"", e)
