@@ -77,61 +77,61 @@ func (w *writer) bytes() []byte {
 // formatFloat formats a value as client_golang does (shortest representation, +Inf, NaN).
 func formatFloat(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
 
-// goMetrics are client_golang's memstats-like metrics, and the runtime/metrics ones it exports
-// by default. Since v1.12 it computes the memstats ones from runtime/metrics (hence the
-// "Equals to" of their help) rather than runtime.ReadMemStats, which stops the world: so do
-// we, each being the sum of these runtime/metrics.
+// goMetrics are the memstats-like metrics client_golang's Go collector exported, and the
+// runtime/metrics ones it exported by default, under the same names. Each is the sum of the
+// runtime/metrics samples listed with it, as client_golang has computed them since v1.12:
+// runtime.ReadMemStats would stop the world on every scrape.
 var goMetrics = []struct {
 	name, typ, help string
 	sum             []string
 }{
-	{"go_gc_gogc_percent", "gauge", "Heap size target percentage configured by the user, otherwise 100. This value is set by the GOGC environment variable, and the runtime/debug.SetGCPercent function. Sourced from /gc/gogc:percent.",
+	{"go_gc_gogc_percent", "gauge", "The garbage collector's GOGC: heap growth in percent that starts a collection.",
 		[]string{"/gc/gogc:percent"}},
-	{"go_gc_gomemlimit_bytes", "gauge", "Go runtime memory limit configured by the user, otherwise math.MaxInt64. This value is set by the GOMEMLIMIT environment variable, and the runtime/debug.SetMemoryLimit function. Sourced from /gc/gomemlimit:bytes.",
+	{"go_gc_gomemlimit_bytes", "gauge", "The Go runtime's soft memory limit in bytes (GOMEMLIMIT); math.MaxInt64 when unset.",
 		[]string{"/gc/gomemlimit:bytes"}},
-	{"go_memstats_alloc_bytes", "gauge", "Number of bytes allocated in heap and currently in use. Equals to /memory/classes/heap/objects:bytes.",
+	{"go_memstats_alloc_bytes", "gauge", "Bytes of heap objects now allocated.",
 		[]string{"/memory/classes/heap/objects:bytes"}},
-	{"go_memstats_alloc_bytes_total", "counter", "Total number of bytes allocated in heap until now, even if released already. Equals to /gc/heap/allocs:bytes.",
+	{"go_memstats_alloc_bytes_total", "counter", "Bytes of heap objects allocated since the start, freed ones included.",
 		[]string{"/gc/heap/allocs:bytes"}},
-	{"go_memstats_buck_hash_sys_bytes", "gauge", "Number of bytes used by the profiling bucket hash table. Equals to /memory/classes/profiling/buckets:bytes.",
+	{"go_memstats_buck_hash_sys_bytes", "gauge", "Bytes of the profiler's bucket hash table.",
 		[]string{"/memory/classes/profiling/buckets:bytes"}},
-	{"go_memstats_frees_total", "counter", "Total number of heap objects frees. Equals to /gc/heap/frees:objects + /gc/heap/tiny/allocs:objects.",
+	{"go_memstats_frees_total", "counter", "Heap objects freed since the start.",
 		[]string{"/gc/heap/frees:objects", "/gc/heap/tiny/allocs:objects"}},
-	{"go_memstats_gc_sys_bytes", "gauge", "Number of bytes used for garbage collection system metadata. Equals to /memory/classes/metadata/other:bytes.",
+	{"go_memstats_gc_sys_bytes", "gauge", "Bytes of the garbage collector's metadata.",
 		[]string{"/memory/classes/metadata/other:bytes"}},
-	{"go_memstats_heap_alloc_bytes", "gauge", "Number of heap bytes allocated and currently in use, same as go_memstats_alloc_bytes. Equals to /memory/classes/heap/objects:bytes.",
+	{"go_memstats_heap_alloc_bytes", "gauge", "Bytes of heap objects now allocated (as go_memstats_alloc_bytes).",
 		[]string{"/memory/classes/heap/objects:bytes"}},
-	{"go_memstats_heap_idle_bytes", "gauge", "Number of heap bytes waiting to be used. Equals to /memory/classes/heap/released:bytes + /memory/classes/heap/free:bytes.",
+	{"go_memstats_heap_idle_bytes", "gauge", "Heap bytes in no span: free for reuse or returned to the OS.",
 		[]string{"/memory/classes/heap/released:bytes", "/memory/classes/heap/free:bytes"}},
-	{"go_memstats_heap_inuse_bytes", "gauge", "Number of heap bytes that are in use. Equals to /memory/classes/heap/objects:bytes + /memory/classes/heap/unused:bytes",
+	{"go_memstats_heap_inuse_bytes", "gauge", "Heap bytes in spans that hold objects.",
 		[]string{"/memory/classes/heap/objects:bytes", "/memory/classes/heap/unused:bytes"}},
-	{"go_memstats_heap_objects", "gauge", "Number of currently allocated objects. Equals to /gc/heap/objects:objects.",
+	{"go_memstats_heap_objects", "gauge", "Heap objects now allocated.",
 		[]string{"/gc/heap/objects:objects"}},
-	{"go_memstats_heap_released_bytes", "gauge", "Number of heap bytes released to OS. Equals to /memory/classes/heap/released:bytes.",
+	{"go_memstats_heap_released_bytes", "gauge", "Heap bytes returned to the OS.",
 		[]string{"/memory/classes/heap/released:bytes"}},
-	{"go_memstats_heap_sys_bytes", "gauge", "Number of heap bytes obtained from system. Equals to /memory/classes/heap/objects:bytes + /memory/classes/heap/unused:bytes + /memory/classes/heap/released:bytes + /memory/classes/heap/free:bytes.",
+	{"go_memstats_heap_sys_bytes", "gauge", "Heap bytes mapped from the OS.",
 		[]string{"/memory/classes/heap/objects:bytes", "/memory/classes/heap/unused:bytes", "/memory/classes/heap/released:bytes", "/memory/classes/heap/free:bytes"}},
-	{"go_memstats_mallocs_total", "counter", "Total number of heap objects allocated, both live and gc-ed. Semantically a counter version for go_memstats_heap_objects gauge. Equals to /gc/heap/allocs:objects + /gc/heap/tiny/allocs:objects.",
+	{"go_memstats_mallocs_total", "counter", "Heap objects allocated since the start.",
 		[]string{"/gc/heap/allocs:objects", "/gc/heap/tiny/allocs:objects"}},
-	{"go_memstats_mcache_inuse_bytes", "gauge", "Number of bytes in use by mcache structures. Equals to /memory/classes/metadata/mcache/inuse:bytes.",
+	{"go_memstats_mcache_inuse_bytes", "gauge", "Bytes of per-P allocation caches in use.",
 		[]string{"/memory/classes/metadata/mcache/inuse:bytes"}},
-	{"go_memstats_mcache_sys_bytes", "gauge", "Number of bytes used for mcache structures obtained from system. Equals to /memory/classes/metadata/mcache/inuse:bytes + /memory/classes/metadata/mcache/free:bytes.",
+	{"go_memstats_mcache_sys_bytes", "gauge", "Bytes mapped for per-P allocation caches.",
 		[]string{"/memory/classes/metadata/mcache/inuse:bytes", "/memory/classes/metadata/mcache/free:bytes"}},
-	{"go_memstats_mspan_inuse_bytes", "gauge", "Number of bytes in use by mspan structures. Equals to /memory/classes/metadata/mspan/inuse:bytes.",
+	{"go_memstats_mspan_inuse_bytes", "gauge", "Bytes of span structures in use.",
 		[]string{"/memory/classes/metadata/mspan/inuse:bytes"}},
-	{"go_memstats_mspan_sys_bytes", "gauge", "Number of bytes used for mspan structures obtained from system. Equals to /memory/classes/metadata/mspan/inuse:bytes + /memory/classes/metadata/mspan/free:bytes.",
+	{"go_memstats_mspan_sys_bytes", "gauge", "Bytes mapped for span structures.",
 		[]string{"/memory/classes/metadata/mspan/inuse:bytes", "/memory/classes/metadata/mspan/free:bytes"}},
-	{"go_memstats_next_gc_bytes", "gauge", "Number of heap bytes when next garbage collection will take place. Equals to /gc/heap/goal:bytes.",
+	{"go_memstats_next_gc_bytes", "gauge", "Heap size in bytes at which the next collection starts.",
 		[]string{"/gc/heap/goal:bytes"}},
-	{"go_memstats_other_sys_bytes", "gauge", "Number of bytes used for other system allocations. Equals to /memory/classes/other:bytes.",
+	{"go_memstats_other_sys_bytes", "gauge", "Bytes of other runtime allocations.",
 		[]string{"/memory/classes/other:bytes"}},
-	{"go_memstats_stack_inuse_bytes", "gauge", "Number of bytes obtained from system for stack allocator in non-CGO environments. Equals to /memory/classes/heap/stacks:bytes.",
+	{"go_memstats_stack_inuse_bytes", "gauge", "Bytes of goroutine stacks taken from the heap.",
 		[]string{"/memory/classes/heap/stacks:bytes"}},
-	{"go_memstats_stack_sys_bytes", "gauge", "Number of bytes obtained from system for stack allocator. Equals to /memory/classes/heap/stacks:bytes + /memory/classes/os-stacks:bytes.",
+	{"go_memstats_stack_sys_bytes", "gauge", "Bytes of stacks: goroutine stacks and the OS threads' own.",
 		[]string{"/memory/classes/heap/stacks:bytes", "/memory/classes/os-stacks:bytes"}},
-	{"go_memstats_sys_bytes", "gauge", "Number of bytes obtained from system. Equals to /memory/classes/total:byte.",
+	{"go_memstats_sys_bytes", "gauge", "Bytes mapped from the OS by the Go runtime, in all.",
 		[]string{"/memory/classes/total:bytes"}},
-	{"go_sched_gomaxprocs_threads", "gauge", "The current runtime.GOMAXPROCS setting, or the number of operating system threads that can execute user-level Go code simultaneously. Sourced from /sched/gomaxprocs:threads.",
+	{"go_sched_gomaxprocs_threads", "gauge", "GOMAXPROCS: how many threads may run Go code at once.",
 		[]string{"/sched/gomaxprocs:threads"}},
 }
 
@@ -156,20 +156,20 @@ func writeGo(w *writer) {
 		w.single(g.name, g.typ, g.help, float64(v))
 	}
 
-	w.single("go_goroutines", "gauge", "Number of goroutines that currently exist.", float64(runtime.NumGoroutine()))
+	w.single("go_goroutines", "gauge", "Goroutines that exist now.", float64(runtime.NumGoroutine()))
 	threads, _ := runtime.ThreadCreateProfile(nil)
-	w.single("go_threads", "gauge", "Number of OS threads created.", float64(threads))
-	w.family("go_info", "gauge", "Information about the Go environment.")
+	w.single("go_threads", "gauge", "OS threads the Go runtime has made.", float64(threads))
+	w.family("go_info", "gauge", "The Go version the daemon was built with, as a label.")
 	w.sample("go_info", []string{"version"}, []string{runtime.Version()}, "1")
 
 	// GC pauses, from the last 256 GCs at most, as client_golang reads them. ReadGCStats
 	// takes the heap lock, it does not stop the world.
 	stats := debug.GCStats{PauseQuantiles: make([]time.Duration, 5)}
 	debug.ReadGCStats(&stats)
-	w.single("go_memstats_last_gc_time_seconds", "gauge", "Number of seconds since 1970 of last garbage collection.",
+	w.single("go_memstats_last_gc_time_seconds", "gauge", "Unix time in seconds of the last garbage collection.",
 		float64(stats.LastGC.UnixNano())/1e9)
 	const gc = "go_gc_duration_seconds"
-	w.family(gc, "summary", "A summary of the wall-time pause (stop-the-world) duration in garbage collection cycles.")
+	w.family(gc, "summary", "Stop-the-world pauses of recent garbage collections, in seconds.")
 	for i, q := range []string{"0", "0.25", "0.5", "0.75", "1"} {
 		w.sample(gc, []string{"quantile"}, []string{q}, formatFloat(stats.PauseQuantiles[i].Seconds()))
 	}
@@ -190,25 +190,25 @@ func writeProcess(w *writer) {
 		f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
 		if len(f) > 21 {
 			utime, stime, vsize, rss := parse(f[11]), parse(f[12]), parse(f[20]), parse(f[21])
-			w.single("process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.", (utime+stime)/userHZ)
-			w.single("process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.", vsize)
-			w.single("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", rss*float64(os.Getpagesize()))
+			w.single("process_cpu_seconds_total", "counter", "CPU time (user and system) the daemon has used, in seconds.", (utime+stime)/userHZ)
+			w.single("process_virtual_memory_bytes", "gauge", "The daemon's virtual memory size in bytes.", vsize)
+			w.single("process_resident_memory_bytes", "gauge", "The daemon's resident memory (RSS) in bytes.", rss*float64(os.Getpagesize()))
 		}
 	}
 	if start, err := startTime(); err == nil {
-		w.single("process_start_time_seconds", "gauge", "Start time of the process since unix epoch in seconds.", start)
+		w.single("process_start_time_seconds", "gauge", "Unix time in seconds when the daemon started.", start)
 	}
 	if n, err := openFDs(); err == nil {
-		w.single("process_open_fds", "gauge", "Number of open file descriptors.", float64(n))
+		w.single("process_open_fds", "gauge", "File descriptors the daemon has open.", float64(n))
 	}
 	if limits, err := os.ReadFile("/proc/self/limits"); err == nil {
 		for _, l := range strings.Split(string(limits), "\n") {
 			// "Max open files            1024                 524288               files"
 			if v, ok := strings.CutPrefix(l, "Max open files "); ok {
-				w.single("process_max_fds", "gauge", "Maximum number of open file descriptors.", parseLimit(v))
+				w.single("process_max_fds", "gauge", "The daemon's limit on open file descriptors.", parseLimit(v))
 			}
 			if v, ok := strings.CutPrefix(l, "Max address space "); ok {
-				w.single("process_virtual_memory_max_bytes", "gauge", "Maximum amount of virtual memory available in bytes.", parseLimit(v))
+				w.single("process_virtual_memory_max_bytes", "gauge", "The daemon's limit on virtual memory in bytes.", parseLimit(v))
 			}
 		}
 	}

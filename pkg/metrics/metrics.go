@@ -167,11 +167,11 @@ func (m *Metrics) expose() []byte {
 	m.mu.Unlock()
 	writeGo(&w)
 	writeProcess(&w)
-	w.family("promhttp_metric_handler_requests_in_flight", "gauge", "Current number of scrapes being served.")
+	w.family("promhttp_metric_handler_requests_in_flight", "gauge", "Scrapes of this endpoint being answered now.")
 	w.sample("promhttp_metric_handler_requests_in_flight", nil, nil, formatFloat(float64(m.inFlight.Load())))
 	// This handler never answers 500 or 503 (promhttp's gathering errors and concurrency
 	// limit), but the series stay, at 0, for the alerts and dashboards that use them.
-	w.family("promhttp_metric_handler_requests_total", "counter", "Total number of scrapes by HTTP status code.")
+	w.family("promhttp_metric_handler_requests_total", "counter", "Scrapes of this endpoint answered, by HTTP status code.")
 	for _, c := range []struct {
 		code string
 		n    uint64
