@@ -69,10 +69,7 @@ func (s *Stdio) open(fifos *cio.FIFOSet, hold bool) (_ cio.IO, err error) {
 			p.Close()
 		}
 	}()
-	var outs []struct {
-		f   *os.File
-		dst io.Writer
-	}
+	var dsts []io.Writer // dsts[i] gets what p.readers[i] reads
 	for _, o := range []struct {
 		path string
 		dst  io.Writer
@@ -85,13 +82,10 @@ func (s *Stdio) open(fifos *cio.FIFOSet, hold bool) (_ cio.IO, err error) {
 			return nil, err
 		}
 		p.readers = append(p.readers, r)
+		dsts = append(dsts, o.dst)
 		if keeper != nil {
 			p.keepers = append(p.keepers, keeper)
 		}
-		outs = append(outs, struct {
-			f   *os.File
-			dst io.Writer
-		}{r, o.dst})
 	}
 	if fifos.Stdin != "" {
 		// Stdin (rare: `stdin: true`) keeps the fifo package, which waits for the shim's
@@ -106,8 +100,8 @@ func (s *Stdio) open(fifos *cio.FIFOSet, hold bool) (_ cio.IO, err error) {
 			w.Close()
 		}()
 	}
-	for _, o := range outs {
-		p.wg.Go(func() { pump(o.dst, o.f) })
+	for i, r := range p.readers {
+		p.wg.Go(func() { pump(dsts[i], r) })
 	}
 	return p, nil
 }
