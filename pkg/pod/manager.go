@@ -37,7 +37,7 @@ type Runtime interface {
 	GetImage(ctx context.Context, ref string) (runtime.Image, error)
 	Pull(ctx context.Context, ref string, creds runtime.Credentials, progress *runtime.PullProgress) (runtime.Image, error)
 	CreateContainer(ctx context.Context, cfg runtime.ContainerConfig) error
-	Start(ctx context.Context, id string, stdio *runtime.Stdio) (uint32, <-chan runtime.Exit, error)
+	Start(ctx context.Context, id string, stdio *runtime.Stdio) (uint32, runtime.ExitWatch, error)
 	Task(ctx context.Context, id string, stdio *runtime.Stdio) (runtime.TaskState, error)
 	Signal(ctx context.Context, id string, sig syscall.Signal) error
 	Remove(ctx context.Context, id string) error
@@ -396,7 +396,7 @@ func (w *worker) adoptState(ctx context.Context, f found) *podState {
 			Hostname:   filepath.Join(s.dir, "hostname"),
 			ResolvConf: filepath.Join(s.dir, "resolv.conf"),
 		}
-		w.watch(ctx, s.rec.SandboxID, st.Wait)
+		w.watch(s.rec.SandboxID, st.Wait)
 	}
 	// The newest attempt of each container is its current one; older ones are leftovers.
 	newest := map[string]runtime.Container{}
@@ -439,7 +439,7 @@ func (w *worker) adoptState(ctx context.Context, f found) *podState {
 		case err == nil && st.Running:
 			c.running = true
 			c.started = startTime(st.Pid)
-			w.watch(ctx, rc.ID, st.Wait)
+			w.watch(rc.ID, st.Wait)
 			w.startProbes(ctx, s, c)
 		case err == nil && st.Exists:
 			c.exited, c.exit = true, st.Exit

@@ -46,9 +46,13 @@ type worker struct {
 	m       *Manager
 	log     *slog.Logger
 	updates chan *corev1.Pod // nil pod: the file is gone
-	exits   chan exitEvent
 	probed  chan probeEvent
 	wake    chan struct{} // images arrived
+
+	// Task exits, queued by the runtime's exit notifications (see watch).
+	exitMu   sync.Mutex
+	exitQ    []exitEvent
+	exitWake chan struct{}
 
 	desired     *corev1.Pod
 	cur         *podState
@@ -143,13 +147,13 @@ type ctrState struct {
 
 func newWorker(m *Manager, key string) *worker {
 	return &worker{
-		key:     key,
-		m:       m,
-		log:     m.log.With("pod", key),
-		updates: make(chan *corev1.Pod, 1),
-		exits:   make(chan exitEvent, 16),
-		probed:  make(chan probeEvent, 16),
-		wake:    make(chan struct{}, 1),
+		key:      key,
+		m:        m,
+		log:      m.log.With("pod", key),
+		updates:  make(chan *corev1.Pod, 1),
+		probed:   make(chan probeEvent, 16),
+		wake:     make(chan struct{}, 1),
+		exitWake: make(chan struct{}, 1),
 	}
 }
 
@@ -171,7 +175,7 @@ func (w *worker) update(p *corev1.Pod) {
 
 // run blocks until the pod is gone (after a removal) or ctx ends.
 func (w *worker) run(ctx context.Context) {
-	// The worker's own context ends its exit watchers when it is done with the pod.
+	// The worker's own context ends what it started when it is done with the pod.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	w.desired = <-w.updates
@@ -202,8 +206,10 @@ func (w *worker) run(ctx context.Context) {
 			return
 		case p := <-w.updates:
 			w.desired = p
-		case e := <-w.exits:
-			w.handleExit(e)
+		case <-w.exitWake:
+			for _, e := range w.takeExits() {
+				w.handleExit(e)
+			}
 		case e := <-w.probed:
 			w.handleProbe(ctx, e)
 		case <-w.wake:
@@ -287,18 +293,29 @@ func (w *worker) handleExit(e exitEvent) {
 	c.message = w.terminationMessage(w.cur, c)
 }
 
-// watch forwards one task's exit to the worker.
-func (w *worker) watch(ctx context.Context, id string, ch <-chan runtime.Exit) {
-	go func() {
+// watch hands one task's exit to the worker when it comes. The runtime calls back instead of
+// a goroutine per task waiting for it: at 50 pods that was 100 parked goroutines and their
+// stacks. Exits that come after the worker is done are queued for nobody and dropped with it.
+func (w *worker) watch(id string, ew runtime.ExitWatch) {
+	ew.Notify(func() {
+		e := <-ew.C
+		w.exitMu.Lock()
+		w.exitQ = append(w.exitQ, exitEvent{id: id, exit: e})
+		w.exitMu.Unlock()
 		select {
-		case e := <-ch:
-			select {
-			case w.exits <- exitEvent{id: id, exit: e}:
-			case <-ctx.Done():
-			}
-		case <-ctx.Done():
+		case w.exitWake <- struct{}{}:
+		default:
 		}
-	}()
+	})
+}
+
+// takeExits returns the queued exits, oldest first.
+func (w *worker) takeExits() []exitEvent {
+	w.exitMu.Lock()
+	defer w.exitMu.Unlock()
+	q := w.exitQ
+	w.exitQ = nil
+	return q
 }
 
 // sync moves the pod one step closer to the desired state and publishes its status.
@@ -510,7 +527,7 @@ func (w *worker) createSandbox(ctx context.Context, s *podState) (err error) {
 	if err != nil {
 		return err
 	}
-	w.watch(ctx, s.rec.SandboxID, exitCh)
+	w.watch(s.rec.SandboxID, exitCh)
 	s.pausePID = pid
 	s.sandboxOK = true
 	s.startTime = startTime(pid)
@@ -888,7 +905,7 @@ func (w *worker) startContainer(ctx context.Context, s *podState, c *ctrState) {
 	c.imageID = img.ID
 	c.restartAt = time.Time{}
 	c.waitReason, c.waitMessage, c.permanentErr = "", "", false
-	w.watch(ctx, id, exitCh)
+	w.watch(id, exitCh)
 	w.log.Info("container started", "container", c.spec.Name, "attempt", attempt)
 	w.event(s, c, events.Normal, events.ReasonCreated, "Created container %s", c.spec.Name)
 	w.event(s, c, events.Normal, events.ReasonStarted, "Started container %s", c.spec.Name)
@@ -979,7 +996,7 @@ func (w *worker) findLost(ctx context.Context, s *podState) {
 			stillLost = true
 		case err == nil && st.Running:
 			s.sandboxLost = false
-			w.watch(ctx, s.rec.SandboxID, st.Wait)
+			w.watch(s.rec.SandboxID, st.Wait)
 		default:
 			s.sandboxLost = false
 			s.sandboxOK = false
@@ -995,7 +1012,7 @@ func (w *worker) findLost(ctx context.Context, s *podState) {
 			stillLost = true
 		case err == nil && st.Running:
 			c.lost = false
-			w.watch(ctx, c.id, st.Wait)
+			w.watch(c.id, st.Wait)
 		case err == nil && st.Exists:
 			c.lost = false
 			w.handleExit(exitEvent{id: c.id, exit: st.Exit})
@@ -1437,14 +1454,14 @@ func (w *worker) stopContainer(ctx context.Context, c runtime.Container, spec *c
 	t := time.NewTimer(time.Until(deadline))
 	defer t.Stop()
 	select {
-	case <-st.Wait:
+	case <-st.Wait.C:
 		return
 	case <-t.C:
 	}
 	w.log.Info("grace period over, killing", "id", c.ID)
 	_ = rt.Signal(ctx, c.ID, syscall.SIGKILL)
 	select {
-	case <-st.Wait:
+	case <-st.Wait.C:
 	case <-time.After(10 * time.Second):
 	}
 }

@@ -39,7 +39,51 @@ type exitWaiter struct {
 	task client.Task
 	pid  uint32
 	out  chan Exit
+
+	mu     sync.Mutex
+	sent   bool   // the exit is on out
+	notify func() // called once the exit is on out
 }
+
+// ExitWatch yields one task's exit exactly once, after the task's output has been copied: on
+// C, or (with Notify) to a function, which spares the caller a goroutine per task that does
+// nothing but wait.
+type ExitWatch struct {
+	C <-chan Exit
+	w *exitWaiter
+}
+
+// Notify calls f once the exit is on C, at once if it is already there. f runs on a goroutine
+// of the runtime's and must not block; it receives from C itself. On the zero ExitWatch (no
+// running task) it does nothing.
+func (e ExitWatch) Notify(f func()) {
+	if e.w == nil {
+		return
+	}
+	e.w.mu.Lock()
+	if !e.w.sent {
+		e.w.notify = f
+		e.w.mu.Unlock()
+		return
+	}
+	e.w.mu.Unlock()
+	f()
+}
+
+// send puts the exit on out (which has room for it: each waiter gets exactly one) and then
+// calls the function Notify gave.
+func (w *exitWaiter) send(e Exit) {
+	w.out <- e
+	w.mu.Lock()
+	w.sent = true
+	f := w.notify
+	w.mu.Unlock()
+	if f != nil {
+		f()
+	}
+}
+
+func (w *exitWaiter) watch() ExitWatch { return ExitWatch{C: w.out, w: w} }
 
 // start starts the subscription on first use; it ends when the runtime is closed.
 func (h *exitHub) start() {
@@ -85,7 +129,7 @@ func (h *exitHub) exited(id string, pid uint32, e Exit) {
 func deliver(w *exitWaiter, e Exit) {
 	tio := w.task.IO()
 	if tio == nil || e.Err != nil {
-		w.out <- e
+		w.send(e)
 		return
 	}
 	go func() {
@@ -96,7 +140,7 @@ func deliver(w *exitWaiter, e Exit) {
 		case <-time.After(ioDrain):
 		}
 		tio.Close()
-		w.out <- e
+		w.send(e)
 	}()
 }
 

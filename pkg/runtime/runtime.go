@@ -364,35 +364,34 @@ type Stdio struct {
 }
 
 // Start creates and starts the container's task, its output going to stdio (nil: discarded).
-// It returns the task's PID and a channel that yields exactly one Exit, after the task's output
-// has been copied. The wait is set up before the start so that no exit is missed.
-func (r *Runtime) Start(ctx context.Context, id string, stdio *Stdio) (uint32, <-chan Exit, error) {
+// It returns the task's PID and the watch of its exit, set up before the start so that no exit
+// is missed.
+func (r *Runtime) Start(ctx context.Context, id string, stdio *Stdio) (uint32, ExitWatch, error) {
 	ctx = r.ns(ctx)
 	c, err := r.client.LoadContainer(ctx, id)
 	if err != nil {
-		return 0, nil, fmt.Errorf("load container %s: %w", id, err)
+		return 0, ExitWatch{}, fmt.Errorf("load container %s: %w", id, err)
 	}
 	creator := cio.NullIO
 	if stdio != nil {
 		if err := os.MkdirAll(stdio.FIFODir, 0o700); err != nil {
-			return 0, nil, fmt.Errorf("create fifo dir: %w", err)
+			return 0, ExitWatch{}, fmt.Errorf("create fifo dir: %w", err)
 		}
 		creator = stdio.creator()
 	}
 	task, err := c.NewTask(ctx, creator)
 	if err != nil {
-		return 0, nil, fmt.Errorf("create task %s: %w", id, err)
+		return 0, ExitWatch{}, fmt.Errorf("create task %s: %w", id, err)
 	}
 	releaseIO(task.IO())
-	// The exit is registered before the start, so that no exit is missed; the channel yields
-	// exactly one Exit, after the task's output has been copied.
+	// The exit is registered before the start, so that no exit is missed.
 	w := r.exits.wait(task)
 	if err := task.Start(ctx); err != nil {
 		r.exits.forget(id, w)
 		_, _ = task.Delete(ctx, client.WithProcessKill)
-		return 0, nil, fmt.Errorf("start task %s: %w", id, err)
+		return 0, ExitWatch{}, fmt.Errorf("start task %s: %w", id, err)
 	}
-	return task.Pid(), w.out, nil
+	return task.Pid(), w.watch(), nil
 }
 
 // ioDrain bounds how long an exit waits for the task's output to be copied.
@@ -404,7 +403,7 @@ type TaskState struct {
 	Running bool
 	Pid     uint32
 	Exit    Exit // when !Running
-	Wait    <-chan Exit
+	Wait    ExitWatch
 }
 
 // Task looks at a container's task. For a running task, Wait delivers its exit. With stdio,
@@ -446,7 +445,7 @@ func (r *Runtime) Task(ctx context.Context, id string, stdio *Stdio) (TaskState,
 	switch st.Status {
 	case client.Running, client.Paused, client.Pausing:
 		ts.Running = true
-		ts.Wait = w.out
+		ts.Wait = w.watch()
 		return ts, nil
 	}
 	r.exits.forget(id, w)

@@ -252,7 +252,7 @@ type floorPod struct {
 	att     sandbox.Attachment
 	pause   string
 	apps    []string
-	exits   map[string]<-chan runtime.Exit
+	exits   map[string]runtime.ExitWatch
 	pids    []int
 	cgroup  string
 	fifoDir string
@@ -306,7 +306,7 @@ func (f *floorEnv) start(ctx context.Context, n int) (*floorPod, floorSteps, err
 	seq := f.seq
 	id := fmt.Sprintf("floor%04d", seq)
 	uid := fmt.Sprintf("00000000-0000-4000-8000-%012d", seq)
-	p := &floorPod{id: id, pause: id + "-pause", exits: map[string]<-chan runtime.Exit{},
+	p := &floorPod{id: id, pause: id + "-pause", exits: map[string]runtime.ExitWatch{},
 		cgroup: f.cgroups + "/pod" + uid, fifoDir: filepath.Join(f.dir, "fifo", id)}
 	p.att = sandbox.Attachment{ID: id, NetNS: filepath.Join(f.dir, "netns", id), Namespace: "default", Name: id, UID: uid}
 	f.live[id] = p
@@ -375,12 +375,12 @@ func (f *floorEnv) start(ctx context.Context, n int) (*floorPod, floorSteps, err
 func (f *floorEnv) stop(ctx context.Context, p *floorPod) error {
 	var errs []error
 	for _, cid := range p.apps {
-		if exit := p.exits[cid]; exit != nil {
+		if exit, ok := p.exits[cid]; ok {
 			if err := f.rt.Signal(ctx, cid, syscall.SIGTERM); err != nil {
 				errs = append(errs, err)
 			}
 			select {
-			case <-exit:
+			case <-exit.C:
 			case <-time.After(10 * time.Second):
 				errs = append(errs, fmt.Errorf("%s ignored SIGTERM", cid))
 			}
