@@ -48,6 +48,14 @@ func testNetwork() (bridge, subnet, prefix string) {
 	return fmt.Sprintf("mpe2e%d", n), fmt.Sprintf("10.213.%d.0/24", n), fmt.Sprintf("10.213.%d.", n)
 }
 
+// testHostPort is a host port of this test network's own, base plus its number (base leaves
+// room for 100), so that concurrent runs on other networks do not collide.
+func testHostPort(base int) int {
+	var n int
+	fmt.Sscanf(testBridge, "mpe2e%d", &n)
+	return base + n
+}
+
 var env struct {
 	dir        string // short temp dir: unix socket paths are limited to 108 bytes
 	bin        string

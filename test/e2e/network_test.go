@@ -299,10 +299,7 @@ func TestBuiltinNetworkMasquerade(t *testing.T) {
 	}
 	time.Sleep(time.Until(egressRunning.Add(1100 * time.Millisecond)))
 	// A hostPort pod: added with portmap, reachable on the host's loopback.
-	// A port of this test network's own: concurrent runs on other networks do not collide.
-	var netNum int
-	fmt.Sscanf(testBridge, "mpe2e%d", &netNum)
-	hostPort := 18100 + netNum
+	hostPort := testHostPort(18100)
 	d.writeManifest("hp.yaml", sleeperPod("hp", fmt.Sprintf("    ports:\n    - {containerPort: 8080, hostPort: %d}\n", hostPort)))
 	hpIP := d.waitRunning("hp", 60*time.Second).Status.PodIP
 	if types, masq := cachedPlugins(t, d, hpIP); strings.Join(types, ",") != "bridge,portmap" || masq {

@@ -16,6 +16,7 @@ import (
 func TestSecurityAndNamespaces(t *testing.T) {
 	d := newDaemon(t)
 	d.start()
+	hostPort := testHostPort(18000)
 	d.writeManifest("sec.yaml", `apiVersion: v1
 kind: Pod
 metadata: {name: sec}
@@ -38,7 +39,7 @@ spec:
     image: minipod.local/busybox:1.35
     command: ["httpd", "-f", "-p", "8080", "-h", "/"]
     ports:
-    - {containerPort: 8080, hostPort: 18080}
+    - {containerPort: 8080, hostPort: `+strconv.Itoa(hostPort)+`}
 `)
 	d.writeManifest("nonroot.yaml", `apiVersion: v1
 kind: Pod
@@ -98,14 +99,14 @@ spec:
 	}
 	// hostPort: the pod's port is reachable on the host. The test connects to 127.0.0.1 only, so
 	// that no traffic goes to any other address of this machine.
-	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://127.0.0.1:18080/etc/hostname")
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(fmt.Sprintf("http://127.0.0.1:%d/etc/hostname", hostPort))
 	if err != nil {
-		t.Errorf("hostPort 18080 on 127.0.0.1: %v", err)
+		t.Errorf("hostPort %d on 127.0.0.1: %v", hostPort, err)
 	} else {
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if strings.TrimSpace(string(body)) != "sec" {
-			t.Errorf("hostPort 18080 on 127.0.0.1: body %q", body)
+			t.Errorf("hostPort %d on 127.0.0.1: body %q", hostPort, body)
 		}
 	}
 
