@@ -8,7 +8,11 @@ import (
 	"time"
 
 	apievents "github.com/containerd/containerd/api/events"
+	"github.com/containerd/containerd/api/services/tasks/v1"
+	tasktypes "github.com/containerd/containerd/api/types/task"
 	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/errdefs/pkg/errgrpc"
 	"github.com/containerd/typeurl/v2"
 )
 
@@ -35,10 +39,13 @@ type exitHub struct {
 	synced  bool                     // the current subscription is known to be live
 }
 
+// An exitWaiter keeps the task's ID, PID and output, not the client's task object: that holds
+// the container's record with its OCI spec, about 5 KB a container for as long as it runs.
 type exitWaiter struct {
-	task client.Task
-	pid  uint32
-	out  chan Exit
+	id  string
+	pid uint32
+	io  cio.IO // nil: no output to wait for
+	out chan Exit
 
 	mu     sync.Mutex
 	sent   bool   // the exit is on out
@@ -98,9 +105,9 @@ func (h *exitHub) start() {
 // before Start, or before asking for the task's status.
 func (h *exitHub) wait(task client.Task) *exitWaiter {
 	h.start()
-	w := &exitWaiter{task: task, pid: task.Pid(), out: make(chan Exit, 1)}
+	w := &exitWaiter{id: task.ID(), pid: task.Pid(), io: task.IO(), out: make(chan Exit, 1)}
 	h.mu.Lock()
-	h.waiters[task.ID()] = append(h.waiters[task.ID()], w)
+	h.waiters[w.id] = append(h.waiters[w.id], w)
 	h.mu.Unlock()
 	return w
 }
@@ -127,7 +134,7 @@ func (h *exitHub) exited(id string, pid uint32, e Exit) {
 // deliver gives w its exit once the task's output is copied, so that a container's log is
 // complete when its exit is handled.
 func deliver(w *exitWaiter, e Exit) {
-	tio := w.task.IO()
+	tio := w.io
 	if tio == nil || e.Err != nil {
 		w.send(e)
 		return
@@ -226,16 +233,16 @@ func (h *exitHub) resync(ctx context.Context) {
 	}
 	h.mu.Unlock()
 	for _, w := range ws {
-		id := w.task.ID()
-		st, err := w.task.Status(ctx)
+		resp, err := h.r.client.TaskService().Get(ctx, &tasks.GetRequest{ContainerID: w.id})
 		if err != nil {
-			if IsNotFound(err) {
-				h.exited(id, w.pid, Exit{Unknown: true, At: time.Now()})
+			if IsNotFound(errgrpc.ToNative(err)) {
+				h.exited(w.id, w.pid, Exit{Unknown: true, At: time.Now()})
 			}
 			continue
 		}
-		if st.Status == client.Stopped {
-			h.exited(id, w.pid, Exit{Code: st.ExitStatus, At: st.ExitTime, Signaled: st.ExitStatus > 128 && st.ExitStatus < 128+65})
+		if p := resp.GetProcess(); p.GetStatus() == tasktypes.Status_STOPPED {
+			code := p.GetExitStatus()
+			h.exited(w.id, w.pid, Exit{Code: code, At: p.GetExitedAt().AsTime(), Signaled: code > 128 && code < 128+65})
 		}
 	}
 }
