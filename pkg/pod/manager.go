@@ -109,6 +109,8 @@ type Manager struct {
 
 	// oomed holds the IDs of containers the OOM killer hit, until their exit is handled.
 	oomed sync.Map
+
+	trim *memTrim // free heap back to the OS after a burst of starts and stops
 }
 
 // found is one pod UID's leftovers in containerd and the state dir.
@@ -128,7 +130,7 @@ func NewManager(cfg Config) *Manager {
 	if cfg.Backoff == (Backoff{}) {
 		cfg.Backoff = DefaultBackoff
 	}
-	return &Manager{cfg: cfg, log: cfg.Log, updates: make(chan []*corev1.Pod, 1), images: make(chan struct{}, 1), adopted: make(chan struct{}), probes: probe.NewManager(probe.DefaultConcurrency)}
+	return &Manager{cfg: cfg, log: cfg.Log, updates: make(chan []*corev1.Pod, 1), images: make(chan struct{}, 1), adopted: make(chan struct{}), probes: probe.NewManager(probe.DefaultConcurrency), trim: newMemTrim()}
 }
 
 // Update hands the manager the complete desired set; an older pending set is dropped. It never

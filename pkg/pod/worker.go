@@ -907,6 +907,7 @@ func (w *worker) startContainer(ctx context.Context, s *podState, c *ctrState) {
 	c.waitReason, c.waitMessage, c.permanentErr = "", "", false
 	w.watch(id, exitCh)
 	w.log.Info("container started", "container", c.spec.Name, "attempt", attempt)
+	w.m.trim.touch()
 	w.event(s, c, events.Normal, events.ReasonCreated, "Created container %s", c.spec.Name)
 	w.event(s, c, events.Normal, events.ReasonStarted, "Started container %s", c.spec.Name)
 	if attempt > 0 {
@@ -1423,6 +1424,7 @@ func (w *worker) terminate(ctx context.Context, s *podState) {
 	_ = os.RemoveAll(s.dir)
 	_ = os.RemoveAll(filepath.Join(cfg.LogDir, fmt.Sprintf("%s_%s_%s", s.rec.Namespace, s.rec.Name, s.rec.UID)))
 	w.log.Info("pod stopped")
+	w.m.trim.touch()
 }
 
 // stopContainer runs the container's preStop hook, sends its stop signal, and waits until the

@@ -1197,7 +1197,7 @@ func benchFootprint(b *testing.B) {
 		up50 := add(0, 50)
 		record(b, "probe50-ready", "50 pods with an exec readiness probe dropped at once → all Ready", "ms", []float64{ms(up50)}, "floor-seq50-start", "first probe runs as the container starts")
 		time.Sleep(3 * time.Second)
-		record(b, "rss-50", "daemon RSS, 50 pods (readiness probe each)", "MB", rss(), "", "")
+		record(b, "rss-50", "daemon RSS, 50 pods (readiness probe each), 3 s after all are Ready", "MB", rss(), "", "")
 		ns, pss := shims(d.namespace)
 		record(b, "shims-50", "containerd shims of those 50 pods, total Pss", "MB", []float64{pss}, "", fmt.Sprintf("%d shims: one per pod (the runc shim serves all of a pod's containers)", ns))
 
@@ -1222,13 +1222,18 @@ func benchFootprint(b *testing.B) {
 			prev, prevT = c, now
 		}
 		total := prev - c0
+		// At rest now: the burst's free heap has gone back to the OS (pkg/pod/memtrim.go, 5 s
+		// after the last start) and the probes have run several rounds.
+		record(b, "rss-50-rest", fmt.Sprintf("daemon RSS, 50 pods, after the %s idle window", idle.Round(time.Second)), "MB", rss(), "", "")
 		pollCost(bc, 50)
 		record(b, "cpu-idle-50", fmt.Sprintf("daemon CPU, %s idle, 50 pods with exec readiness probes (period 10 s)", idle.Round(time.Second)), "% of a CPU", pct, "",
 			fmt.Sprintf("%d slices of %s; total %.2f s CPU in %.1f s (USER_HZ resolution, 10 ms)", len(pct), slice, total.Seconds(), prevT.Sub(start).Seconds()))
 
 		add(50, 100)
 		time.Sleep(3 * time.Second)
-		record(b, "rss-100", "daemon RSS, 100 pods (readiness probe each)", "MB", rss(), "", "")
+		record(b, "rss-100", "daemon RSS, 100 pods (readiness probe each), 3 s after all are Ready", "MB", rss(), "", "")
+		time.Sleep(10 * time.Second) // a measurement's wait, not readiness: the state at rest
+		record(b, "rss-100-rest", "daemon RSS, 100 pods, 10 s later", "MB", rss(), "", "")
 		ctrdRSS("containerd-rss-100", "containerd RSS, 100 pods")
 		ns, pss = shims(d.namespace)
 		record(b, "shims-100", "containerd shims of those 100 pods, total Pss", "MB", []float64{pss}, "", fmt.Sprintf("%d shims", ns))
