@@ -11,13 +11,14 @@ import (
 
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/fifo"
+	"golang.org/x/sys/unix"
 )
 
-// Containers' output is copied from their FIFOs by our own pumps rather than by cio's copier:
-// cio takes a 32 KiB buffer per stream when the copy starts and holds it while the stream
-// is idle, which for a node of mostly quiet containers is 64 KiB of heap per container for
-// nothing. A pump waits for the FIFO to become readable without a buffer and borrows one
-// from a pool only for the read itself.
+// Containers' output is copied from their FIFOs by our own poller (poller.go) rather than by
+// cio's copier: cio takes a 32 KiB buffer per stream when the copy starts and holds it while
+// the stream is idle, which for a node of mostly quiet containers is 64 KiB of heap per
+// container for nothing, and a goroutine per stream besides. The poller waits for the FIFOs to
+// become readable without a buffer and borrows one from a pool only for the read itself.
 //
 // The output FIFOs are opened here too, not by containerd's fifo package: that package opens
 // a FIFO for reading with a blocking open(2) on a goroutine of its own, which holds an OS
@@ -26,7 +27,7 @@ import (
 // writer and returns at once, but then a read before the shim's open would see end-of-file;
 // so until the shim holds its write end (NewTask has returned), we hold one ourselves.
 
-// readBufs are the buffers pumps read into; 32 KiB keeps a busy stream's syscalls few.
+// readBufs are the buffers the poller and pumps read into; 32 KiB keeps a busy stream's syscalls few.
 var readBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 func (s *Stdio) creator() cio.Creator {
@@ -50,7 +51,7 @@ func (s *Stdio) attach() cio.Attach {
 	}
 }
 
-// open opens the FIFOs for the streams that have a reader or writer and starts their pumps.
+// open opens the FIFOs for the streams that have a reader or writer and starts their copies.
 // With hold, it keeps a write end of each output FIFO open until release.
 func (s *Stdio) open(fifos *cio.FIFOSet, hold bool) (_ cio.IO, err error) {
 	if s.Stdin == nil {
@@ -64,12 +65,20 @@ func (s *Stdio) open(fifos *cio.FIFOSet, hold bool) (_ cio.IO, err error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &pumpedIO{fifos: fifos, cancel: cancel}
+	type output struct {
+		fd   int
+		path string
+		dst  io.Writer
+	}
+	var outs []output // opened; copied only once everything is set up
 	defer func() {
 		if err != nil {
+			for _, o := range outs {
+				unix.Close(o.fd)
+			}
 			p.Close()
 		}
 	}()
-	var dsts []io.Writer // dsts[i] gets what p.readers[i] reads
 	for _, o := range []struct {
 		path string
 		dst  io.Writer
@@ -81,8 +90,7 @@ func (s *Stdio) open(fifos *cio.FIFOSet, hold bool) (_ cio.IO, err error) {
 		if err != nil {
 			return nil, err
 		}
-		p.readers = append(p.readers, r)
-		dsts = append(dsts, o.dst)
+		outs = append(outs, output{r, o.path, o.dst})
 		if keeper != nil {
 			p.keepers = append(p.keepers, keeper)
 		}
@@ -100,39 +108,44 @@ func (s *Stdio) open(fifos *cio.FIFOSet, hold bool) (_ cio.IO, err error) {
 			w.Close()
 		}()
 	}
-	for i, r := range p.readers {
-		p.wg.Go(func() { pump(dsts[i], r) })
+	if len(outs) > 0 {
+		poller := sharedPoller()
+		for _, o := range outs {
+			p.wg.Add(1)
+			p.outs = append(p.outs, startOutput(poller, o.fd, o.path, o.dst, p.wg.Done))
+		}
 	}
 	return p, nil
 }
 
 // openOutput makes the FIFO if it is missing and opens it for reading without waiting for a
 // writer; with hold it also opens a write end, so that reads wait for data instead of ending.
-func openOutput(path string, hold bool) (r, keeper *os.File, err error) {
+// The read end is a bare fd, not an *os.File: the poller watches it, not the netpoller.
+func openOutput(path string, hold bool) (r int, keeper *os.File, err error) {
 	if err := syscall.Mkfifo(path, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
-		return nil, nil, fmt.Errorf("create fifo %s: %w", path, err)
+		return -1, nil, fmt.Errorf("create fifo %s: %w", path, err)
 	}
-	if r, err = os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0); err != nil {
-		return nil, nil, fmt.Errorf("open fifo: %w", err)
+	if r, err = unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0); err != nil {
+		return -1, nil, fmt.Errorf("open fifo: %w", &os.PathError{Op: "open", Path: path, Err: err})
 	}
 	if hold {
 		// There is a reader (r), so a non-blocking open for writing succeeds.
 		if keeper, err = os.OpenFile(path, os.O_WRONLY|syscall.O_NONBLOCK, 0); err != nil {
-			r.Close()
-			return nil, nil, fmt.Errorf("open fifo: %w", err)
+			unix.Close(r)
+			return -1, nil, fmt.Errorf("open fifo: %w", err)
 		}
 	}
 	return r, keeper, nil
 }
 
-// pumpedIO is a cio.IO over FIFOs that minipod pumps itself. Wait waits for the pumps, like
-// cio's own copier.
+// pumpedIO is a cio.IO over FIFOs that minipod copies itself. Wait waits for the output
+// streams to end, like cio's own copier.
 type pumpedIO struct {
-	fifos   *cio.FIFOSet // Close removes their directory
-	cancel  context.CancelFunc
-	stdin   io.Closer
-	readers []*os.File
-	wg      sync.WaitGroup
+	fifos  *cio.FIFOSet // Close removes their directory
+	cancel context.CancelFunc
+	stdin  io.Closer
+	outs   []*outStream
+	wg     sync.WaitGroup // one per output stream, done after its last write
 
 	mu      sync.Mutex
 	keepers []*os.File
@@ -161,13 +174,13 @@ func (p *pumpedIO) Close() error {
 	if p.stdin != nil {
 		p.stdin.Close()
 	}
-	for _, r := range p.readers {
-		r.Close() // ends a pump still reading
+	for _, o := range p.outs {
+		o.close() // ends a stream still open
 	}
 	return p.fifos.Close()
 }
 
-// release closes our write ends: once the shim holds its own, the pumps see end-of-file when
+// release closes our write ends: once the shim holds its own, the streams end when
 // the shim's copy ends, as they would with cio.
 func (p *pumpedIO) release() {
 	p.mu.Lock()
@@ -185,7 +198,8 @@ func releaseIO(tio cio.IO) {
 	}
 }
 
-// pump copies src to dst until src ends or is closed.
+// pump copies src to dst until src ends or is closed, on a goroutine of its own: the fallback
+// for a stream the poller cannot take.
 func pump(dst io.Writer, src io.ReadCloser) {
 	defer src.Close()
 	sc, ok := src.(syscall.Conn)
