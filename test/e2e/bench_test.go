@@ -1096,7 +1096,7 @@ func recordCPU(key, what string, self, children, ctrd []float64) {
 }
 
 // shims returns how many containerd shims serve the namespace and their total proportional
-// set size (Pss, so that the pages they share are counted once), in MB.
+// set size (Pss, so that the pages they share are counted once), in MiB.
 func shims(namespace string) (int, float64) {
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	n, pss := 0, 0.0
@@ -1160,13 +1160,13 @@ func benchFootprint(b *testing.B) {
 			return v
 		}
 		time.Sleep(2 * time.Second)
-		record(b, "rss-0", "daemon RSS, 0 pods", "MB", rss(), "", "10 samples 200 ms apart")
+		record(b, "rss-0", "daemon RSS, 0 pods", "MiB", rss(), "", "10 samples 200 ms apart")
 		ctrdRSS := func(key, name string) {
 			kb, err := procStatusKB(env.containerd.Process.Pid, "VmRSS")
 			if err != nil {
 				t.Fatal(err)
 			}
-			record(b, key, name, "MB", []float64{kb / 1024}, "", "")
+			record(b, key, name, "MiB", []float64{kb / 1024}, "", "")
 		}
 		ctrdRSS("containerd-rss-0", "containerd RSS (the harness's own), 0 pods")
 		pollCost(bc, 0)
@@ -1197,9 +1197,9 @@ func benchFootprint(b *testing.B) {
 		up50 := add(0, 50)
 		record(b, "probe50-ready", "50 pods with an exec readiness probe dropped at once → all Ready", "ms", []float64{ms(up50)}, "floor-seq50-start", "first probe runs as the container starts")
 		time.Sleep(3 * time.Second)
-		record(b, "rss-50", "daemon RSS, 50 pods (readiness probe each), 3 s after all are Ready", "MB", rss(), "", "")
+		record(b, "rss-50", "daemon RSS, 50 pods (readiness probe each), 3 s after all are Ready", "MiB", rss(), "", "")
 		ns, pss := shims(d.namespace)
-		record(b, "shims-50", "containerd shims of those 50 pods, total Pss", "MB", []float64{pss}, "", fmt.Sprintf("%d shims: one per pod (the runc shim serves all of a pod's containers)", ns))
+		record(b, "shims-50", "containerd shims of those 50 pods, total Pss", "MiB", []float64{pss}, "", fmt.Sprintf("%d shims: one per pod (the runc shim serves all of a pod's containers)", ns))
 
 		// CPU over the idle window, in 10 s slices (one probe period each).
 		idle := benchIdle()
@@ -1224,23 +1224,23 @@ func benchFootprint(b *testing.B) {
 		total := prev - c0
 		// At rest now: the burst's free heap has gone back to the OS (pkg/pod/memtrim.go, 5 s
 		// after the last start) and the probes have run several rounds.
-		record(b, "rss-50-rest", fmt.Sprintf("daemon RSS, 50 pods, after the %s idle window", idle.Round(time.Second)), "MB", rss(), "", "")
+		record(b, "rss-50-rest", fmt.Sprintf("daemon RSS, 50 pods, after the %s idle window", idle.Round(time.Second)), "MiB", rss(), "", "")
 		pollCost(bc, 50)
 		record(b, "cpu-idle-50", fmt.Sprintf("daemon CPU, %s idle, 50 pods with exec readiness probes (period 10 s)", idle.Round(time.Second)), "% of a CPU", pct, "",
 			fmt.Sprintf("%d slices of %s; total %.2f s CPU in %.1f s (USER_HZ resolution, 10 ms)", len(pct), slice, total.Seconds(), prevT.Sub(start).Seconds()))
 
 		add(50, 100)
 		time.Sleep(3 * time.Second)
-		record(b, "rss-100", "daemon RSS, 100 pods (readiness probe each), 3 s after all are Ready", "MB", rss(), "", "")
+		record(b, "rss-100", "daemon RSS, 100 pods (readiness probe each), 3 s after all are Ready", "MiB", rss(), "", "")
 		time.Sleep(10 * time.Second) // a measurement's wait, not readiness: the state at rest
-		record(b, "rss-100-rest", "daemon RSS, 100 pods, 10 s later", "MB", rss(), "", "")
+		record(b, "rss-100-rest", "daemon RSS, 100 pods, 10 s later", "MiB", rss(), "", "")
 		ctrdRSS("containerd-rss-100", "containerd RSS, 100 pods")
 		ns, pss = shims(d.namespace)
-		record(b, "shims-100", "containerd shims of those 100 pods, total Pss", "MB", []float64{pss}, "", fmt.Sprintf("%d shims", ns))
+		record(b, "shims-100", "containerd shims of those 100 pods, total Pss", "MiB", []float64{pss}, "", fmt.Sprintf("%d shims", ns))
 		pollCost(bc, 100)
 		if hwm, err := procStatusKB(pid, "VmHWM"); err == nil {
 			reportMu.Lock()
-			report.Machine["daemon_peak_rss_footprint_MB"] = fmt.Sprintf("%.1f", hwm/1024)
+			report.Machine["daemon_peak_rss_footprint_MiB"] = fmt.Sprintf("%.1f", hwm/1024)
 			reportMu.Unlock()
 		}
 
@@ -1272,8 +1272,8 @@ func fmtVal(v float64, unit string) string {
 			return fmt.Sprintf("%.2f s", v/1000)
 		}
 		return fmt.Sprintf("%.0f ms", v)
-	case "MB":
-		return fmt.Sprintf("%.1f MB", v)
+	case "MiB":
+		return fmt.Sprintf("%.1f MiB", v)
 	case "% of a CPU":
 		return fmt.Sprintf("%.2f %%", v)
 	}
