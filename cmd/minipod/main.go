@@ -444,7 +444,7 @@ func ensurePauseImage(ctx context.Context, rt *runtime.Runtime, ref, binary stri
 	}
 	log.Info("imported pause image", "image", ref, "from", bin)
 	// The image was built and streamed through memory, garbage now: give it back to the OS at
-	// once. Left to the scavenger, the 0-pod RSS in the bench was anywhere from 25.5 to 29 MiB.
+	// once. Left to the scavenger, the 0-pod RSS in the bench was anywhere from 26 to 29 MiB.
 	debug.FreeOSMemory()
 	return nil
 }
