@@ -27,9 +27,6 @@ func newMemTrim() *memTrim { return &memTrim{quiet: trimQuiet, free: debug.FreeO
 
 // touch notes a container started or a pod stopped: the trim runs once, quiet after the last.
 func (t *memTrim) touch() {
-	if t == nil {
-		return
-	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.timer == nil {
@@ -37,16 +34,4 @@ func (t *memTrim) touch() {
 		return
 	}
 	t.timer.Reset(t.quiet)
-}
-
-// stop cancels a pending trim.
-func (t *memTrim) stop() {
-	if t == nil {
-		return
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.timer != nil {
-		t.timer.Stop()
-	}
 }

@@ -183,8 +183,7 @@ func (h *exitHub) run(ctx context.Context) {
 						h.execExited(ev.ContainerID+"/"+ev.ID, ev.ExitStatus)
 						continue
 					}
-					code := ev.ExitStatus
-					h.exited(ev.ContainerID, ev.Pid, Exit{Code: code, At: ev.ExitedAt.AsTime(), Signaled: code > 128 && code < 128+65})
+					h.exited(ev.ContainerID, ev.Pid, Exit{Code: ev.ExitStatus, At: ev.ExitedAt.AsTime()})
 				case *apievents.ContainerUpdate:
 					if ev.ID == marker && !h.isSynced() {
 						delay = 100 * time.Millisecond
@@ -241,8 +240,7 @@ func (h *exitHub) resync(ctx context.Context) {
 			continue
 		}
 		if p := resp.GetProcess(); p.GetStatus() == tasktypes.Status_STOPPED {
-			code := p.GetExitStatus()
-			h.exited(w.id, w.pid, Exit{Code: code, At: p.GetExitedAt().AsTime(), Signaled: code > 128 && code < 128+65})
+			h.exited(w.id, w.pid, Exit{Code: p.GetExitStatus(), At: p.GetExitedAt().AsTime()})
 		}
 	}
 }

@@ -90,6 +90,16 @@ func waitFor(t *testing.T, ch <-chan struct{}, what string) {
 	}
 }
 
+// waitUntil polls cond every millisecond until it holds, failing the test after 10 s.
+func waitUntil(t *testing.T, cond func() bool, what string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
 func notYet(t *testing.T, ch <-chan struct{}, what string) {
 	t.Helper()
 	select {
@@ -254,9 +264,7 @@ func TestPollerCloseWhileOtherBusy(t *testing.T) {
 	wQuiet.WriteString("quiet\n")
 	errs := make(chan error, 1)
 	go func() { errs <- writeChunks(wBusy, pattern(0, size)) }()
-	for busy.Len() < size/4 {
-		time.Sleep(time.Millisecond)
-	}
+	waitUntil(t, func() bool { return busy.Len() >= size/4 }, "a quarter of the busy stream")
 	q.close() // its writer still open
 	waitFor(t, quietEnded, "the closed stream's end")
 	if err := <-errs; err != nil {
@@ -373,9 +381,7 @@ func TestPollerFDReuse(t *testing.T) {
 	wB.WriteString("for b\n")
 	waitFor(t, hooked, "the next wait")
 	resume <- struct{}{}
-	for b.Len() == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	waitUntil(t, func() bool { return b.Len() > 0 }, "b's output")
 
 	buf := make([]byte, 100)
 	n, err := unix.Read(rfdO, buf)
@@ -431,13 +437,9 @@ func TestPollerFailover(t *testing.T) {
 	doneB, endedB := doneChan(t)
 	startOutput(p, rfdA, "a", &a, doneA)
 	wA.WriteString("before\n")
-	for a.Len() == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	waitUntil(t, func() bool { return a.Len() > 0 }, "a's output")
 	p.ep.Close()
-	for !p.isFailed() {
-		time.Sleep(time.Millisecond)
-	}
+	waitUntil(t, p.isFailed, "the poller to fail")
 	sb := startOutput(p, rfdB, "b", &b, doneB)
 	if sb.file == nil {
 		t.Fatal("a failed poller took a stream")
@@ -446,9 +448,7 @@ func TestPollerFailover(t *testing.T) {
 	wB.WriteString("b\n")
 	wA.Close()
 	waitFor(t, endedA, "the end of a")
-	for b.Len() == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	waitUntil(t, func() bool { return b.Len() > 0 }, "b's output")
 	sb.close()
 	waitFor(t, endedB, "the end of b")
 	if got := string(a.Bytes()); got != "before\nafter\n" {

@@ -346,12 +346,11 @@ func nsFile(t specs.LinuxNamespaceType) string {
 
 // Exit is how a task ended.
 type Exit struct {
-	Code     uint32
-	At       time.Time
-	Err      error // set when the wait itself failed (containerd went away); Code is then meaningless
-	Unknown  bool  // no task was found: the container never ran or its task is gone
-	Signaled bool  // Code is 128+signal
-	OOM      bool  // the kernel's OOM killer ended it (set by the caller from WatchOOM)
+	Code    uint32
+	At      time.Time
+	Err     error // set when the wait itself failed (containerd went away); Code is then meaningless
+	Unknown bool  // no task was found: the container never ran or its task is gone
+	OOM     bool  // the kernel's OOM killer ended it (set by the caller from WatchOOM)
 }
 
 // Stdio is where a task's output goes: minipod reads the task's stdout and stderr through
