@@ -34,6 +34,7 @@ import (
 	"github.com/minipod/minipod/pkg/metrics"
 	"github.com/minipod/minipod/pkg/pod"
 	"github.com/minipod/minipod/pkg/policy"
+	"github.com/minipod/minipod/pkg/reclaim"
 	"github.com/minipod/minipod/pkg/runtime"
 	"github.com/minipod/minipod/pkg/sandbox"
 	"github.com/minipod/minipod/pkg/source"
@@ -259,6 +260,9 @@ func run(ctx context.Context, o *config.Config, log *slog.Logger) error {
 	}
 	_, _ = daemon.SdNotify(false, daemon.SdNotifyReady+"\n"+statusLine(view))
 	log.Info("minipod ready", "version", version, "socket", o.Socket, "manifests", o.ManifestDir)
+	// Start-up is over: Go's package initialisation touched nearly all of the executable, and a
+	// first pause image import leaves megabytes of garbage. Neither is needed again.
+	reclaim.Release()
 	go notifyLoop(ctx, mgr, view, log)
 
 	select {
@@ -443,9 +447,6 @@ func ensurePauseImage(ctx context.Context, rt *runtime.Runtime, ref, binary stri
 		return fmt.Errorf("import pause image: %w", err)
 	}
 	log.Info("imported pause image", "image", ref, "from", bin)
-	// The image was built and streamed through memory, garbage now: give it back to the OS at
-	// once. Left to the scavenger, the 0-pod RSS in the bench was anywhere from 26 to 29 MiB.
-	debug.FreeOSMemory()
 	return nil
 }
 

@@ -1147,7 +1147,9 @@ func benchFootprint(b *testing.B) {
 		d := benchDaemon(t)
 		bc := newBenchCtx(t, d)
 		pid := d.cmd.Process.Pid
-		rss := func() []float64 {
+		// rss samples VmRSS ten times, 200 ms apart, and notes how the last sample splits into
+		// pages of the executable (file-backed) and the rest (heap, stacks, runtime).
+		rss := func() ([]float64, string) {
 			var v []float64
 			for i := 0; i < 10; i++ {
 				kb, err := procStatusKB(pid, "VmRSS")
@@ -1157,10 +1159,16 @@ func benchFootprint(b *testing.B) {
 				v = append(v, kb/1024)
 				time.Sleep(200 * time.Millisecond)
 			}
-			return v
+			file, err1 := procStatusKB(pid, "RssFile")
+			anon, err2 := procStatusKB(pid, "RssAnon")
+			if err := errors.Join(err1, err2); err != nil {
+				t.Fatal(err)
+			}
+			return v, fmt.Sprintf("10 samples 200 ms apart; the last: %.1f MiB file-backed (the executable's pages), %.1f MiB anonymous", file/1024, anon/1024)
 		}
 		time.Sleep(2 * time.Second)
-		record(b, "rss-0", "daemon RSS, 0 pods", "MiB", rss(), "", "10 samples 200 ms apart")
+		v, note := rss()
+		record(b, "rss-0", "daemon RSS, 0 pods", "MiB", v, "", note)
 		ctrdRSS := func(key, name string) {
 			kb, err := procStatusKB(env.containerd.Process.Pid, "VmRSS")
 			if err != nil {
@@ -1197,7 +1205,8 @@ func benchFootprint(b *testing.B) {
 		up50 := add(0, 50)
 		record(b, "probe50-ready", "50 pods with an exec readiness probe dropped at once → all Ready", "ms", []float64{ms(up50)}, "floor-seq50-start", "first probe runs as the container starts")
 		time.Sleep(3 * time.Second)
-		record(b, "rss-50", "daemon RSS, 50 pods (readiness probe each), 3 s after all are Ready", "MiB", rss(), "", "")
+		v, note = rss()
+		record(b, "rss-50", "daemon RSS, 50 pods (readiness probe each), 3 s after all are Ready", "MiB", v, "", note)
 		ns, pss := shims(d.namespace)
 		record(b, "shims-50", "containerd shims of those 50 pods, total Pss", "MiB", []float64{pss}, "", fmt.Sprintf("%d shims: one per pod (the runc shim serves all of a pod's containers)", ns))
 
@@ -1224,16 +1233,19 @@ func benchFootprint(b *testing.B) {
 		total := prev - c0
 		// At rest now: the burst's free heap has gone back to the OS (pkg/pod/memtrim.go, 5 s
 		// after the last start) and the probes have run several rounds.
-		record(b, "rss-50-rest", fmt.Sprintf("daemon RSS, 50 pods, after the %s idle window", idle.Round(time.Second)), "MiB", rss(), "", "")
+		v, note = rss()
+		record(b, "rss-50-rest", fmt.Sprintf("daemon RSS, 50 pods, after the %s idle window", idle.Round(time.Second)), "MiB", v, "", note)
 		pollCost(bc, 50)
 		record(b, "cpu-idle-50", fmt.Sprintf("daemon CPU, %s idle, 50 pods with exec readiness probes (period 10 s)", idle.Round(time.Second)), "% of a CPU", pct, "",
 			fmt.Sprintf("%d slices of %s; total %.2f s CPU in %.1f s (USER_HZ resolution, 10 ms)", len(pct), slice, total.Seconds(), prevT.Sub(start).Seconds()))
 
 		add(50, 100)
 		time.Sleep(3 * time.Second)
-		record(b, "rss-100", "daemon RSS, 100 pods (readiness probe each), 3 s after all are Ready", "MiB", rss(), "", "")
+		v, note = rss()
+		record(b, "rss-100", "daemon RSS, 100 pods (readiness probe each), 3 s after all are Ready", "MiB", v, "", note)
 		time.Sleep(10 * time.Second) // a measurement's wait, not readiness: the state at rest
-		record(b, "rss-100-rest", "daemon RSS, 100 pods, 10 s later", "MiB", rss(), "", "")
+		v, note = rss()
+		record(b, "rss-100-rest", "daemon RSS, 100 pods, 10 s later", "MiB", v, "", note)
 		ctrdRSS("containerd-rss-100", "containerd RSS, 100 pods")
 		ns, pss = shims(d.namespace)
 		record(b, "shims-100", "containerd shims of those 100 pods, total Pss", "MiB", []float64{pss}, "", fmt.Sprintf("%d shims", ns))

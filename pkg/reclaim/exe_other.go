@@ -1,0 +1,6 @@
+//go:build !linux
+
+package reclaim
+
+// DropExecutablePages does nothing off Linux.
+func DropExecutablePages() error { return nil }
