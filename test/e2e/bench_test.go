@@ -1147,24 +1147,21 @@ func benchFootprint(b *testing.B) {
 		d := benchDaemon(t)
 		bc := newBenchCtx(t, d)
 		pid := d.cmd.Process.Pid
-		// rss samples VmRSS ten times, 200 ms apart, and notes how the last sample splits into
-		// pages of the executable (file-backed) and the rest (heap, stacks, runtime).
+		// rss samples VmRSS ten times, 200 ms apart, and notes how it splits into pages of the
+		// executable (file-backed) and the rest (heap, stacks, runtime), as medians.
 		rss := func() ([]float64, string) {
-			var v []float64
+			var v, file, anon []float64
 			for i := 0; i < 10; i++ {
-				kb, err := procStatusKB(pid, "VmRSS")
-				if err != nil {
+				kb, err1 := procStatusKB(pid, "VmRSS")
+				f, err2 := procStatusKB(pid, "RssFile")
+				a, err3 := procStatusKB(pid, "RssAnon")
+				if err := errors.Join(err1, err2, err3); err != nil {
 					t.Fatal(err)
 				}
-				v = append(v, kb/1024)
+				v, file, anon = append(v, kb/1024), append(file, f/1024), append(anon, a/1024)
 				time.Sleep(200 * time.Millisecond)
 			}
-			file, err1 := procStatusKB(pid, "RssFile")
-			anon, err2 := procStatusKB(pid, "RssAnon")
-			if err := errors.Join(err1, err2); err != nil {
-				t.Fatal(err)
-			}
-			return v, fmt.Sprintf("10 samples 200 ms apart; the last: %.1f MiB file-backed (the executable's pages), %.1f MiB anonymous", file/1024, anon/1024)
+			return v, fmt.Sprintf("10 samples 200 ms apart; medians %.1f MiB file-backed (the executable's pages), %.1f MiB anonymous", summarize("", "", "", file).Median, summarize("", "", "", anon).Median)
 		}
 		time.Sleep(2 * time.Second)
 		v, note := rss()
@@ -1204,9 +1201,11 @@ func benchFootprint(b *testing.B) {
 		}
 		up50 := add(0, 50)
 		record(b, "probe50-ready", "50 pods with an exec readiness probe dropped at once → all Ready", "ms", []float64{ms(up50)}, "floor-seq50-start", "first probe runs as the container starts")
-		time.Sleep(3 * time.Second)
+		// Right after the burst: 1 s after all are Ready, and so before the daemon's trim (5 s
+		// after the last start), with the code and garbage of the burst still in.
+		time.Sleep(time.Second)
 		v, note = rss()
-		record(b, "rss-50", "daemon RSS, 50 pods (readiness probe each), 3 s after all are Ready", "MiB", v, "", note)
+		record(b, "rss-50", "daemon RSS, 50 pods (readiness probe each), 1 s after all are Ready", "MiB", v, "", note)
 		ns, pss := shims(d.namespace)
 		record(b, "shims-50", "containerd shims of those 50 pods, total Pss", "MiB", []float64{pss}, "", fmt.Sprintf("%d shims: one per pod (the runc shim serves all of a pod's containers)", ns))
 
@@ -1240,9 +1239,9 @@ func benchFootprint(b *testing.B) {
 			fmt.Sprintf("%d slices of %s; total %.2f s CPU in %.1f s (USER_HZ resolution, 10 ms)", len(pct), slice, total.Seconds(), prevT.Sub(start).Seconds()))
 
 		add(50, 100)
-		time.Sleep(3 * time.Second)
+		time.Sleep(time.Second)
 		v, note = rss()
-		record(b, "rss-100", "daemon RSS, 100 pods (readiness probe each), 3 s after all are Ready", "MiB", v, "", note)
+		record(b, "rss-100", "daemon RSS, 100 pods (readiness probe each), 1 s after all are Ready", "MiB", v, "", note)
 		time.Sleep(10 * time.Second) // a measurement's wait, not readiness: the state at rest
 		v, note = rss()
 		record(b, "rss-100-rest", "daemon RSS, 100 pods, 10 s later", "MiB", v, "", note)
