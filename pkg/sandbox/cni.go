@@ -36,9 +36,11 @@ type Network struct {
 	// the same network (same name, so libcni's cache finds either) without it. nil for a
 	// user's configuration, which is used as it is for every pod.
 	withPorts *libcni.NetworkConfigList
-	loopback  *libcni.NetworkConfigList
-	source    string      // file the list came from, or "built-in"
-	masq      *masquerade // the built-in network's masquerade rule; nil for a user's configuration
+	// loopback is CNI's loopback plugin, which earlier minipods ran for every pod; it is kept
+	// to DEL their pods' attachments only (NewNetNS brings lo up itself).
+	loopback *libcni.NetworkConfigList
+	source   string      // file the list came from, or "built-in"
+	masq     *masquerade // the built-in network's masquerade rule; nil for a user's configuration
 }
 
 // Port is one hostPort mapping for the portmap plugin.
@@ -215,15 +217,13 @@ func (n *Network) runtimeConf(a Attachment, ifName string) *libcni.RuntimeConf {
 	return rc
 }
 
-// Setup attaches the pod's network namespace: loopback up, then the pod network. It returns the
-// pod's IP addresses (IPv4 first). On failure whatever was added is deleted again.
+// Setup attaches the pod's network namespace, made by NewNetNS (which brought its loopback up),
+// to the pod network. It returns the pod's IP addresses (IPv4 first). On failure whatever was
+// added is deleted again.
 func (n *Network) Setup(ctx context.Context, a Attachment) (ips []string, err error) {
 	if n.masq != nil {
 		// A pod set up after a firewall flush gets its outbound NAT back at once.
 		n.masq.poke()
-	}
-	if _, err := n.cni.AddNetworkList(ctx, n.loopback, n.runtimeConf(a, "lo")); err != nil {
-		return nil, fmt.Errorf("CNI loopback: %w", err)
 	}
 	list := n.listFor(a)
 	res, err := n.cni.AddNetworkList(ctx, list, n.runtimeConf(a, "eth0"))
@@ -286,8 +286,12 @@ func (n *Network) teardown(ctx context.Context, a Attachment, fallback *libcni.N
 			return err
 		}
 	}
-	// loopback's DEL does nothing that outlives the netns, but it drops libcni's cache entry.
-	_ = n.cni.DelNetworkList(ctx, n.loopback, n.runtimeConf(a, "lo"))
+	// A pod set up by an older minipod also has a loopback attachment in libcni's cache. Its
+	// DEL does nothing that outlives the netns, but it drops the cache entry.
+	lo := n.runtimeConf(a, "lo")
+	if cached, _, err := n.cni.GetNetworkListCachedConfig(n.loopback, lo); err == nil && len(cached) > 0 {
+		_ = n.cni.DelNetworkList(ctx, n.loopback, lo)
+	}
 	return nil
 }
 

@@ -43,16 +43,20 @@ func NewNetNS(dir, name string) (string, error) {
 			return
 		}
 		src := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
-		mountErr := unix.Mount(src, path, "none", unix.MS_BIND, "")
+		var setupErr error
+		if err := unix.Mount(src, path, "none", unix.MS_BIND, ""); err != nil {
+			setupErr = fmt.Errorf("pin netns: %w", err)
+		} else if err := loopbackUp(); err != nil {
+			// Still in the new namespace: its loopback comes up here. That is all CNI's
+			// loopback plugin would do, and it spares a plugin process per pod.
+			setupErr = fmt.Errorf("bring up lo: %w", err)
+		}
 		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- errors.Join(mountErr, fmt.Errorf("restore netns: %w", err))
+			errc <- errors.Join(setupErr, fmt.Errorf("restore netns: %w", err))
 			return // thread stays locked and is discarded
 		}
 		goruntime.UnlockOSThread()
-		if mountErr != nil {
-			mountErr = fmt.Errorf("pin netns: %w", mountErr)
-		}
-		errc <- mountErr
+		errc <- setupErr
 	}()
 	if err := <-errc; err != nil {
 		_ = unix.Unmount(path, unix.MNT_DETACH)
@@ -60,6 +64,24 @@ func NewNetNS(dir, name string) (string, error) {
 		return "", err
 	}
 	return path, nil
+}
+
+// loopbackUp sets the "lo" interface of the calling thread's network namespace up.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return err
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
 }
 
 // RemoveNetNS unpins and removes a network namespace made by NewNetNS. A missing one is not an

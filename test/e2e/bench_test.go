@@ -776,7 +776,7 @@ func benchPodStart(b *testing.B, containers int) {
 		}
 		prefix := "floor-" + c
 		recordPhase(prefix+"-netns", prefix+": new netns", a)
-		recordPhase(prefix+"-cni", prefix+": CNI ADD (loopback, then bridge + host-local; no hostPort, so no portmap)", cn)
+		recordPhase(prefix+"-cni", prefix+": CNI ADD (bridge + host-local; no hostPort, so no portmap)", cn)
 		recordPhase(prefix+"-pause", prefix+": pause container created and started", p)
 		recordPhase(prefix+"-apps", prefix+": app containers created and started", x)
 		logPhases(t, d, "daemon-"+c, all)
