@@ -24,41 +24,25 @@ func NewNetNS(dir, name string) (string, error) {
 	}
 	f.Close()
 
-	errc := make(chan error, 1)
-	go func() {
-		// unshare changes the namespace of this OS thread only. The thread is returned to the
-		// scheduler only if it is back in the original namespace; otherwise it stays locked and
-		// dies with this goroutine, so no other goroutine ever runs in the wrong namespace.
-		goruntime.LockOSThread()
-		orig, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
-		if err != nil {
-			goruntime.UnlockOSThread()
-			errc <- fmt.Errorf("open current netns: %w", err)
-			return
-		}
-		defer orig.Close()
+	unshare := func() error {
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			goruntime.UnlockOSThread()
-			errc <- fmt.Errorf("unshare netns: %w", err)
-			return
+			return fmt.Errorf("unshare netns: %w", err)
 		}
+		return nil
+	}
+	err = inOtherNetNS(unshare, func() error {
 		src := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
-		var setupErr error
 		if err := unix.Mount(src, path, "none", unix.MS_BIND, ""); err != nil {
-			setupErr = fmt.Errorf("pin netns: %w", err)
-		} else if err := loopbackUp(); err != nil {
-			// Still in the new namespace: its loopback comes up here. That is all CNI's
-			// loopback plugin would do, and it spares a plugin process per pod.
-			setupErr = fmt.Errorf("bring up lo: %w", err)
+			return fmt.Errorf("pin netns: %w", err)
 		}
-		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- errors.Join(setupErr, fmt.Errorf("restore netns: %w", err))
-			return // thread stays locked and is discarded
+		// Still in the new namespace: its loopback comes up here. That is all CNI's loopback
+		// plugin would do, and it spares a plugin process per pod.
+		if err := loopbackUp(); err != nil {
+			return fmt.Errorf("bring up lo: %w", err)
 		}
-		goruntime.UnlockOSThread()
-		errc <- setupErr
-	}()
-	if err := <-errc; err != nil {
+		return nil
+	})
+	if err != nil {
 		_ = unix.Unmount(path, unix.MNT_DETACH)
 		_ = os.Remove(path)
 		return "", err
@@ -68,20 +52,78 @@ func NewNetNS(dir, name string) (string, error) {
 
 // loopbackUp sets the "lo" interface of the calling thread's network namespace up.
 func loopbackUp() error {
+	_, err := linkFlags("lo", unix.IFF_UP)
+	return err
+}
+
+// linkFlags adds the flags set (none: 0) to an interface of the calling thread's network
+// namespace, and returns its flags.
+func linkFlags(name string, set uint16) (uint16, error) {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer unix.Close(fd)
-	ifr, err := unix.NewIfreq("lo")
+	ifr, err := unix.NewIfreq(name)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
-		return err
+		return 0, err
 	}
-	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
-	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
+	if ifr.Uint16()&set == set {
+		return ifr.Uint16(), nil
+	}
+	ifr.SetUint16(ifr.Uint16() | set)
+	return ifr.Uint16(), unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
+}
+
+// InNetNS runs fn on an OS thread that has entered the network namespace at path: sockets fn
+// makes belong to that namespace, and stay in it afterwards.
+func InNetNS(path string, fn func() error) error {
+	target, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("open netns: %w", err)
+	}
+	defer target.Close()
+	return inOtherNetNS(func() error {
+		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+			return fmt.Errorf("enter netns %s: %w", path, err)
+		}
+		return nil
+	}, fn)
+}
+
+// inOtherNetNS runs fn on a locked OS thread that enter has moved to another network namespace
+// (setns and unshare change the calling thread's only). The thread goes back to the scheduler
+// only once it is back in its own namespace; otherwise it stays locked and ends with this
+// call's goroutine, so no other goroutine ever runs in the wrong namespace.
+func inOtherNetNS(enter, fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		goruntime.LockOSThread()
+		orig, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
+		if err != nil {
+			goruntime.UnlockOSThread()
+			errc <- fmt.Errorf("open current netns: %w", err)
+			return
+		}
+		defer orig.Close()
+		if err := enter(); err != nil {
+			// A failed setns or unshare leaves the thread where it was.
+			goruntime.UnlockOSThread()
+			errc <- err
+			return
+		}
+		fnErr := fn()
+		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
+			errc <- errors.Join(fnErr, fmt.Errorf("restore netns: %w", err))
+			return // thread stays locked and is discarded
+		}
+		goruntime.UnlockOSThread()
+		errc <- fnErr
+	}()
+	return <-errc
 }
 
 // RemoveNetNS unpins and removes a network namespace made by NewNetNS. A missing one is not an

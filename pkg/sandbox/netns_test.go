@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	goruntime "runtime"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -34,59 +33,20 @@ func TestNewNetNSLoopback(t *testing.T) {
 		t.Fatalf("%s is not a pinned network namespace", path)
 	}
 
-	errc := make(chan error, 1)
-	go func() {
-		// As in NewNetNS: the thread goes back to the scheduler only in its own namespace.
-		goruntime.LockOSThread()
-		orig, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
-		if err != nil {
-			goruntime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		ns, err := os.Open(path)
-		if err != nil {
-			goruntime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer ns.Close()
-		if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
-			goruntime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		checkErr := loopbackWorks()
-		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("restore netns: %w", err)
-			return // the thread stays locked and is discarded
-		}
-		goruntime.UnlockOSThread()
-		errc <- checkErr
-	}()
-	if err := <-errc; err != nil {
+	if err := InNetNS(path, loopbackWorks); err != nil {
 		t.Fatal(err)
 	}
 }
 
-// loopbackWorks runs in the namespace under test, on its locked thread: sockets made here
+// loopbackWorks runs in the namespace under test, on InNetNS's locked thread: sockets made here
 // belong to it. Accept and dial happen on this thread too, so the check needs no goroutine.
 func loopbackWorks() error {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	flags, err := linkFlags("lo", 0)
 	if err != nil {
 		return err
 	}
-	defer unix.Close(fd)
-	ifr, err := unix.NewIfreq("lo")
-	if err != nil {
-		return err
-	}
-	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
-		return err
-	}
-	if ifr.Uint16()&unix.IFF_UP == 0 {
-		return fmt.Errorf("lo is down in the new namespace (flags %#x)", ifr.Uint16())
+	if flags&unix.IFF_UP == 0 {
+		return fmt.Errorf("lo is down in the new namespace (flags %#x)", flags)
 	}
 	l, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {

@@ -11,13 +11,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	goruntime "runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/minipod/minipod/pkg/sandbox"
 )
@@ -83,39 +80,11 @@ func (o outsideNet) setup(t *testing.T) {
 func (o outsideNet) listen(t *testing.T) *net.TCPListener {
 	t.Helper()
 	var ln net.Listener
-	errc := make(chan error, 1)
-	go func() {
-		goruntime.LockOSThread()
-		orig, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
-		if err != nil {
-			goruntime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		target, err := os.Open(filepath.Join("/run/netns", o.ns))
-		if err != nil {
-			goruntime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer target.Close()
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			goruntime.UnlockOSThread()
-			errc <- fmt.Errorf("enter %s: %w", o.ns, err)
-			return
-		}
+	err := sandbox.InNetNS(filepath.Join("/run/netns", o.ns), func() (err error) {
 		ln, err = net.Listen("tcp4", o.nsIP+":0")
-		if rerr := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); rerr != nil {
-			// The thread stays locked and ends with this goroutine: no other goroutine
-			// ever runs in the outside namespace.
-			errc <- fmt.Errorf("back from %s: %w", o.ns, rerr)
-			return
-		}
-		goruntime.UnlockOSThread()
-		errc <- err
-	}()
-	if err := <-errc; err != nil {
+		return err
+	})
+	if err != nil {
 		if ln != nil {
 			ln.Close()
 		}
