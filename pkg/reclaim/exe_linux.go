@@ -15,17 +15,17 @@ import (
 // span is one mapping of the executable: [start, end).
 type span struct{ start, end uintptr }
 
-// DropExecutablePages unmaps the resident pages of the executable's read-only mappings (code,
+// dropExecutablePages unmaps the resident pages of the executable's read-only mappings (code,
 // read-only data, the function tables) with MADV_DONTNEED. For a private file mapping that
 // was never written, that only removes the page-table entries: the data stays in the page cache
 // and the next access maps it again. Writable mappings (Go's data and bss) are left alone,
 // since there it would throw away the process's own changes.
-func DropExecutablePages() error {
+func dropExecutablePages() error {
 	maps, err := os.ReadFile("/proc/self/maps")
 	if err != nil {
 		return err
 	}
-	spans, err := readOnlySpans(maps, reflect.ValueOf(DropExecutablePages).Pointer())
+	spans, err := readOnlySpans(maps, reflect.ValueOf(dropExecutablePages).Pointer())
 	if err != nil {
 		return err
 	}

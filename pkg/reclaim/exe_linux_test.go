@@ -86,7 +86,7 @@ func TestDropExecutablePages(t *testing.T) {
 		t.Fatalf("%d of blob's %d pages resident after reading them all", before, total)
 	}
 	written = 42
-	if err := DropExecutablePages(); err != nil {
+	if err := dropExecutablePages(); err != nil {
 		t.Fatal(err)
 	}
 	// Fault-around may map back up to 64 KiB next to something else's fault.

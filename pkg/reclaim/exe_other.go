@@ -2,5 +2,5 @@
 
 package reclaim
 
-// DropExecutablePages does nothing off Linux.
-func DropExecutablePages() error { return nil }
+// dropExecutablePages does nothing off Linux.
+func dropExecutablePages() error { return nil }

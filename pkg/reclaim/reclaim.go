@@ -22,5 +22,5 @@ import "runtime/debug"
 // the madvise leaves the pages mapped, as they were before; nothing else depends on it.
 func Release() {
 	debug.FreeOSMemory()
-	_ = DropExecutablePages()
+	_ = dropExecutablePages()
 }
