@@ -10,7 +10,6 @@ import (
 	apievents "github.com/containerd/containerd/api/events"
 	"github.com/containerd/containerd/api/services/tasks/v1"
 	tasktypes "github.com/containerd/containerd/api/types/task"
-	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/errdefs/pkg/errgrpc"
 	"github.com/containerd/typeurl/v2"
@@ -103,9 +102,9 @@ func (h *exitHub) start() {
 
 // wait registers task's exit. The caller must register before the task can exit unseen:
 // before Start, or before asking for the task's status.
-func (h *exitHub) wait(task client.Task) *exitWaiter {
+func (h *exitHub) wait(id string, pid uint32, tio cio.IO) *exitWaiter {
 	h.start()
-	w := &exitWaiter{id: task.ID(), pid: task.Pid(), io: task.IO(), out: make(chan Exit, 1)}
+	w := &exitWaiter{id: id, pid: pid, io: tio, out: make(chan Exit, 1)}
 	h.mu.Lock()
 	h.waiters[w.id] = append(h.waiters[w.id], w)
 	h.mu.Unlock()

@@ -21,8 +21,11 @@ import (
 
 	apievents "github.com/containerd/containerd/api/events"
 	"github.com/containerd/containerd/api/services/tasks/v1"
+	"github.com/containerd/containerd/api/types"
+	tasktypes "github.com/containerd/containerd/api/types/task"
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/containerd/v2/core/leases"
 	"github.com/containerd/containerd/v2/core/snapshots"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
@@ -74,6 +77,7 @@ type Runtime struct {
 	namespace   string
 	snapshotter string
 	procs       sync.Map // container ID -> *specs.Process, for ExecOutput
+	images      imageCache
 	exits       exitHub
 	done        context.Context // ends at Close
 	close       context.CancelFunc
@@ -160,27 +164,24 @@ type Image struct {
 // config. It returns an error wrapping ErrImageNotFound when the image is not present.
 func (r *Runtime) GetImage(ctx context.Context, ref string) (Image, error) {
 	ctx = r.ns(ctx)
-	img, err := r.image(ctx, ref)
+	img, meta, err := r.resolve(ctx, ref)
 	if err != nil {
 		if errdefs.IsNotFound(err) {
 			return Image{}, fmt.Errorf("image %s: %w", ref, ErrImageNotFound)
 		}
 		return Image{}, fmt.Errorf("get image %s: %w", ref, err)
 	}
-	ok, err := img.IsUnpacked(ctx, r.snapshotter)
-	if err != nil {
-		return Image{}, fmt.Errorf("check image %s: %w", ref, err)
-	}
-	if !ok {
+	// Unpacked means the snapshot of its top layer exists (what the client's IsUnpacked asks,
+	// after reading the manifest and config again).
+	if _, err := r.client.SnapshotService(r.snapshotter).Stat(ctx, meta.chainID); err != nil {
+		if !errdefs.IsNotFound(err) {
+			return Image{}, fmt.Errorf("check image %s: %w", ref, err)
+		}
 		if err := img.Unpack(ctx, r.snapshotter); err != nil {
 			return Image{}, fmt.Errorf("unpack image %s: %w", ref, err)
 		}
 	}
-	spec, err := img.Spec(ctx)
-	if err != nil {
-		return Image{}, fmt.Errorf("read config of image %s: %w", ref, err)
-	}
-	return Image{Ref: ref, ID: img.Target().Digest.String(), Config: spec.Config}, nil
+	return Image{Ref: ref, ID: img.Target().Digest.String(), Config: meta.config}, nil
 }
 
 // image finds an image by the reference a pod wrote or, failing that, by its normalised form
@@ -227,6 +228,11 @@ type ContainerConfig struct {
 	Namespaces   Namespaces
 	// RootfsPropagation is "rshared" or "rslave" when a mount needs it, else "".
 	RootfsPropagation string
+	// RootfsReady says that PrepareRootfs made the container's snapshot already.
+	RootfsReady bool
+	// Lease, when set, is a lease of NewLease to create the container under, instead of one
+	// of its own (two calls to containerd fewer).
+	Lease string
 	// ShimGroup, when set, makes containerd's runc shim serve every container of the same
 	// group from one process (the annotation the runc v2 shim reads; the CRI groups a pod's
 	// containers the same way, by sandbox ID): one shim per pod instead of one per container.
@@ -250,8 +256,11 @@ type Resources struct {
 // left behind.
 func (r *Runtime) CreateContainer(ctx context.Context, cfg ContainerConfig) error {
 	ctx = r.ns(ctx)
+	if cfg.Lease != "" {
+		ctx = leases.WithLease(ctx, cfg.Lease)
+	}
 	r.forgetSpec(cfg.ID)
-	img, err := r.image(ctx, cfg.Image)
+	img, meta, err := r.resolve(ctx, cfg.Image)
 	if err != nil {
 		if errdefs.IsNotFound(err) {
 			return fmt.Errorf("image %s: %w", cfg.Image, ErrImageNotFound)
@@ -318,9 +327,7 @@ func (r *Runtime) CreateContainer(ctx context.Context, cfg ContainerConfig) erro
 		opts = append(opts, oci.WithMemoryLimit(uint64(r.MemoryLimit)))
 	}
 	_, err = r.client.NewContainer(ctx, cfg.ID,
-		client.WithImage(img),
-		client.WithSnapshotter(r.snapshotter),
-		client.WithNewSnapshot(cfg.ID, img),
+		r.withRootfs(cfg.ID, img.Name(), meta, cfg.RootfsReady),
 		client.WithContainerLabels(cfg.Labels),
 		client.WithNewSpec(opts...),
 	)
@@ -367,9 +374,12 @@ type Stdio struct {
 // is missed.
 func (r *Runtime) Start(ctx context.Context, id string, stdio *Stdio) (uint32, ExitWatch, error) {
 	ctx = r.ns(ctx)
-	c, err := r.client.LoadContainer(ctx, id)
+	// The task is made straight through the task service. The client's NewTask reads the
+	// container's record four times (each with its OCI spec) to learn what is known here: the
+	// root filesystem is the snapshot keyed by the container's ID (withRootfs).
+	mounts, err := r.client.SnapshotService(r.snapshotter).Mounts(ctx, id)
 	if err != nil {
-		return 0, ExitWatch{}, fmt.Errorf("load container %s: %w", id, err)
+		return 0, ExitWatch{}, fmt.Errorf("rootfs of %s: %w", id, err)
 	}
 	creator := cio.NullIO
 	if stdio != nil {
@@ -378,19 +388,35 @@ func (r *Runtime) Start(ctx context.Context, id string, stdio *Stdio) (uint32, E
 		}
 		creator = stdio.creator()
 	}
-	task, err := c.NewTask(ctx, creator)
+	tio, err := creator(id)
 	if err != nil {
 		return 0, ExitWatch{}, fmt.Errorf("create task %s: %w", id, err)
 	}
-	releaseIO(task.IO())
-	// The exit is registered before the start, so that no exit is missed.
-	w := r.exits.wait(task)
-	if err := task.Start(ctx); err != nil {
-		r.exits.forget(id, w)
-		_, _ = task.Delete(ctx, client.WithProcessKill)
-		return 0, ExitWatch{}, fmt.Errorf("start task %s: %w", id, err)
+	cfg := tio.Config()
+	req := &tasks.CreateTaskRequest{ContainerID: id, Terminal: cfg.Terminal, Stdin: cfg.Stdin, Stdout: cfg.Stdout, Stderr: cfg.Stderr}
+	for _, m := range mounts {
+		req.Rootfs = append(req.Rootfs, &types.Mount{Type: m.Type, Source: m.Source, Target: m.Target, Options: m.Options})
 	}
-	return task.Pid(), w.watch(), nil
+	resp, err := r.client.TaskService().Create(ctx, req)
+	if err != nil {
+		tio.Cancel()
+		tio.Close()
+		return 0, ExitWatch{}, fmt.Errorf("create task %s: %w", id, errgrpc.ToNative(err))
+	}
+	releaseIO(tio)
+	// The exit is registered before the start, so that no exit is missed.
+	w := r.exits.wait(id, resp.Pid, tio)
+	if _, err := r.client.TaskService().Start(ctx, &tasks.StartRequest{ContainerID: id}); err != nil {
+		r.exits.forget(id, w)
+		// Not cut short by the caller's context, as in Remove.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), removeTimeout)
+		_ = r.deleteTask(dctx, id)
+		cancel()
+		tio.Cancel()
+		tio.Close()
+		return 0, ExitWatch{}, fmt.Errorf("start task %s: %w", id, errgrpc.ToNative(err))
+	}
+	return resp.Pid, w.watch(), nil
 }
 
 // ioDrain bounds how long an exit waits for the task's output to be copied.
@@ -434,7 +460,7 @@ func (r *Runtime) Task(ctx context.Context, id string, stdio *Stdio) (TaskState,
 		return TaskState{}, fmt.Errorf("load task %s: %w", id, err)
 	}
 	// Registered before the status is read, so that an exit right after it is not missed.
-	w := r.exits.wait(task)
+	w := r.exits.wait(task.ID(), task.Pid(), task.IO())
 	st, err := task.Status(ctx)
 	if err != nil {
 		r.exits.forget(id, w)
@@ -472,11 +498,13 @@ func (r *Runtime) Signal(ctx context.Context, id string, sig syscall.Signal) err
 }
 
 // Remove kills the container's task if it still runs, deletes it, and deletes the container
-// with its snapshot. Removing what does not exist is not an error.
+// with its snapshot. Removing what does not exist is not an error. It goes straight through
+// containerd's services: the client's task and container objects read the container's record
+// again at each step, ten calls where five do.
 func (r *Runtime) Remove(ctx context.Context, id string) error {
 	ctx = r.ns(ctx)
 	r.forgetSpec(id)
-	c, err := r.client.LoadContainer(ctx, id)
+	info, err := r.client.ContainerService().Get(ctx, id)
 	if err != nil {
 		if errdefs.IsNotFound(err) {
 			// A crash between creating the snapshot and the container record leaves the
@@ -493,19 +521,17 @@ func (r *Runtime) Remove(ctx context.Context, id string) error {
 	// leaves its shim running, with nothing left that would ever end it.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), removeTimeout)
 	defer cancel()
-	if task, err := c.Task(ctx, nil); err == nil {
-		if err := deleteTask(ctx, task); err != nil {
-			// The shim can exit under a delete that finished: what matters is whether the
-			// task is still there.
-			if _, lerr := c.Task(ctx, nil); !errdefs.IsNotFound(lerr) {
-				return fmt.Errorf("delete task %s: %w", id, err)
-			}
-		}
-	} else if !errdefs.IsNotFound(err) {
-		return fmt.Errorf("load task %s: %w", id, err)
+	if err := r.deleteTask(ctx, id); err != nil {
+		return fmt.Errorf("delete task %s: %w", id, err)
 	}
-	if err := c.Delete(ctx, client.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
+	if err := r.client.ContainerService().Delete(ctx, id); err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("delete container %s: %w", id, err)
+	}
+	if info.SnapshotKey != "" {
+		err := r.client.SnapshotService(info.Snapshotter).Remove(ctx, info.SnapshotKey)
+		if err != nil && !errdefs.IsNotFound(err) {
+			return fmt.Errorf("remove snapshot %s: %w", info.SnapshotKey, err)
+		}
 	}
 	return nil
 }
@@ -534,25 +560,48 @@ func (r *Runtime) RemoveSnapshots(ctx context.Context, prefix string) error {
 	return errors.Join(errs...)
 }
 
-// removeTimeout bounds Remove's deletes, which outlive the caller's context: deleteTask's
-// retries (10 s) and the container's removal.
+// removeTimeout bounds Remove's deletes (and a failed Start's), which outlive the caller's
+// context: deleteTask's retries (10 s) and the container's removal.
 const removeTimeout = 20 * time.Second
 
-// deleteTask kills a task and deletes it. A delete can still find the task running after the
-// kill's wait has returned (seen under load, when a daemon killed mid-operation left the task
-// half handled): the task is then killed again and the delete retried until it has stopped,
-// for up to ten seconds.
-func deleteTask(ctx context.Context, task client.Task) error {
+// deleteTask deletes the container's task, after killing every process in it if it still
+// runs. A delete can still find the task running after the kill's wait has returned (seen
+// under load, when a daemon killed mid-operation left the task half handled): the task is
+// then killed again and the delete retried until it has stopped, for up to ten seconds. A
+// missing task is not an error.
+func (r *Runtime) deleteTask(ctx context.Context, id string) error {
+	ts := r.client.TaskService()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		_, err := task.Delete(ctx, client.WithProcessKill)
-		if err == nil || errdefs.IsNotFound(err) {
-			return nil
-		}
-		if !errdefs.IsFailedPrecondition(err) || time.Now().After(deadline) {
+		resp, err := ts.Get(ctx, &tasks.GetRequest{ContainerID: id})
+		if err != nil {
+			if err = errgrpc.ToNative(err); errdefs.IsNotFound(err) {
+				return nil
+			}
 			return err
 		}
-		_ = task.Kill(ctx, syscall.SIGKILL, client.WithKillAll)
+		switch resp.GetProcess().GetStatus() {
+		case tasktypes.Status_STOPPED, tasktypes.Status_CREATED, tasktypes.Status_UNKNOWN:
+		default:
+			if err := r.killAndWait(ctx, id); err != nil {
+				return err
+			}
+		}
+		_, err = ts.Delete(ctx, &tasks.DeleteTaskRequest{ContainerID: id})
+		if err = errgrpc.ToNative(err); err == nil || errdefs.IsNotFound(err) {
+			return nil
+		}
+		if !errdefs.IsFailedPrecondition(err) {
+			// The shim can exit under a delete that finished: what matters is whether the
+			// task is still there.
+			if _, gerr := ts.Get(ctx, &tasks.GetRequest{ContainerID: id}); errdefs.IsNotFound(errgrpc.ToNative(gerr)) {
+				return nil
+			}
+			return err
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
 		select {
 		case <-ctx.Done():
 			return err
@@ -561,25 +610,17 @@ func deleteTask(ctx context.Context, task client.Task) error {
 	}
 }
 
-// DeleteTask deletes a stopped task so that its container can get a new one or be inspected.
-func (r *Runtime) DeleteTask(ctx context.Context, id string) error {
-	ctx = r.ns(ctx)
-	c, err := r.client.LoadContainer(ctx, id)
-	if err != nil {
-		if errdefs.IsNotFound(err) {
-			return nil
-		}
-		return err
+// killAndWait sends SIGKILL to every process of the container's task and waits for the task
+// to exit. A wait for a task that has exited already returns at once.
+func (r *Runtime) killAndWait(ctx context.Context, id string) error {
+	ts := r.client.TaskService()
+	_, err := ts.Kill(ctx, &tasks.KillRequest{ContainerID: id, Signal: uint32(syscall.SIGKILL), All: true})
+	if err = errgrpc.ToNative(err); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("kill: %w", err)
 	}
-	task, err := c.Task(ctx, nil)
-	if err != nil {
-		if errdefs.IsNotFound(err) {
-			return nil
-		}
-		return err
-	}
-	if _, err := task.Delete(ctx, client.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
-		return fmt.Errorf("delete task %s: %w", id, err)
+	_, err = ts.Wait(ctx, &tasks.WaitRequest{ContainerID: id})
+	if err = errgrpc.ToNative(err); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("wait: %w", err)
 	}
 	return nil
 }

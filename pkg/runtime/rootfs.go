@@ -1,0 +1,156 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/containerd/v2/core/leases"
+	"github.com/containerd/errdefs"
+	"github.com/opencontainers/go-digest"
+	"github.com/opencontainers/image-spec/identity"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// imageMeta is what minipod reads from an image's config: the run configuration and the
+// snapshot its layers unpack to. Both are fixed by the image's digest.
+type imageMeta struct {
+	config  ocispec.ImageConfig
+	chainID string // the parent of a container's writable snapshot
+}
+
+// imageCache keeps imageMeta by manifest (or index) digest. Without it every container start
+// read the image's manifest and config three times over (the run configuration, the unpack
+// check and the snapshot's parent), each read two calls to containerd. A digest names fixed
+// content, so an entry is never stale; a retagged image has another digest.
+type imageCache struct {
+	mu sync.Mutex
+	m  map[digest.Digest]imageMeta
+}
+
+// imageCacheMax bounds the cache. A node runs a handful of images; a node that cycles through
+// more only reads configs again.
+const imageCacheMax = 64
+
+func (c *imageCache) get(d digest.Digest) (imageMeta, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m, ok := c.m[d]
+	return m, ok
+}
+
+func (c *imageCache) put(d digest.Digest, m imageMeta) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= imageCacheMax {
+		c.m = map[digest.Digest]imageMeta{}
+	}
+	c.m[d] = m
+}
+
+// resolve finds an image by reference (see image) and its config, read once per digest.
+func (r *Runtime) resolve(ctx context.Context, ref string) (client.Image, imageMeta, error) {
+	img, err := r.image(ctx, ref)
+	if err != nil {
+		return nil, imageMeta{}, err
+	}
+	d := img.Target().Digest
+	if m, ok := r.images.get(d); ok {
+		return img, m, nil
+	}
+	spec, err := img.Spec(ctx)
+	if err != nil {
+		return nil, imageMeta{}, fmt.Errorf("read config of image %s: %w", ref, err)
+	}
+	m := imageMeta{config: spec.Config, chainID: identity.ChainID(spec.RootFS.DiffIDs).String()}
+	r.images.put(d, m)
+	return img, m, nil
+}
+
+// leaseTTL is how long a lease outlives a daemon that died holding it: containerd's garbage
+// collector drops it then, and with it the snapshots no container took.
+const leaseTTL = 10 * time.Minute
+
+// labelLease marks the leases minipod makes, so that a restarted daemon finds the ones a crash
+// left (DeleteLeases).
+const labelLease = "minipod.io/lease"
+
+// NewLease makes a lease: what is created under it (ContainerConfig.Lease, PrepareRootfs) is
+// safe from containerd's garbage collector until DeleteLease, or leaseTTL.
+func (r *Runtime) NewLease(ctx context.Context) (string, error) {
+	l, err := r.client.LeasesService().Create(r.ns(ctx), leases.WithRandomID(), leases.WithExpiration(leaseTTL),
+		leases.WithLabel(labelLease, "sandbox-start"))
+	if err != nil {
+		return "", fmt.Errorf("create lease: %w", err)
+	}
+	return l.ID, nil
+}
+
+// DeleteLease ends a lease. A snapshot made under it that no container refers to is then
+// garbage; the caller removes it when it knows of one.
+func (r *Runtime) DeleteLease(ctx context.Context, id string) error {
+	err := r.client.LeasesService().Delete(r.ns(ctx), leases.Lease{ID: id})
+	if err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("delete lease %s: %w", id, err)
+	}
+	return nil
+}
+
+// DeleteLeases ends every lease NewLease made. A daemon calls it when it starts, before it
+// starts anything: such a lease is then left by a start that an earlier run did not finish.
+func (r *Runtime) DeleteLeases(ctx context.Context) error {
+	ctx = r.ns(ctx)
+	ls := r.client.LeasesService()
+	list, err := ls.List(ctx)
+	if err != nil {
+		return fmt.Errorf("list leases: %w", err)
+	}
+	var errs []error
+	for _, l := range list {
+		if _, ok := l.Labels[labelLease]; ok {
+			if err := ls.Delete(ctx, l); err != nil && !errdefs.IsNotFound(err) {
+				errs = append(errs, fmt.Errorf("delete lease %s: %w", l.ID, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// PrepareRootfs makes container id's writable snapshot of image ref ahead of its container
+// record, under lease (which keeps it until the record refers to it): a pod's member
+// containers get their root filesystems while the pause container starts. It returns the
+// image ID it used; CreateContainer takes the snapshot with RootfsReady. The image must be
+// present and unpacked: PrepareRootfs never pulls nor unpacks.
+func (r *Runtime) PrepareRootfs(ctx context.Context, lease, id, ref string) (string, error) {
+	ctx = leases.WithLease(r.ns(ctx), lease)
+	img, meta, err := r.resolve(ctx, ref)
+	if err != nil {
+		return "", err
+	}
+	if _, err := r.client.SnapshotService(r.snapshotter).Prepare(ctx, id, meta.chainID); err != nil {
+		return "", fmt.Errorf("prepare rootfs of %s: %w", id, err)
+	}
+	return img.Target().Digest.String(), nil
+}
+
+// withRootfs gives the container its writable snapshot, keyed by its ID: made now from the
+// image's unpacked layers, or taken as PrepareRootfs made it. It does what the client's
+// WithImage and WithNewSnapshot do, minus their second read of the image's manifest and
+// config and their question about ID-mapping support, which minipod never asks for.
+func (r *Runtime) withRootfs(id, image string, meta imageMeta, ready bool) client.NewContainerOpts {
+	return func(ctx context.Context, _ *client.Client, c *containers.Container) error {
+		if !ready {
+			if _, err := r.client.SnapshotService(r.snapshotter).Prepare(ctx, id, meta.chainID); err != nil {
+				return err
+			}
+		}
+		c.Image = image
+		c.Snapshotter = r.snapshotter
+		c.SnapshotKey = id
+		return nil
+	}
+}
