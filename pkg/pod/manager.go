@@ -37,6 +37,10 @@ type Runtime interface {
 	GetImage(ctx context.Context, ref string) (runtime.Image, error)
 	Pull(ctx context.Context, ref string, creds runtime.Credentials, progress *runtime.PullProgress) (runtime.Image, error)
 	CreateContainer(ctx context.Context, cfg runtime.ContainerConfig) error
+	NewLease(ctx context.Context) (string, error)
+	DeleteLease(ctx context.Context, id string) error
+	DeleteLeases(ctx context.Context) error
+	PrepareRootfs(ctx context.Context, lease, id, ref string) (string, error)
 	Start(ctx context.Context, id string, stdio *runtime.Stdio) (uint32, runtime.ExitWatch, error)
 	Task(ctx context.Context, id string, stdio *runtime.Stdio) (runtime.TaskState, error)
 	Signal(ctx context.Context, id string, sig syscall.Signal) error
@@ -187,6 +191,12 @@ func (m *Manager) Run(ctx context.Context) error {
 	_ = os.RemoveAll(m.execDir())
 	if err := os.MkdirAll(m.execDir(), 0o700); err != nil {
 		return err
+	}
+	// A lease left by a sandbox start that an earlier run did not finish would keep what it
+	// made from containerd's garbage collector for minutes. Its containers, if any were
+	// created, are adopted or torn down like any others.
+	if err := m.cfg.Runtime.DeleteLeases(ctx); err != nil {
+		m.log.Warn("leases of an earlier run", "err", err)
 	}
 	if err := m.discover(ctx); err != nil {
 		return err

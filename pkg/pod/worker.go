@@ -91,6 +91,11 @@ type podState struct {
 	lostAt      time.Time     // when to ask containerd again about lost tasks
 	lostDelay   time.Duration // backoff of those questions while containerd is away
 	terminal    bool          // all containers finished for good (Succeeded or Failed)
+	// While the sandbox and its first containers are created: a containerd lease that keeps
+	// what they are made of, and the snapshots made ahead by container ID, with the image ID
+	// each was made from (see prepareRootfs).
+	lease string
+	prep  map[string]string
 }
 
 // sandboxRecord is written to disk before anything of the sandbox exists, so that teardown
@@ -355,12 +360,15 @@ func (w *worker) sync(ctx context.Context) {
 			s.sandboxErr = nil
 		}
 		if !w.syncVolumes(s) {
+			w.releaseRootfs(ctx, s)
 			w.publish()
 			return
 		}
 		w.syncContainers(ctx, s)
 	}
 	w.publish()
+	// After the status is out: nothing a reader waits for depends on the lease's end.
+	w.releaseRootfs(ctx, s)
 }
 
 const sandboxRetry = 5 * time.Second
@@ -438,9 +446,18 @@ func (w *worker) createSandbox(ctx context.Context, s *podState) (err error) {
 	}
 	defer func() {
 		if err != nil {
+			w.releaseRootfs(context.WithoutCancel(ctx), s)
 			_ = w.removeSandbox(context.WithoutCancel(ctx), s.rec)
 		}
 	}()
+	// One lease covers the pause container and the first containers: each would otherwise
+	// make and delete one of its own.
+	if s.lease, err = cfg.Runtime.NewLease(ctx); err != nil {
+		w.log.Warn("no lease for the sandbox's containers", "err", err)
+		s.lease, err = "", nil
+	}
+	waitRootfs := w.prepareRootfs(ctx, s)
+	defer waitRootfs()
 	hostNet := s.pod.Spec.HostNetwork
 	// CNI ADD runs while the pause container is created and started: neither needs the other,
 	// only the network namespace, which exists first.
@@ -497,6 +514,7 @@ func (w *worker) createSandbox(ctx context.Context, s *podState) (err error) {
 		CgroupParent: w.cgroupParent(s),
 		Namespaces:   podNamespaces(s.pod),
 		ShimGroup:    s.rec.ShimGroup,
+		Lease:        s.lease,
 	})
 	if err != nil {
 		return err
@@ -531,7 +549,8 @@ func (w *worker) createSandbox(ctx context.Context, s *podState) (err error) {
 	s.pausePID = pid
 	s.sandboxOK = true
 	s.startTime = startTime(pid)
-	w.log.Info("sandbox ready", "ip", podIP)
+	waitRootfs()
+	w.log.Info("sandbox ready", "ip", podIP, "rootfsAhead", len(s.prep))
 	return nil
 }
 
@@ -855,7 +874,12 @@ func (w *worker) startContainer(ctx context.Context, s *podState, c *ctrState) {
 		}
 		mounts = append(mounts, specs.Mount{Source: termLog, Destination: c.spec.TerminationMessagePath, Type: "bind", Options: []string{"rbind", "rprivate", "rw"}})
 	}
-	_ = cfg.Runtime.Remove(ctx, id) // a leftover of a crash mid-start
+	// A snapshot made ahead (prepareRootfs) is taken if it is of this image.
+	ready := s.prep[id] != "" && s.prep[id] == img.ID
+	if !ready {
+		// A leftover of a crash mid-start, or a snapshot made ahead of an image since retagged.
+		_ = cfg.Runtime.Remove(ctx, id)
+	}
 	err = cfg.Runtime.CreateContainer(ctx, runtime.ContainerConfig{
 		ID:                id,
 		Image:             c.spec.Image,
@@ -875,6 +899,8 @@ func (w *worker) startContainer(ctx context.Context, s *podState, c *ctrState) {
 		TTY:               c.spec.TTY,
 		LogPath:           logPath,
 		ShimGroup:         s.rec.ShimGroup,
+		RootfsReady:       ready,
+		Lease:             s.lease,
 	})
 	if err != nil {
 		fail("CreateContainerError", err, false)

@@ -17,7 +17,7 @@ var networkMasqueradeLine = fmt.Sprintf(`-A POSTROUTING -s %s ! -d %s -m comment
 	testSubnet, testSubnet, sandbox.MasqueradeComment(testBridge))
 
 // leftovers lists what is left of pods in this daemon's namespace and network: containers,
-// tasks, container snapshots, pinned netns files and their mounts, veths on the test bridge,
+// tasks, leases, container snapshots, pinned netns files and their mounts, veths on the test bridge,
 // IPAM reservations, and iptables rules of the given pod IPs (an address ending in "." stands
 // for the whole test subnet; the subnet's one masquerade rule is not a leftover). Empty means
 // clean.
@@ -38,6 +38,13 @@ func (d *daemon) leftovers(podIPs ...string) []string {
 	for i, line := range ctr("tasks", "ls") {
 		if i > 0 && strings.TrimSpace(line) != "" {
 			left = append(left, "task "+line)
+		}
+	}
+	// A sandbox's lease ends once its first containers exist (pkg/pod/rootfs.go); pulls and
+	// imports end theirs when they are done.
+	for i, line := range ctr("leases", "ls") {
+		if i > 0 && strings.TrimSpace(line) != "" {
+			left = append(left, "lease "+line)
 		}
 	}
 	// Image layers are committed snapshots; a container's own snapshot is active.
