@@ -874,9 +874,14 @@ func (w *worker) startContainer(ctx context.Context, s *podState, c *ctrState) {
 		}
 		mounts = append(mounts, specs.Mount{Source: termLog, Destination: c.spec.TerminationMessagePath, Type: "bind", Options: []string{"rbind", "rprivate", "rw"}})
 	}
-	// A snapshot made ahead (prepareRootfs) is taken if it is of this image.
+	// A snapshot made ahead (prepareRootfs) is taken if it is of this image, under the lease
+	// that holds it. Without one the container makes its own lease: one whose image had to be
+	// pulled first may come after the sandbox's lease has expired.
 	ready := s.prep[id] != "" && s.prep[id] == img.ID
-	if !ready {
+	lease := ""
+	if ready {
+		lease = s.lease
+	} else {
 		// A leftover of a crash mid-start, or a snapshot made ahead of an image since retagged.
 		_ = cfg.Runtime.Remove(ctx, id)
 	}
@@ -900,7 +905,7 @@ func (w *worker) startContainer(ctx context.Context, s *podState, c *ctrState) {
 		LogPath:           logPath,
 		ShimGroup:         s.rec.ShimGroup,
 		RootfsReady:       ready,
-		Lease:             s.lease,
+		Lease:             lease,
 	})
 	if err != nil {
 		fail("CreateContainerError", err, false)
