@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -616,6 +617,38 @@ func TestErrorsAreJSON(t *testing.T) {
 		code, body := rawRequest(t, sock, tc.method, tc.path, "")
 		if code != tc.code || !strings.HasPrefix(body, `{"error":`) {
 			t.Errorf("%s %s = %d %s, want %d with a JSON error", tc.method, tc.path, code, body, tc.code)
+		}
+	}
+}
+
+// jsonStore is a Store with its pods' JSON at hand (JSONLister), as the daemon's status view.
+type jsonStore struct{ fakeStore }
+
+func (s *jsonStore) ListJSON() ([][]byte, error) {
+	var out [][]byte
+	for _, p := range withTypeMeta(s.List()) {
+		b, err := json.Marshal(&p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+// A store's ready JSON makes the same list, byte for byte, as encoding its pods.
+func TestPodsListJSON(t *testing.T) {
+	a, b := testPod("default", "web", "app"), testPod("kube-system", "dns", "coredns", "sidecar")
+	a.Status.Message = `<refused> & "quoted"` // JSON's HTML escaping must match too
+	plain, ready := &fakeStore{}, &jsonStore{}
+	_, plainSock, _ := startServer(t, plain, &fakeRuntime{})
+	_, readySock, _ := startServer(t, ready, &fakeRuntime{})
+	for _, pods := range [][]corev1.Pod{nil, {a}, {a, b}} {
+		plain.set(pods...)
+		ready.set(pods...)
+		want, got := rawGet(t, plainSock, "/v1/pods"), rawGet(t, readySock, "/v1/pods")
+		if got != want {
+			t.Errorf("%d pods:\n got %s\nwant %s", len(pods), got, want)
 		}
 	}
 }

@@ -182,8 +182,9 @@ func (m *Manager) ImagesChanged() {
 	}
 }
 
-// List returns the status of every pod the manager runs, sorted by namespace and name.
-func (m *Manager) List() []corev1.Pod { return m.store.list() }
+// List returns every pod the manager runs with its status and JSON, sorted by namespace and
+// name. The pods are shared: read them, never change them.
+func (m *Manager) List() []Encoded { return m.store.list() }
 
 // Run blocks until ctx is cancelled. Pods keep running after it returns.
 func (m *Manager) Run(ctx context.Context) error {

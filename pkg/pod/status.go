@@ -1,8 +1,10 @@
 package pod
 
 import (
+	"encoding/json"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -10,18 +12,26 @@ import (
 )
 
 // store holds the latest published view of every pod. Workers write their own entry; readers
-// get copies. It is safe for concurrent use.
+// get copies, or the entry's JSON. It is safe for concurrent use.
 type store struct {
 	mu   sync.RWMutex
-	pods map[string]*corev1.Pod
+	pods map[string]*storeEntry
+}
+
+// storeEntry is one published pod, which is never modified afterwards, and its JSON as the API
+// sends it, encoded by the first list that wants it: between two polls of a status reader most
+// pods have not changed, and encoding them was most of a list's cost.
+type storeEntry struct {
+	pod  *corev1.Pod
+	json atomic.Pointer[[]byte]
 }
 
 func (s *store) set(key string, p *corev1.Pod) {
 	s.mu.Lock()
 	if s.pods == nil {
-		s.pods = map[string]*corev1.Pod{}
+		s.pods = map[string]*storeEntry{}
 	}
-	s.pods[key] = p
+	s.pods[key] = &storeEntry{pod: p}
 	s.mu.Unlock()
 }
 
@@ -34,23 +44,59 @@ func (s *store) remove(key string) {
 func (s *store) get(key string) *corev1.Pod {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.pods[key]
+	if e := s.pods[key]; e != nil {
+		return e.pod
+	}
+	return nil
 }
 
-func (s *store) list() []corev1.Pod {
+// list returns every published pod with its JSON, sorted by namespace and name. The pods are
+// shared with the store: read them, never change them.
+func (s *store) list() []Encoded {
 	s.mu.RLock()
-	out := make([]corev1.Pod, 0, len(s.pods))
-	for _, p := range s.pods {
-		out = append(out, *p.DeepCopy())
+	entries := make([]*storeEntry, 0, len(s.pods))
+	for _, e := range s.pods {
+		entries = append(entries, e)
 	}
 	s.mu.RUnlock()
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Namespace != out[j].Namespace {
-			return out[i].Namespace < out[j].Namespace
+	out := make([]Encoded, 0, len(entries))
+	for _, e := range entries {
+		item := Encoded{Pod: e.pod}
+		if b := e.json.Load(); b != nil {
+			item.JSON = *b
+		} else if b, err := EncodePod(e.pod); err == nil {
+			e.json.Store(&b)
+			item.JSON = b
 		}
-		return out[i].Name < out[j].Name
+		out = append(out, item)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Pod.Namespace != out[j].Pod.Namespace {
+			return out[i].Pod.Namespace < out[j].Pod.Namespace
+		}
+		return out[i].Pod.Name < out[j].Pod.Name
 	})
 	return out
+}
+
+// Encoded is a pod and its JSON as the API sends it. Pod may be shared: read it, never change
+// it. JSON is nil when it has not been encoded (EncodePod does it).
+type Encoded struct {
+	Pod  *corev1.Pod
+	JSON []byte
+}
+
+// EncodePod returns the pod's JSON as the API sends it: with apiVersion and kind, as an API
+// server fills them in.
+func EncodePod(p *corev1.Pod) ([]byte, error) {
+	c := *p // the type meta is set on a shallow copy: p may be shared
+	if c.APIVersion == "" {
+		c.APIVersion = "v1"
+	}
+	if c.Kind == "" {
+		c.Kind = "Pod"
+	}
+	return json.Marshal(&c)
 }
 
 // publish builds the pod's status from the worker's state, as the kubelet fills it, and stores

@@ -16,7 +16,7 @@ import (
 
 // View is the API's store. It is safe for concurrent use.
 type View struct {
-	pods func() []corev1.Pod
+	pods func() []pod.Encoded
 
 	mu       sync.RWMutex
 	problems []source.Problem
@@ -28,8 +28,9 @@ type View struct {
 // not told again, a different one (another rule broken, another message) is.
 type problemKey struct{ path, reason, message string }
 
-// NewView reads running pods from pods (a copy each call) and problems from SetProblems.
-func NewView(pods func() []corev1.Pod) *View { return &View{pods: pods} }
+// NewView reads running pods from pods (fresh items each call; the pods are shared and never
+// changed here) and problems from SetProblems.
+func NewView(pods func() []pod.Encoded) *View { return &View{pods: pods} }
 
 // SetEvents makes SetProblems record a Warning event, with the problem's reason and message,
 // for each problem when it appears: a kubelet does the same for a pod it refuses to admit,
@@ -73,32 +74,73 @@ func (v *View) SetProblems(p []source.Problem) {
 // could not be used, with status.reason and a message naming the field. A file whose last good
 // version still runs is reported on that pod's item instead.
 func (v *View) List() []corev1.Pod {
-	pods := v.pods()
+	items := v.merged()
+	out := make([]corev1.Pod, len(items))
+	for i, it := range items {
+		out[i] = *it.Pod.DeepCopy()
+	}
+	return out
+}
+
+// ListJSON returns List's items as the API sends them, each pod's JSON encoded once for as
+// long as it does not change.
+func (v *View) ListJSON() ([][]byte, error) {
+	items := v.merged()
+	out := make([][]byte, len(items))
+	for i, it := range items {
+		if it.JSON == nil {
+			b, err := pod.EncodePod(it.Pod)
+			if err != nil {
+				return nil, err
+			}
+			it.JSON = b
+		}
+		out[i] = it.JSON
+	}
+	return out, nil
+}
+
+// merged is List's items, sorted; the pods are shared with the store unless a problem changed
+// one (then its JSON is nil).
+func (v *View) merged() []pod.Encoded {
+	items := v.pods()
 	v.mu.RLock()
 	problems := v.problems
 	v.mu.RUnlock()
-	index := map[string]int{}
-	for i := range pods {
-		index[pod.Key(pods[i].Namespace, pods[i].Name)] = i
+	if len(problems) > 0 {
+		items = withProblems(items, problems)
+	}
+	sort.SliceStable(items, func(i, j int) bool {
+		if items[i].Pod.Namespace != items[j].Pod.Namespace {
+			return items[i].Pod.Namespace < items[j].Pod.Namespace
+		}
+		return items[i].Pod.Name < items[j].Pod.Name
+	})
+	return items
+}
+
+// withProblems puts each problem on the item of its pod when that pod runs from the same file
+// (its message), or adds an item of its own.
+func withProblems(items []pod.Encoded, problems []source.Problem) []pod.Encoded {
+	index := make(map[string]int, len(items))
+	for i := range items {
+		index[pod.Key(items[i].Pod.Namespace, items[i].Pod.Name)] = i
 	}
 	for _, pr := range problems {
 		ns := pr.Namespace
 		if ns == "" {
 			ns = metav1.NamespaceDefault
 		}
-		if i, ok := index[pod.Key(ns, pr.Name)]; ok && pr.Running && pods[i].Annotations[pod.AnnotationManifest] == pr.Path {
-			pods[i].Status.Message = pr.Reason + ": " + pr.Message
+		if i, ok := index[pod.Key(ns, pr.Name)]; ok && pr.Running && items[i].Pod.Annotations[pod.AnnotationManifest] == pr.Path {
+			p := items[i].Pod.DeepCopy()
+			p.Status.Message = pr.Reason + ": " + pr.Message
+			items[i] = pod.Encoded{Pod: p}
 			continue
 		}
-		pods = append(pods, problemPod(pr, ns))
+		p := problemPod(pr, ns)
+		items = append(items, pod.Encoded{Pod: &p})
 	}
-	sort.SliceStable(pods, func(i, j int) bool {
-		if pods[i].Namespace != pods[j].Namespace {
-			return pods[i].Namespace < pods[j].Namespace
-		}
-		return pods[i].Name < pods[j].Name
-	})
-	return pods
+	return items
 }
 
 func problemPod(pr source.Problem, ns string) corev1.Pod {

@@ -1,8 +1,10 @@
 package status
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -135,7 +137,7 @@ func TestList(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			v := NewView(func() []corev1.Pod { return slices.Clone(tt.pods) })
+			v := NewView(encoded(tt.pods...))
 			v.SetProblems(tt.problems)
 			got := v.List()
 			var items []string
@@ -159,7 +161,7 @@ func TestList(t *testing.T) {
 }
 
 func TestSetProblemsReplaces(t *testing.T) {
-	v := NewView(func() []corev1.Pod { return nil })
+	v := NewView(encoded())
 	v.SetProblems([]source.Problem{{Path: "/m/a.yaml", Name: "a", Reason: "InvalidManifest", Message: "x"}})
 	if got := len(v.List()); got != 1 {
 		t.Fatalf("after one problem: got %d items, want 1", got)
@@ -173,7 +175,7 @@ func TestSetProblemsReplaces(t *testing.T) {
 // TestListConcurrent is for the race detector: List and SetProblems from many goroutines.
 func TestListConcurrent(t *testing.T) {
 	web := runningPod("default", "web", "/m/web.yaml")
-	v := NewView(func() []corev1.Pod { return []corev1.Pod{web} })
+	v := NewView(encoded(web))
 	var wg sync.WaitGroup
 	for i := range 8 {
 		wg.Add(2)
@@ -200,7 +202,7 @@ func TestListConcurrent(t *testing.T) {
 // every re-list; a changed refusal is told anew, and so is one that went away and came back.
 func TestProblemEvents(t *testing.T) {
 	rec := events.NewRecorder(100)
-	v := NewView(func() []corev1.Pod { return nil })
+	v := NewView(encoded())
 	v.SetEvents(rec)
 	refused := source.Problem{Path: "/m/priv.yaml", Name: "priv", Reason: "PolicyViolation",
 		Message: "spec.containers[0].securityContext.privileged: Forbidden: a privileged container is not allowed by this node's policy"}
@@ -230,5 +232,56 @@ func TestProblemEvents(t *testing.T) {
 	want = []string{"prod/web Warning PolicyViolation 1", "default/priv Warning PolicyViolation 1", "default/priv Warning PolicyViolation 2"}
 	if got := told(); !slices.Equal(got, want) {
 		t.Fatalf("events %q, want %q", got, want)
+	}
+}
+
+// encoded is a pods source for NewView, as the pod manager's: fresh items each call, sorted by
+// namespace and name, JSON not yet encoded.
+func encoded(pods ...corev1.Pod) func() []pod.Encoded {
+	return func() []pod.Encoded {
+		out := make([]pod.Encoded, len(pods))
+		for i := range pods {
+			out[i] = pod.Encoded{Pod: pods[i].DeepCopy()}
+		}
+		slices.SortFunc(out, func(a, b pod.Encoded) int {
+			return strings.Compare(a.Pod.Namespace+"/"+a.Pod.Name, b.Pod.Namespace+"/"+b.Pod.Name)
+		})
+		return out
+	}
+}
+
+// ListJSON is List encoded: the same items, in the same order, each as the API sends a pod.
+func TestListJSONIsList(t *testing.T) {
+	web := runningPod("default", "web", "/m/web.yaml")
+	db := runningPod("data", "db", "/m/db.yaml")
+	db.APIVersion, db.Kind = "", "" // the API fills them in
+	v := NewView(encoded(web, db))
+	v.SetProblems([]source.Problem{
+		{Path: "/m/web.yaml", Namespace: "default", Name: "web", Reason: "InvalidManifest", Message: "newer version refused", Running: true},
+		{Path: "/m/bad.yaml", Name: "bad", Reason: "InvalidManifest", Message: "no containers"},
+	})
+	list := v.List()
+	got, err := v.ListJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(list) || len(list) != 3 {
+		t.Fatalf("ListJSON: %d items, List: %d, want 3", len(got), len(list))
+	}
+	for i := range list {
+		want, err := pod.EncodePod(&list[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got[i]) != string(want) {
+			t.Errorf("item %d:\n got %s\nwant %s", i, got[i], want)
+		}
+		var back corev1.Pod
+		if err := json.Unmarshal(got[i], &back); err != nil || back.APIVersion != "v1" || back.Kind != "Pod" {
+			t.Errorf("item %d: apiVersion %q kind %q (%v), want v1 Pod", i, back.APIVersion, back.Kind, err)
+		}
+	}
+	if list[2].Name != "web" || !strings.Contains(string(got[2]), "newer version refused") {
+		t.Errorf("the running pod's item lacks its problem: %s", got[2])
 	}
 }
