@@ -1,8 +1,10 @@
 package pod
 
 import (
+	"cmp"
 	"encoding/json"
-	"sort"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -70,13 +72,15 @@ func (s *store) list() []Encoded {
 		}
 		out = append(out, item)
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Pod.Namespace != out[j].Pod.Namespace {
-			return out[i].Pod.Namespace < out[j].Pod.Namespace
-		}
-		return out[i].Pod.Name < out[j].Pod.Name
-	})
+	SortByName(out)
 	return out
+}
+
+// SortByName sorts items by namespace, then name, keeping the order of equal ones.
+func SortByName(items []Encoded) {
+	slices.SortStableFunc(items, func(a, b Encoded) int {
+		return cmp.Or(strings.Compare(a.Pod.Namespace, b.Pod.Namespace), strings.Compare(a.Pod.Name, b.Pod.Name))
+	})
 }
 
 // Encoded is a pod and its JSON as the API sends it. Pod may be shared: read it, never change

@@ -3,7 +3,6 @@
 package status
 
 import (
-	"sort"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
@@ -110,12 +109,7 @@ func (v *View) merged() []pod.Encoded {
 	if len(problems) > 0 {
 		items = withProblems(items, problems)
 	}
-	sort.SliceStable(items, func(i, j int) bool {
-		if items[i].Pod.Namespace != items[j].Pod.Namespace {
-			return items[i].Pod.Namespace < items[j].Pod.Namespace
-		}
-		return items[i].Pod.Name < items[j].Pod.Name
-	})
+	pod.SortByName(items)
 	return items
 }
 
