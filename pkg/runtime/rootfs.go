@@ -91,7 +91,7 @@ func (r *Runtime) NewLease(ctx context.Context) (string, error) {
 }
 
 // DeleteLease ends a lease. A snapshot made under it that no container refers to is then
-// garbage; the caller removes it when it knows of one.
+// garbage, and containerd's garbage collector removes it.
 func (r *Runtime) DeleteLease(ctx context.Context, id string) error {
 	err := r.client.LeasesService().Delete(r.ns(ctx), leases.Lease{ID: id})
 	if err != nil && !errdefs.IsNotFound(err) {
