@@ -46,12 +46,15 @@ func main() {
 		}
 	}
 
+	// Handlers first: as PID 1, a SIGTERM that comes before them is dropped by the kernel and
+	// the pod's stop waits for its grace period. The warning below is printed after them, so
+	// that a reader of it (the tests) knows the signals are handled.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGCHLD)
+
 	if os.Getpid() != 1 {
 		os.Stderr.WriteString("minipod-pause: warning: not running as PID 1; zombies of other processes will not be reaped\n")
 	}
-
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGCHLD)
 
 	// Children may have exited before the handler was installed.
 	reap()

@@ -75,6 +75,8 @@ func TestReapAndTerm(t *testing.T) {
 			t.Fatal(err)
 		}
 		pid := cmd.Process.Pid
+		// The warning is printed once the signal handlers are installed: a signal sent before
+		// them would end the helper (it is not PID 1) and the test would fail at random.
 		deadline := time.Now().Add(5 * time.Second)
 		for zombies(t, pid) > 0 || !strings.Contains(stderr.String(), "not running as PID 1") {
 			if time.Now().After(deadline) {
