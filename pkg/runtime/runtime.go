@@ -576,6 +576,15 @@ func (r *Runtime) deleteTask(ctx context.Context, id string) error {
 		resp, err := ts.Get(ctx, &tasks.GetRequest{ContainerID: id})
 		if err != nil {
 			if err = errgrpc.ToNative(err); errdefs.IsNotFound(err) {
+				// containerd 1.6 answers NotFound also for a task it still lists whose shim
+				// does not know it (a create cut short by a daemon killed mid-call); such a
+				// task makes every later create of this ID fail with "already exists".
+				// Deleting it clears the entry; for a container with no task it is one
+				// NotFound more.
+				_, derr := ts.Delete(ctx, &tasks.DeleteTaskRequest{ContainerID: id})
+				if derr = errgrpc.ToNative(derr); derr != nil && !errdefs.IsNotFound(derr) {
+					return derr
+				}
 				return nil
 			}
 			return err
