@@ -396,7 +396,21 @@ func (w *worker) adoptState(ctx context.Context, f found) *podState {
 	cfg := &w.m.cfg
 	s := w.newState(w.desired)
 	s.rec = f.rec
-	if st, err := cfg.Runtime.Task(ctx, s.rec.SandboxID, nil); err == nil && st.Running && (s.rec.HostNetwork || sandbox.NetNSAlive(s.rec.NetNS)) {
+	files := sandbox.Files{
+		Hosts:      filepath.Join(s.dir, "hosts"),
+		Hostname:   filepath.Join(s.dir, "hostname"),
+		ResolvConf: filepath.Join(s.dir, "resolv.conf"),
+	}
+	// A sandbox is taken over only with the files its containers mount: a daemon killed after
+	// the pause container started and before they were written left a sandbox whose
+	// containers would fail to start for ever. Without them a new sandbox is made.
+	filesOK := true
+	for _, f := range []string{files.Hosts, files.Hostname, files.ResolvConf} {
+		if _, err := os.Stat(f); err != nil {
+			filesOK = false
+		}
+	}
+	if st, err := cfg.Runtime.Task(ctx, s.rec.SandboxID, nil); err == nil && st.Running && filesOK && (s.rec.HostNetwork || sandbox.NetNSAlive(s.rec.NetNS)) {
 		s.sandboxOK = true
 		s.pausePID = st.Pid
 		s.startTime = startTime(st.Pid)
@@ -404,11 +418,7 @@ func (w *worker) adoptState(ctx context.Context, f found) *podState {
 		if s.rec.HostNetwork {
 			s.ips = []string{cfg.HostIP}
 		}
-		s.files = sandbox.Files{
-			Hosts:      filepath.Join(s.dir, "hosts"),
-			Hostname:   filepath.Join(s.dir, "hostname"),
-			ResolvConf: filepath.Join(s.dir, "resolv.conf"),
-		}
+		s.files = files
 		w.watch(s.rec.SandboxID, st.Wait)
 	}
 	// The newest attempt of each container is its current one; older ones are leftovers.
