@@ -256,9 +256,17 @@ type Resources struct {
 // left behind.
 func (r *Runtime) CreateContainer(ctx context.Context, cfg ContainerConfig) error {
 	ctx = r.ns(ctx)
-	if cfg.Lease != "" {
-		ctx = leases.WithLease(ctx, cfg.Lease)
+	lease := cfg.Lease
+	if lease == "" {
+		// A lease of minipod's own rather than the client's (24 hours, unlabelled): one that a
+		// daemon killed mid-create leaves is then ended by the next start (DeleteLeases).
+		var err error
+		if lease, err = r.NewLease(ctx); err != nil {
+			return err
+		}
+		defer func() { _ = r.DeleteLease(context.WithoutCancel(ctx), lease) }()
 	}
+	ctx = leases.WithLease(ctx, lease)
 	r.forgetSpec(cfg.ID)
 	img, meta, err := r.resolve(ctx, cfg.Image)
 	if err != nil {
