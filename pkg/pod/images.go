@@ -142,6 +142,7 @@ func (w *worker) ensureImage(ctx context.Context, c *corev1.Container) (runtime.
 		defer cancel()
 		return rt.Pull(pctx, c.Image, w.m.cfg.Credentials, progress)
 	})
+	w.slot.release() // a pull waits on the network, not on the CPU
 	img, err := w.waitPull(ctx, w.cur.byName(c.Name), c.Image, cur)
 	if err != nil {
 		if policy == corev1.PullAlways {

@@ -59,6 +59,8 @@ type worker struct {
 	done        bool
 	adoptedOnce bool
 	firstRound  bool // started with the manager's first desired set
+	slot        slotHold
+	resync      bool // sync again at once: it stopped early for a newer desired version
 }
 
 type exitEvent struct {
@@ -159,6 +161,7 @@ func newWorker(m *Manager, key string) *worker {
 		probed:   make(chan probeEvent, 16),
 		wake:     make(chan struct{}, 1),
 		exitWake: make(chan struct{}, 1),
+		slot:     slotHold{slots: startSlots},
 	}
 }
 
@@ -195,6 +198,10 @@ func (w *worker) run(ctx context.Context) {
 		w.sync(ctx)
 		if w.done {
 			return
+		}
+		if w.resync {
+			w.resync = false
+			continue
 		}
 		next := w.nextWake()
 		if !timer.Stop() {
@@ -348,6 +355,14 @@ func (w *worker) sync(ctx context.Context) {
 				w.publish()
 				return
 			}
+			newer, ok := w.slot.take(ctx, w.updates, w.publish)
+			if !ok {
+				if ctx.Err() == nil {
+					w.desired, w.resync = newer, true
+				}
+				return
+			}
+			defer w.slot.release()
 			w.killContainers(ctx, s)
 			if err := w.createSandbox(ctx, s); err != nil {
 				w.log.Error("create sandbox failed", "err", err)
@@ -365,6 +380,7 @@ func (w *worker) sync(ctx context.Context) {
 			return
 		}
 		w.syncContainers(ctx, s)
+		w.slot.release()
 	}
 	w.publish()
 	// After the status is out: nothing a reader waits for depends on the lease's end.
@@ -949,6 +965,7 @@ func (w *worker) startContainer(ctx context.Context, s *podState, c *ctrState) {
 	if h := c.spec.Lifecycle; h != nil && h.PostStart != nil {
 		// As on a kubelet, the container counts as started only after its postStart hook, and a
 		// failed hook kills it; the restart policy decides what comes next.
+		w.slot.release() // a hook waits on the container, not on the CPU
 		hctx, cancel := context.WithTimeout(ctx, postStartTimeout)
 		err := w.runHook(hctx, h.PostStart, id, c.spec)
 		cancel()

@@ -1,0 +1,61 @@
+package pod
+
+import (
+	"context"
+	goruntime "runtime"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// startSlots bounds how many pods are being started at once. A pod's start is a chain of short
+// processes (a shim, runc for the pause and each container, the CNI plugins) with containerd
+// calls between them. When 50 pods are dropped at once, all 50 chains fighting for two CPUs and
+// for the kernel's cgroup, mount and network locks finish later than a few per CPU taking
+// turns: 50 pods were all running 10 % sooner with 8 at a time on 2 CPUs (docs/performance.md).
+// The pods that wait are listed as Pending (ContainerCreating) meanwhile.
+var startSlots = make(chan struct{}, max(4, 4*goruntime.NumCPU()))
+
+// slotHold is the start slot a worker holds while it makes its pod's sandbox and first
+// containers. A wait that does not use the CPU, an image pull or a postStart hook, gives it
+// back early, so that a slow registry or hook does not hold up other pods' starts. release may
+// be called any number of times and from the goroutines that start a pod's containers together.
+type slotHold struct {
+	mu    sync.Mutex
+	slots chan struct{}
+	held  bool
+}
+
+// take waits until one of the slots is free and takes it, calling waiting first if it has to
+// wait. It gives up when a newer version of the pod arrives on updates first, returning it and
+// false: a pod whose file was removed or changed meanwhile is not made only to be torn down.
+// It also gives up when ctx ends.
+func (h *slotHold) take(ctx context.Context, updates <-chan *corev1.Pod, waiting func()) (newer *corev1.Pod, ok bool) {
+	select {
+	case h.slots <- struct{}{}:
+	default:
+		if waiting != nil {
+			waiting()
+		}
+		select {
+		case h.slots <- struct{}{}:
+		case p := <-updates:
+			return p, false
+		case <-ctx.Done():
+			return nil, false
+		}
+	}
+	h.mu.Lock()
+	h.held = true
+	h.mu.Unlock()
+	return nil, true
+}
+
+func (h *slotHold) release() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.held {
+		h.held = false
+		<-h.slots
+	}
+}
