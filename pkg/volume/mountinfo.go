@@ -152,7 +152,9 @@ func within(p, base string) bool {
 	if base == "/" {
 		return strings.HasPrefix(p, "/")
 	}
-	return p == base || strings.HasPrefix(p, base+"/")
+	// Without base+"/": this runs for every line of the mount table, and the concatenation
+	// allocated each time.
+	return strings.HasPrefix(p, base) && (len(p) == len(base) || p[len(base)] == '/')
 }
 
 // unmountUnder unmounts every mount at or below each of dirs (resolved paths), deepest first,
