@@ -522,6 +522,7 @@ func (w *worker) createSandbox(ctx context.Context, s *podState) (err error) {
 	err = cfg.Runtime.CreateContainer(ctx, runtime.ContainerConfig{
 		ID:           s.rec.SandboxID,
 		Image:        cfg.PauseImage,
+		Resolved:     &img,
 		Labels:       w.labels(s, runtime.RoleSandbox, "", 0),
 		Args:         Command(&corev1.Container{}, img.Config),
 		Env:          img.Config.Env,
@@ -904,6 +905,7 @@ func (w *worker) startContainer(ctx context.Context, s *podState, c *ctrState) {
 	err = cfg.Runtime.CreateContainer(ctx, runtime.ContainerConfig{
 		ID:                id,
 		Image:             c.spec.Image,
+		Resolved:          &img,
 		Labels:            labels,
 		Args:              args,
 		Env:               env,

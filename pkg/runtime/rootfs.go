@@ -71,6 +71,21 @@ func (r *Runtime) resolve(ctx context.Context, ref string) (client.Image, imageM
 	return img, m, nil
 }
 
+// imageFor is the name and metadata of the image cfg is made of: cfg.Resolved's when the
+// caller passes what GetImage gave it and its metadata is still cached, else looked up now.
+func (r *Runtime) imageFor(ctx context.Context, cfg *ContainerConfig) (string, imageMeta, error) {
+	if i := cfg.Resolved; i != nil && i.name != "" {
+		if m, ok := r.images.get(digest.Digest(i.ID)); ok {
+			return i.name, m, nil
+		}
+	}
+	img, meta, err := r.resolve(ctx, cfg.Image)
+	if err != nil {
+		return "", imageMeta{}, err
+	}
+	return img.Name(), meta, nil
+}
+
 // leaseTTL is how long a lease outlives a daemon that died holding it: containerd's garbage
 // collector drops it then, and with it the snapshots no container took.
 const leaseTTL = 10 * time.Minute

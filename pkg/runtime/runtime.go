@@ -158,6 +158,7 @@ type Image struct {
 	Ref    string
 	ID     string // digest of the image's manifest target, reported as imageID
 	Config ocispec.ImageConfig
+	name   string // the name containerd has it under (Ref, or Ref normalised)
 }
 
 // GetImage looks an image up by reference, makes sure it is unpacked and returns its
@@ -181,7 +182,7 @@ func (r *Runtime) GetImage(ctx context.Context, ref string) (Image, error) {
 			return Image{}, fmt.Errorf("unpack image %s: %w", ref, err)
 		}
 	}
-	return Image{Ref: ref, ID: img.Target().Digest.String(), Config: meta.config}, nil
+	return Image{Ref: ref, ID: img.Target().Digest.String(), Config: meta.config, name: img.Name()}, nil
 }
 
 // image finds an image by the reference a pod wrote or, failing that, by its normalised form
@@ -228,6 +229,9 @@ type ContainerConfig struct {
 	Namespaces   Namespaces
 	// RootfsPropagation is "rshared" or "rslave" when a mount needs it, else "".
 	RootfsPropagation string
+	// Resolved, when set, is what GetImage returned for Image: the container is made of that
+	// image without looking it up again (an Images/Get per container less).
+	Resolved *Image
 	// RootfsReady says that PrepareRootfs made the container's snapshot already.
 	RootfsReady bool
 	// Lease, when set, is a lease of NewLease to create the container under, instead of one
@@ -268,7 +272,7 @@ func (r *Runtime) CreateContainer(ctx context.Context, cfg ContainerConfig) erro
 	}
 	ctx = leases.WithLease(ctx, lease)
 	r.forgetSpec(cfg.ID)
-	img, meta, err := r.resolve(ctx, cfg.Image)
+	imageName, meta, err := r.imageFor(ctx, &cfg)
 	if err != nil {
 		if errdefs.IsNotFound(err) {
 			return fmt.Errorf("image %s: %w", cfg.Image, ErrImageNotFound)
@@ -335,7 +339,7 @@ func (r *Runtime) CreateContainer(ctx context.Context, cfg ContainerConfig) erro
 		opts = append(opts, oci.WithMemoryLimit(uint64(r.MemoryLimit)))
 	}
 	_, err = r.client.NewContainer(ctx, cfg.ID,
-		r.withRootfs(cfg.ID, img.Name(), meta, cfg.RootfsReady),
+		r.withRootfs(cfg.ID, imageName, meta, cfg.RootfsReady),
 		client.WithContainerLabels(cfg.Labels),
 		client.WithNewSpec(opts...),
 	)

@@ -329,7 +329,7 @@ func (f *floorEnv) start(ctx context.Context, n int) (*floorPod, floorSteps, err
 	}
 	labels := map[string]string{runtime.LabelPodUID: uid, runtime.LabelPodName: id}
 	err = f.rt.CreateContainer(ctx, runtime.ContainerConfig{
-		ID: p.pause, Image: imagebuild.DefaultPauseName, Labels: labels,
+		ID: p.pause, Image: imagebuild.DefaultPauseName, Resolved: &img, Labels: labels,
 		Args: append(append([]string(nil), img.Config.Entrypoint...), img.Config.Cmd...), Env: img.Config.Env,
 		Hostname: id, NetNS: p.att.NetNS, CgroupParent: p.cgroup, ShimGroup: p.pause,
 	})
@@ -349,7 +349,7 @@ func (f *floorEnv) start(ctx context.Context, n int) (*floorPod, floorSteps, err
 			return p, st, err
 		}
 		err = f.rt.CreateContainer(ctx, runtime.ContainerConfig{
-			ID: cid, Image: benchImage, Labels: labels, Args: []string{"sh", "-c", benchCmd},
+			ID: cid, Image: benchImage, Resolved: &app, Labels: labels, Args: []string{"sh", "-c", benchCmd},
 			Env: app.Config.Env, NetNS: p.att.NetNS, JoinPID: pid, CgroupParent: p.cgroup, ShimGroup: p.pause,
 		})
 		if err != nil {
