@@ -447,6 +447,9 @@ type TaskState struct {
 // the task's output is attached to it again (after a daemon restart).
 func (r *Runtime) Task(ctx context.Context, id string, stdio *Stdio) (TaskState, error) {
 	ctx = r.ns(ctx)
+	if stdio == nil {
+		return r.taskState(ctx, id)
+	}
 	c, err := r.client.LoadContainer(ctx, id)
 	if err != nil {
 		return TaskState{}, fmt.Errorf("load container %s: %w", id, err)
@@ -494,6 +497,52 @@ func (r *Runtime) Task(ctx context.Context, id string, stdio *Stdio) (TaskState,
 		ts.Exit = Exit{Unknown: true, At: time.Now()}
 	}
 	return ts, nil
+}
+
+// taskState is Task without output to attach, through the task service alone: one call for an
+// ended task and two for a running one, where the client's container and task objects make
+// three. Every pod stop asks this of each of its containers.
+func (r *Runtime) taskState(ctx context.Context, id string) (TaskState, error) {
+	get := func() (*tasktypes.Process, error) {
+		resp, err := r.client.TaskService().Get(ctx, &tasks.GetRequest{ContainerID: id})
+		if err != nil {
+			return nil, errgrpc.ToNative(err)
+		}
+		return resp.GetProcess(), nil
+	}
+	p, err := get()
+	if err == nil && taskRunning(p) {
+		// Asked again once the waiter is registered: an exit in between is then either in the
+		// second answer or delivered to the waiter, never lost.
+		w := r.exits.wait(id, p.GetPid(), nil)
+		if p, err = get(); err == nil && taskRunning(p) {
+			return TaskState{Exists: true, Running: true, Pid: p.GetPid(), Wait: w.watch()}, nil
+		}
+		r.exits.forget(id, w)
+	}
+	if err != nil {
+		if errdefs.IsNotFound(err) {
+			return TaskState{}, nil
+		}
+		return TaskState{}, fmt.Errorf("load task %s: %w", id, err)
+	}
+	ts := TaskState{Exists: true, Pid: p.GetPid()}
+	if p.GetStatus() == tasktypes.Status_STOPPED {
+		ts.Exit = Exit{Code: p.GetExitStatus(), At: p.GetExitedAt().AsTime()}
+	} else {
+		// Created but never started: treat as an exit with an unknown status.
+		ts.Exit = Exit{Unknown: true, At: time.Now()}
+	}
+	return ts, nil
+}
+
+// taskRunning is what Task counts as running: the client's Running, Paused and Pausing.
+func taskRunning(p *tasktypes.Process) bool {
+	switch p.GetStatus() {
+	case tasktypes.Status_RUNNING, tasktypes.Status_PAUSED, tasktypes.Status_PAUSING:
+		return true
+	}
+	return false
 }
 
 // Signal sends sig to the container's main process. A missing task is not an error. It is
