@@ -11,8 +11,7 @@ import (
 // startSlots bounds how many pods are being started at once. A pod's start is a chain of short
 // processes (a shim, runc for the pause and each container, the CNI plugins) with containerd
 // calls between them, and much of it waits rather than computes, so several starts per CPU
-// keep the CPUs busy. Many more only fight for the same CPUs and for the kernel's cgroup,
-// mount and network locks: on 2 CPUs, 50 pods dropped at once were all running about 12 %
+// keep the CPUs busy. Many more only get in each other's way: on 2 CPUs, 50 pods dropped at once were all running about 12 %
 // sooner with 16 at a time than with all 50, while 20 at once took as long as before; with 8
 // at a time, 50 gained 14 % but 20 lost 11 % (docs/performance.md). The pods that wait are
 // listed as Pending (ContainerCreating) meanwhile.
