@@ -352,8 +352,16 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.WriteString(w, "]}\n")
 }
 
+// PodGetter is implemented by stores that can hand out one pod without copying all of them.
+type PodGetter interface {
+	Get(namespace, name string) (*corev1.Pod, bool)
+}
+
 // findPod returns the pod namespace/name from the store.
 func (s *Server) findPod(namespace, name string) (*corev1.Pod, bool) {
+	if g, ok := s.store.(PodGetter); ok {
+		return g.Get(namespace, name)
+	}
 	for _, p := range s.store.List() {
 		ns := p.Namespace
 		if ns == "" {

@@ -81,6 +81,24 @@ func (v *View) List() []corev1.Pod {
 	return out
 }
 
+// Get returns one item of List, namespace/name (an empty namespace is "default"), copying only
+// that pod: a tool that waits for one pod asks for it in a loop.
+func (v *View) Get(namespace, name string) (*corev1.Pod, bool) {
+	if namespace == "" {
+		namespace = metav1.NamespaceDefault
+	}
+	for _, it := range v.merged() {
+		ns := it.Pod.Namespace
+		if ns == "" {
+			ns = metav1.NamespaceDefault
+		}
+		if ns == namespace && it.Pod.Name == name {
+			return it.Pod.DeepCopy(), true
+		}
+	}
+	return nil, false
+}
+
 // ListJSON returns List's items as the API sends them, each pod's JSON encoded once for as
 // long as it does not change.
 func (v *View) ListJSON() ([][]byte, error) {

@@ -285,3 +285,44 @@ func TestListJSONIsList(t *testing.T) {
 		t.Errorf("the running pod's item lacks its problem: %s", got[2])
 	}
 }
+
+// Get is one item of List, problems included, and a copy of its own.
+func TestGetIsListItem(t *testing.T) {
+	web := runningPod("default", "web", "/m/web.yaml")
+	db := runningPod("data", "db", "/m/db.yaml")
+	// As the pod store does: the same published pods for every caller.
+	shared := encoded(web, db)()
+	v := NewView(func() []pod.Encoded { return slices.Clone(shared) })
+	v.SetProblems([]source.Problem{
+		{Path: "/m/web.yaml", Namespace: "default", Name: "web", Reason: "InvalidManifest", Message: "newer version refused", Running: true},
+		{Path: "/m/bad.yaml", Name: "bad", Reason: "InvalidManifest", Message: "no containers"},
+	})
+	list := v.List()
+	if len(list) != 3 {
+		t.Fatalf("List: %d items, want 3", len(list))
+	}
+	for i := range list {
+		want := &list[i]
+		got, ok := v.Get(want.Namespace, want.Name)
+		if !ok {
+			t.Fatalf("Get(%q, %q): not found", want.Namespace, want.Name)
+		}
+		a, _ := json.Marshal(got)
+		b, _ := json.Marshal(want)
+		if string(a) != string(b) {
+			t.Errorf("Get(%q, %q):\n got %s\nwant %s", want.Namespace, want.Name, a, b)
+		}
+		got.Status.Message = "changed by the caller"
+		if again, _ := v.Get(want.Namespace, want.Name); again.Status.Message == "changed by the caller" {
+			t.Errorf("Get(%q, %q) handed out the view's own pod", want.Namespace, want.Name)
+		}
+	}
+	if p, ok := v.Get("", "bad"); !ok || p.Name != "bad" {
+		t.Errorf(`Get("", "bad") = %v, %v; want the problem item in namespace default`, p, ok)
+	}
+	for _, k := range [][2]string{{"data", "web"}, {"default", "db"}, {"default", "nope"}} {
+		if _, ok := v.Get(k[0], k[1]); ok {
+			t.Errorf("Get(%q, %q) found a pod", k[0], k[1])
+		}
+	}
+}
