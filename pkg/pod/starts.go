@@ -11,10 +11,10 @@ import (
 // startSlots bounds how many pods are being started at once. A pod's start is a chain of short
 // processes (a shim, runc for the pause and each container, the CNI plugins) with containerd
 // calls between them, and much of it waits rather than computes, so several starts per CPU
-// keep the CPUs busy. Many more only get in each other's way: on 2 CPUs, 50 pods dropped at once were all running about 12 %
-// sooner with 16 at a time than with all 50, while 20 at once took as long as before; with 8
-// at a time, 50 gained 14 % but 20 lost 11 % (docs/performance.md). The pods that wait are
-// listed as Pending (ContainerCreating) meanwhile.
+// keep the CPUs busy. Many more only get in each other's way: on 2 CPUs, 50 pods dropped at
+// once were all running about 11 % sooner with 16 at a time than with all 50 at once, and 20
+// took as long as before; with 8 at a time, 50 gained a little more but 20 lost 11 %
+// (docs/performance.md). The pods that wait are listed as Pending (ContainerCreating).
 var startSlots = make(chan struct{}, max(8, 8*goruntime.NumCPU()))
 
 // slotHold is the start slot a worker holds while it makes its pod's sandbox and first
