@@ -48,7 +48,11 @@ func (r *Runtime) Pull(ctx context.Context, ref string, creds Credentials, progr
 		resolver = countingResolver{Resolver: resolver, p: progress}
 		opts = append(opts, client.WithImageHandlerWrapper(progress.handlerWrapper))
 	}
-	img, err := r.client.Pull(ctx, named.String(), append(opts, client.WithResolver(resolver))...)
+	var img client.Image
+	err = r.withTransferLease(ctx, func(ctx context.Context) (err error) {
+		img, err = r.client.Pull(ctx, named.String(), append(opts, client.WithResolver(resolver))...)
+		return err
+	})
 	if err != nil {
 		if errdefs.IsUnauthorized(err) || errdefs.IsPermissionDenied(err) || strings.Contains(err.Error(), "401 Unauthorized") {
 			return Image{}, fmt.Errorf("pull %s: %w: %v", ref, ErrUnauthorized, err)

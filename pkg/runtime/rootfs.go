@@ -90,19 +90,40 @@ func (r *Runtime) imageFor(ctx context.Context, cfg *ContainerConfig) (string, i
 // collector drops it then, and with it the snapshots no container took.
 const leaseTTL = 10 * time.Minute
 
+// transferTTL is how long the lease of a pull or an import lasts, containerd's client default:
+// either may take long. A daemon killed mid-transfer leaves its lease to the next start
+// (DeleteLeases), not to the 24 hours.
+const transferTTL = 24 * time.Hour
+
 // labelLease marks the leases minipod makes, so that a restarted daemon finds the ones a crash
-// left (DeleteLeases).
+// left (DeleteLeases). Its value names the Runtime that made it.
 const labelLease = "minipod.io/lease"
 
 // NewLease makes a lease: what is created under it (ContainerConfig.Lease, PrepareRootfs) is
 // safe from containerd's garbage collector until DeleteLease, or leaseTTL.
 func (r *Runtime) NewLease(ctx context.Context) (string, error) {
-	l, err := r.client.LeasesService().Create(r.ns(ctx), leases.WithRandomID(), leases.WithExpiration(leaseTTL),
-		leases.WithLabel(labelLease, "sandbox-start"))
+	return r.newLease(ctx, leaseTTL)
+}
+
+func (r *Runtime) newLease(ctx context.Context, ttl time.Duration) (string, error) {
+	l, err := r.client.LeasesService().Create(r.ns(ctx), leases.WithRandomID(), leases.WithExpiration(ttl),
+		leases.WithLabel(labelLease, r.run))
 	if err != nil {
 		return "", fmt.Errorf("create lease: %w", err)
 	}
 	return l.ID, nil
+}
+
+// withTransferLease runs a pull or an import under a lease of minipod's own. The containerd
+// client would otherwise make an unlabelled one, which a daemon killed mid-transfer leaves
+// holding the content fetched so far for 24 hours.
+func (r *Runtime) withTransferLease(ctx context.Context, fn func(context.Context) error) error {
+	id, err := r.newLease(ctx, transferTTL)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = r.DeleteLease(context.WithoutCancel(ctx), id) }()
+	return fn(leases.WithLease(ctx, id))
 }
 
 // DeleteLease ends a lease. A snapshot made under it that no container refers to is then
@@ -115,8 +136,10 @@ func (r *Runtime) DeleteLease(ctx context.Context, id string) error {
 	return nil
 }
 
-// DeleteLeases ends every lease NewLease made. A daemon calls it when it starts, before it
-// starts anything: such a lease is then left by a start that an earlier run did not finish.
+// DeleteLeases ends every lease an earlier Runtime made (NewLease, pulls and imports): a daemon
+// calls it when it starts, and such a lease is then left by a start, pull or import that an
+// earlier run did not finish. This Runtime's own leases stay: an image import may already
+// run beside it.
 func (r *Runtime) DeleteLeases(ctx context.Context) error {
 	ctx = r.ns(ctx)
 	ls := r.client.LeasesService()
@@ -126,7 +149,7 @@ func (r *Runtime) DeleteLeases(ctx context.Context) error {
 	}
 	var errs []error
 	for _, l := range list {
-		if _, ok := l.Labels[labelLease]; ok {
+		if run, ok := l.Labels[labelLease]; ok && run != r.run {
 			if err := ls.Delete(ctx, l); err != nil && !errdefs.IsNotFound(err) {
 				errs = append(errs, fmt.Errorf("delete lease %s: %w", l.ID, err))
 			}

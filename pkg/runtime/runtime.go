@@ -79,6 +79,7 @@ type Runtime struct {
 	procs       sync.Map // container ID -> *specs.Process, for ExecOutput
 	images      imageCache
 	exits       exitHub
+	run         string // labels this Runtime's leases (labelLease)
 	done        context.Context // ends at Close
 	close       context.CancelFunc
 }
@@ -89,7 +90,8 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to containerd at %s: %w", cfg.Address, err)
 	}
-	r := &Runtime{client: c, namespace: cfg.Namespace, snapshotter: cfg.Snapshotter}
+	r := &Runtime{client: c, namespace: cfg.Namespace, snapshotter: cfg.Snapshotter,
+		run: strconv.Itoa(os.Getpid()) + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)}
 	r.exits.r = r
 	r.done, r.close = context.WithCancel(context.Background())
 	if r.snapshotter == "" {
@@ -135,22 +137,25 @@ const (
 // labelled LabelPinned: they cannot be pulled again, so nothing should collect them.
 func (r *Runtime) Import(ctx context.Context, rd io.Reader) ([]string, error) {
 	ctx = r.ns(ctx)
-	imgs, err := r.client.Import(ctx, rd,
-		client.WithSkipDigestRef(func(string) bool { return true }),
-		client.WithImageLabels(map[string]string{LabelPinned: Pinned}),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("import image: %w", err)
-	}
-	names := make([]string, 0, len(imgs))
-	for _, i := range imgs {
-		img := client.NewImage(r.client, i)
-		if err := img.Unpack(ctx, r.snapshotter); err != nil {
-			return names, fmt.Errorf("unpack image %s: %w", i.Name, err)
+	var names []string
+	err := r.withTransferLease(ctx, func(ctx context.Context) error {
+		imgs, err := r.client.Import(ctx, rd,
+			client.WithSkipDigestRef(func(string) bool { return true }),
+			client.WithImageLabels(map[string]string{LabelPinned: Pinned}),
+		)
+		if err != nil {
+			return fmt.Errorf("import image: %w", err)
 		}
-		names = append(names, i.Name)
-	}
-	return names, nil
+		for _, i := range imgs {
+			img := client.NewImage(r.client, i)
+			if err := img.Unpack(ctx, r.snapshotter); err != nil {
+				return fmt.Errorf("unpack image %s: %w", i.Name, err)
+			}
+			names = append(names, i.Name)
+		}
+		return nil
+	})
+	return names, err
 }
 
 // Image is a locally present image's identity and run configuration.

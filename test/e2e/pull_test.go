@@ -204,6 +204,25 @@ spec:
 		return w.Reason == "ContainerCreating" && m != nil && m[1] != "0" && m[3] == total, seen
 	})
 	t.Logf("while pulling: %s", seen)
+
+	// The pull runs under a lease of minipod's own. A daemon killed mid-pull leaves it, holding
+	// what was fetched, and the next daemon ends it when it starts (not 24 hours later, as the
+	// containerd client's own lease would); it then pulls again, past the gate once open.
+	before := d.minipodLeases()
+	if len(before) != 1 {
+		t.Fatalf("minipod's leases during the pull: %v, want one", before)
+	}
+	d.stop(syscall.SIGKILL)
+	d.start()
+	d.eventually(30*time.Second, "the killed daemon's pull lease ended", func() (bool, string) {
+		now := d.minipodLeases()
+		for id := range before {
+			if _, ok := now[id]; ok {
+				return false, fmt.Sprintf("leases %v", now)
+			}
+		}
+		return true, ""
+	})
 	release()
 	d.waitRunning("big", 60*time.Second)
 	if out, _, code := d.ctl("exec", "big", "--", "sh", "-c", "wc -c </big"); code != 0 || strings.TrimSpace(out) != fmt.Sprint(bigSize) {
@@ -347,4 +366,26 @@ func (b *gatedBody) Read(p []byte) (int, error) {
 	g.passed += int64(n)
 	g.mu.Unlock()
 	return n, err
+}
+
+// minipodLeases returns the leases in the daemon's namespace that minipod labelled, by ID, with
+// the label's value (the Runtime that made them).
+func (d *daemon) minipodLeases() map[string]string {
+	d.t.Helper()
+	out, err := exec.Command("ctr", "-a", env.address, "-n", d.namespace, "leases", "ls").Output()
+	if err != nil {
+		d.t.Fatalf("ctr leases ls: %v", err)
+	}
+	leases := map[string]string{}
+	for _, line := range strings.Split(string(out), "\n")[1:] {
+		f := strings.Fields(line)
+		for _, field := range f {
+			for _, kv := range strings.Split(field, ",") {
+				if v, ok := strings.CutPrefix(kv, "minipod.io/lease="); ok {
+					leases[f[0]] = v
+				}
+			}
+		}
+	}
+	return leases
 }
