@@ -79,7 +79,7 @@ type Runtime struct {
 	procs       sync.Map // container ID -> *specs.Process, for ExecOutput
 	images      imageCache
 	exits       exitHub
-	run         string // labels this Runtime's leases (labelLease)
+	run         string          // labels this Runtime's leases (labelLease)
 	done        context.Context // ends at Close
 	close       context.CancelFunc
 }
