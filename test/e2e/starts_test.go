@@ -19,19 +19,9 @@ func TestBurstRemovedWhileWaiting(t *testing.T) {
 	n := 3 * slots
 	d := newDaemon(t)
 	d.start()
-	pod := func(name string) string {
-		return fmt.Sprintf(`apiVersion: v1
-kind: Pod
-metadata: {name: %s}
-spec:
-  terminationGracePeriodSeconds: 2
-  containers:
-  - {name: c, image: minipod.local/busybox:1.35, command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]}
-`, name)
-	}
 	for i := range n {
 		name := fmt.Sprintf("w%02d", i)
-		d.writeManifest(name+".yaml", pod(name))
+		d.writeManifest(name+".yaml", benchPod(name, 1, false)) // exits at once on SIGTERM
 	}
 	var kept, removed []string
 	d.eventually(time.Minute, fmt.Sprintf("all %d pods listed", n), func() (bool, string) {
