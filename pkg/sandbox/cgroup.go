@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -69,12 +70,70 @@ func RemoveCgroup(parent string) error {
 	if parent == "" || parent == "/" {
 		return nil
 	}
-	f, err := os.Open("/proc/self/mountinfo")
+	roots, err := cgroupMounts()
 	if err != nil {
 		return err
 	}
-	defer f.Close()
 	var errs []error
+	for _, root := range roots {
+		dir := filepath.Join(root, parent)
+		if err := removeCgroupDir(dir); err != nil {
+			// Processes are left in the pod's cgroup: a task whose creation a crash of the
+			// daemon interrupted can outlive its container record. They are this pod's and
+			// nobody else's: kill them, as the kubelet does with a pod cgroup's leftovers,
+			// and try again once they are gone.
+			killCgroupProcs(dir)
+			if err := rmdirTree(dir); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// removeCgroupDir removes one hierarchy's pod cgroup. After a normal teardown runc has removed
+// the containers' cgroups and the pod's is empty: one rmdir. Only a cgroup that still has
+// cgroups below it (EBUSY) is read, which is a crash's leftover.
+func removeCgroupDir(dir string) error {
+	err := syscall.Rmdir(dir)
+	if err == nil || errors.Is(err, syscall.ENOENT) {
+		return nil
+	}
+	return rmdirTree(dir)
+}
+
+// cgroupRoots caches the mount points of the cgroup hierarchies. They are mounted at boot
+// and stay; reading them from mountinfo for each pod cost more than the removal itself, and
+// mountinfo grows by a line per running pod (its netns) and per container (its root
+// filesystem).
+var cgroupRoots struct {
+	sync.Mutex
+	dirs []string // nil: not read yet, or no hierarchy was mounted then
+}
+
+func cgroupMounts() ([]string, error) {
+	cgroupRoots.Lock()
+	defer cgroupRoots.Unlock()
+	if cgroupRoots.dirs != nil {
+		return cgroupRoots.dirs, nil
+	}
+	dirs, err := readCgroupMounts()
+	if err != nil || len(dirs) == 0 {
+		// Nothing mounted yet is not remembered: it is read again next time.
+		return dirs, err
+	}
+	cgroupRoots.dirs = dirs
+	return dirs, nil
+}
+
+// readCgroupMounts returns the mount point of every cgroup hierarchy, v1 and v2, once each.
+func readCgroupMounts() ([]string, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var roots []string
 	seen := map[string]bool{}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
@@ -93,21 +152,10 @@ func RemoveCgroup(parent string) error {
 		if t := fields[sep+1]; t != "cgroup" && t != "cgroup2" {
 			continue
 		}
-		dir := filepath.Join(fields[4], parent)
-		if seen[dir] {
-			continue
-		}
-		seen[dir] = true
-		if err := rmdirTree(dir); err != nil {
-			// Processes are left in the pod's cgroup: a task whose creation a crash of the
-			// daemon interrupted can outlive its container record. They are this pod's and
-			// nobody else's: kill them, as the kubelet does with a pod cgroup's leftovers,
-			// and try again once they are gone.
-			killCgroupProcs(dir)
-			if err := rmdirTree(dir); err != nil {
-				errs = append(errs, err)
-			}
+		if !seen[fields[4]] {
+			seen[fields[4]] = true
+			roots = append(roots, fields[4])
 		}
 	}
-	return errors.Join(errs...)
+	return roots, sc.Err()
 }
