@@ -742,11 +742,10 @@ func (r *Runtime) List(ctx context.Context, labels map[string]string) ([]Contain
 // SetLabel adds or changes one label on a container.
 func (r *Runtime) SetLabel(ctx context.Context, id, key, value string) error {
 	ctx = r.ns(ctx)
-	c, err := r.client.LoadContainer(ctx, id)
-	if err != nil {
-		return fmt.Errorf("load container %s: %w", id, err)
-	}
-	if _, err := c.SetLabels(ctx, map[string]string{key: value}); err != nil {
+	// One update of that label alone: loading the container first would read its record,
+	// OCI spec included, only to learn that it exists, which the update reports too.
+	c := containers.Container{ID: id, Labels: map[string]string{key: value}}
+	if _, err := r.client.ContainerService().Update(ctx, c, "labels."+key); err != nil {
 		return fmt.Errorf("set label on %s: %w", id, err)
 	}
 	return nil
