@@ -49,7 +49,7 @@ type Runtime interface {
 	Exec(ctx context.Context, id string, cmd []string, tty bool, stdin io.Reader, stdout, stderr io.Writer) (int, error)
 	ExecOutput(ctx context.Context, id string, cmd []string, dir string, limit int) (int, []byte, error)
 	SetLabel(ctx context.Context, id, key, value string) error
-	RemoveSnapshots(ctx context.Context, prefix string) error
+	RemoveSnapshots(ctx context.Context, prefix string, earlier bool) error
 	WatchOOM(ctx context.Context, fn func(id string))
 }
 
@@ -388,7 +388,7 @@ func (w *worker) adopt(ctx context.Context) {
 			w.cur = w.adoptState(ctx, f)
 			continue
 		}
-		w.terminate(ctx, &podState{rec: f.rec, dir: filepath.Join(w.m.cfg.StateDir, "pods", f.rec.UID)})
+		w.terminate(ctx, &podState{rec: f.rec, dir: filepath.Join(w.m.cfg.StateDir, "pods", f.rec.UID), earlier: true})
 	}
 }
 
@@ -396,6 +396,7 @@ func (w *worker) adoptState(ctx context.Context, f found) *podState {
 	cfg := &w.m.cfg
 	s := w.newState(w.desired)
 	s.rec = f.rec
+	s.earlier = true
 	files := sandbox.Files{
 		Hosts:      filepath.Join(s.dir, "hosts"),
 		Hostname:   filepath.Join(s.dir, "hostname"),

@@ -93,6 +93,7 @@ type podState struct {
 	lostAt      time.Time     // when to ask containerd again about lost tasks
 	lostDelay   time.Duration // backoff of those questions while containerd is away
 	terminal    bool          // all containers finished for good (Succeeded or Failed)
+	earlier     bool          // made by an earlier run of the daemon (adopted or left to tear down)
 	// While the sandbox and its first containers are created: a containerd lease that keeps
 	// what they are made of, and the snapshots made ahead by container ID, with the image ID
 	// each was made from (see prepareRootfs).
@@ -1459,9 +1460,13 @@ func (w *worker) terminate(ctx context.Context, s *podState) {
 		return
 	}
 	// Every container of the pod is gone: a snapshot left with the pod's prefix is one whose
-	// container record a crash never wrote.
-	if err := cfg.Runtime.RemoveSnapshots(ctx, shortUID(s.rec.UID)+"-"); err != nil {
-		w.log.Warn("remove leftover snapshots", "err", err)
+	// container record a crash never wrote, or one made ahead for a container never created.
+	// Only a pod an earlier run made needs all snapshots listed to find them.
+	if err := cfg.Runtime.RemoveSnapshots(ctx, shortUID(s.rec.UID)+"-", s.earlier); err != nil {
+		// The record is kept: the next start of the daemon sees the pod as an earlier run's
+		// and lists every snapshot again.
+		w.log.Error("remove leftover snapshots", "err", err)
+		return
 	}
 	if err := sandbox.RemoveCgroup(w.cgroupParentOf(s.rec.UID)); err != nil {
 		w.log.Warn("remove pod cgroup", "err", err)

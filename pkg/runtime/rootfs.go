@@ -169,6 +169,8 @@ func (r *Runtime) PrepareRootfs(ctx context.Context, lease, id, ref string) (str
 	if err != nil {
 		return "", err
 	}
+	// Noted before it is asked for: a Prepare whose answer is lost may still have made it.
+	r.prepared.add(id)
 	if _, err := r.client.SnapshotService(r.snapshotter).Prepare(ctx, id, meta.chainID); err != nil {
 		return "", fmt.Errorf("prepare rootfs of %s: %w", id, err)
 	}
@@ -182,6 +184,7 @@ func (r *Runtime) PrepareRootfs(ctx context.Context, lease, id, ref string) (str
 func (r *Runtime) withRootfs(id, image string, meta imageMeta, ready bool) client.NewContainerOpts {
 	return func(ctx context.Context, _ *client.Client, c *containers.Container) error {
 		if !ready {
+			r.prepared.add(id)
 			if _, err := r.client.SnapshotService(r.snapshotter).Prepare(ctx, id, meta.chainID); err != nil {
 				return err
 			}

@@ -80,6 +80,7 @@ type Runtime struct {
 	images      imageCache
 	exits       exitHub
 	run         string          // labels this Runtime's leases (labelLease)
+	prepared    preparedKeys    // snapshots this Runtime made and has not removed
 	done        context.Context // ends at Close
 	close       context.CancelFunc
 }
@@ -350,7 +351,7 @@ func (r *Runtime) CreateContainer(ctx context.Context, cfg ContainerConfig) erro
 	)
 	if err != nil {
 		// NewContainer may have made the snapshot before failing on the spec.
-		_ = r.client.SnapshotService(r.snapshotter).Remove(ctx, cfg.ID)
+		_ = r.removeSnapshot(ctx, r.snapshotter, cfg.ID)
 		return fmt.Errorf("create container %s: %w", cfg.ID, err)
 	}
 	return nil
@@ -575,7 +576,7 @@ func (r *Runtime) Remove(ctx context.Context, id string) error {
 		if errdefs.IsNotFound(err) {
 			// A crash between creating the snapshot and the container record leaves the
 			// snapshot alone: its key is the container's ID.
-			if err := r.client.SnapshotService(r.snapshotter).Remove(ctx, id); err != nil && !errdefs.IsNotFound(err) {
+			if err := r.removeSnapshot(ctx, r.snapshotter, id); err != nil {
 				return fmt.Errorf("remove snapshot %s: %w", id, err)
 			}
 			return nil
@@ -594,22 +595,38 @@ func (r *Runtime) Remove(ctx context.Context, id string) error {
 		return fmt.Errorf("delete container %s: %w", id, err)
 	}
 	if info.SnapshotKey != "" {
-		err := r.client.SnapshotService(info.Snapshotter).Remove(ctx, info.SnapshotKey)
-		if err != nil && !errdefs.IsNotFound(err) {
+		if err := r.removeSnapshot(ctx, info.Snapshotter, info.SnapshotKey); err != nil {
 			return fmt.Errorf("remove snapshot %s: %w", info.SnapshotKey, err)
 		}
 	}
 	return nil
 }
 
+// removeSnapshot removes one snapshot; one that is gone already is not an error.
+func (r *Runtime) removeSnapshot(ctx context.Context, snapshotter, key string) error {
+	err := r.client.SnapshotService(snapshotter).Remove(ctx, key)
+	if err != nil && !errdefs.IsNotFound(err) {
+		return err
+	}
+	r.prepared.remove(key)
+	return nil
+}
+
 // RemoveSnapshots removes the snapshots whose keys start with prefix. A container's snapshot
 // is keyed by its ID, and a crash between making the snapshot and the container record leaves
 // one no container names; a pod's teardown, once its containers are gone, sweeps its prefix.
-func (r *Runtime) RemoveSnapshots(ctx context.Context, prefix string) error {
+//
+// Without earlier, only the snapshots this Runtime made itself and has not removed are
+// looked at: for a pod made by this run of the daemon nothing else can have its prefix. With
+// earlier (a pod an earlier run made), every snapshot is listed, which costs containerd a
+// look at each one, image layers included; done for every pod, a teardown would grow with
+// the number of pods on the node.
+func (r *Runtime) RemoveSnapshots(ctx context.Context, prefix string, earlier bool) error {
 	ctx = r.ns(ctx)
-	sn := r.client.SnapshotService(r.snapshotter)
 	var keys []string
-	if err := sn.Walk(ctx, func(_ context.Context, info snapshots.Info) error {
+	if !earlier {
+		keys = r.prepared.withPrefix(prefix)
+	} else if err := r.client.SnapshotService(r.snapshotter).Walk(ctx, func(_ context.Context, info snapshots.Info) error {
 		if strings.HasPrefix(info.Name, prefix) {
 			keys = append(keys, info.Name)
 		}
@@ -619,11 +636,44 @@ func (r *Runtime) RemoveSnapshots(ctx context.Context, prefix string) error {
 	}
 	var errs []error
 	for _, k := range keys {
-		if err := sn.Remove(ctx, k); err != nil && !errdefs.IsNotFound(err) {
+		if err := r.removeSnapshot(ctx, r.snapshotter, k); err != nil {
 			errs = append(errs, fmt.Errorf("remove snapshot %s: %w", k, err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// preparedKeys are the keys of the snapshots a Runtime made, until it removes them.
+type preparedKeys struct {
+	mu   sync.Mutex
+	keys map[string]struct{}
+}
+
+func (p *preparedKeys) add(key string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.keys == nil {
+		p.keys = map[string]struct{}{}
+	}
+	p.keys[key] = struct{}{}
+}
+
+func (p *preparedKeys) remove(key string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.keys, key)
+}
+
+func (p *preparedKeys) withPrefix(prefix string) []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []string
+	for k := range p.keys {
+		if strings.HasPrefix(k, prefix) {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 // removeTimeout bounds Remove's deletes (and a failed Start's), which outlive the caller's
