@@ -40,7 +40,7 @@ type Runtime interface {
 	NewLease(ctx context.Context) (string, error)
 	DeleteLease(ctx context.Context, id string) error
 	DeleteLeases(ctx context.Context) error
-	PrepareRootfs(ctx context.Context, lease, id, ref string) (string, error)
+	PrepareRootfs(ctx context.Context, lease, id, ref string) (runtime.Image, error)
 	Start(ctx context.Context, id string, stdio *runtime.Stdio) (uint32, runtime.ExitWatch, error)
 	Task(ctx context.Context, id string, stdio *runtime.Stdio) (runtime.TaskState, error)
 	Signal(ctx context.Context, id string, sig syscall.Signal) error

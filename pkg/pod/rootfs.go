@@ -3,6 +3,7 @@ package pod
 import (
 	"context"
 
+	"github.com/minipod/minipod/pkg/runtime"
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -26,7 +27,7 @@ func rootfsTargets(s *podState) []*ctrState {
 // prepareRootfs makes, under the sandbox's lease, the writable snapshots of the containers that
 // start right after the sandbox, while the pause container is created and started: the image
 // lookup and the snapshot need nothing of the sandbox. The returned func waits for them and
-// records in s.prep which were made, for which image; calling it again does nothing. A
+// records in s.prep which were made, of which image; calling it again does nothing. A
 // container whose snapshot could not be made (its image is not here yet, say) gets one the
 // usual way when it starts.
 func (w *worker) prepareRootfs(ctx context.Context, s *podState) (wait func()) {
@@ -34,16 +35,19 @@ func (w *worker) prepareRootfs(ctx context.Context, s *podState) (wait func()) {
 	if s.lease == "" || len(targets) == 0 {
 		return func() {}
 	}
-	type made struct{ id, imageID string }
+	type made struct {
+		id  string
+		img runtime.Image
+	}
 	results := make(chan made, len(targets))
 	for _, c := range targets {
 		id := w.containerID(s, c, 0)
 		go func() {
-			imageID, err := w.m.cfg.Runtime.PrepareRootfs(ctx, s.lease, id, c.spec.Image)
+			img, err := w.m.cfg.Runtime.PrepareRootfs(ctx, s.lease, id, c.spec.Image)
 			if err != nil {
 				w.log.Debug("rootfs not made ahead", "container", c.spec.Name, "err", err)
 			}
-			results <- made{id, imageID}
+			results <- made{id, img}
 		}()
 	}
 	waited := false
@@ -52,10 +56,10 @@ func (w *worker) prepareRootfs(ctx context.Context, s *podState) (wait func()) {
 			return
 		}
 		waited = true
-		s.prep = map[string]string{}
+		s.prep = map[string]runtime.Image{}
 		for range targets {
-			if r := <-results; r.imageID != "" {
-				s.prep[r.id] = r.imageID
+			if r := <-results; r.img.ID != "" {
+				s.prep[r.id] = r.img
 			}
 		}
 	}

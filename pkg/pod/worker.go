@@ -95,10 +95,10 @@ type podState struct {
 	terminal    bool          // all containers finished for good (Succeeded or Failed)
 	earlier     bool          // made by an earlier run of the daemon (adopted or left to tear down)
 	// While the sandbox and its first containers are created: a containerd lease that keeps
-	// what they are made of, and the snapshots made ahead by container ID, with the image ID
-	// each was made from (see prepareRootfs).
+	// what they are made of, and the snapshots made ahead by container ID, with the image
+	// each was made of (see prepareRootfs).
 	lease string
-	prep  map[string]string
+	prep  map[string]runtime.Image
 }
 
 // sandboxRecord is written to disk before anything of the sandbox exists, so that teardown
@@ -802,7 +802,8 @@ func (w *worker) startContainer(ctx context.Context, s *podState, c *ctrState) {
 		c.restartAt = time.Now().Add(cfg.Backoff.Initial)
 		w.log.Warn("container not started", "container", c.spec.Name, "reason", reason, "err", err)
 	}
-	img, reason, err := w.ensureImage(ctx, c.spec)
+	id := w.containerID(s, c, attempt)
+	img, reason, err := w.ensureImage(ctx, c.spec, s.prep[id])
 	if err != nil {
 		if reason == ReasonErrImagePull && (c.waitReason == ReasonErrImagePull || c.waitReason == ReasonImagePullBackOff) {
 			// The first failure says ErrImagePull; the retries wait in ImagePullBackOff.
@@ -833,7 +834,6 @@ func (w *worker) startContainer(ctx context.Context, s *podState, c *ctrState) {
 		fail("CreateContainerConfigError", err, true)
 		return
 	}
-	id := w.containerID(s, c, attempt)
 	logPath := w.logPath(s.pod, c.spec.Name, attempt)
 	cwd := c.spec.WorkingDir
 	if cwd == "" {
@@ -895,7 +895,7 @@ func (w *worker) startContainer(ctx context.Context, s *podState, c *ctrState) {
 	// A snapshot made ahead (prepareRootfs) is taken if it is of this image, under the lease
 	// that holds it. Without one the container makes its own lease: one whose image had to be
 	// pulled first may come after the sandbox's lease has expired.
-	ready := s.prep[id] != "" && s.prep[id] == img.ID
+	ready := s.prep[id].ID != "" && s.prep[id].ID == img.ID
 	lease := ""
 	if ready {
 		lease = s.lease

@@ -161,20 +161,21 @@ func (r *Runtime) DeleteLeases(ctx context.Context) error {
 // PrepareRootfs makes container id's writable snapshot of image ref ahead of its container
 // record, under lease (which keeps it until the record refers to it): a pod's member
 // containers get their root filesystems while the pause container starts. It returns the
-// image ID it used; CreateContainer takes the snapshot with RootfsReady. The image must be
-// present and unpacked: PrepareRootfs never pulls nor unpacks.
-func (r *Runtime) PrepareRootfs(ctx context.Context, lease, id, ref string) (string, error) {
+// image it used, as GetImage would have; CreateContainer takes the snapshot with RootfsReady.
+// The image must be present and unpacked: PrepareRootfs never pulls nor unpacks, and the
+// snapshot can only be made on the image's unpacked layers.
+func (r *Runtime) PrepareRootfs(ctx context.Context, lease, id, ref string) (Image, error) {
 	ctx = leases.WithLease(r.ns(ctx), lease)
 	img, meta, err := r.resolve(ctx, ref)
 	if err != nil {
-		return "", err
+		return Image{}, err
 	}
 	// Noted before it is asked for: a Prepare whose answer is lost may still have made it.
 	r.prepared.add(id)
 	if _, err := r.client.SnapshotService(r.snapshotter).Prepare(ctx, id, meta.chainID); err != nil {
-		return "", fmt.Errorf("prepare rootfs of %s: %w", id, err)
+		return Image{}, fmt.Errorf("prepare rootfs of %s: %w", id, err)
 	}
-	return img.Target().Digest.String(), nil
+	return Image{Ref: ref, ID: img.Target().Digest.String(), Config: meta.config, name: img.Name()}, nil
 }
 
 // withRootfs gives the container its writable snapshot, keyed by its ID: made now from the
