@@ -61,28 +61,24 @@ func TestRemoveCgroup(t *testing.T) {
 	roots := mountedHierarchies(t)
 	base := fmt.Sprintf("/minipod-test-%d", os.Getpid())
 
-	t.Run("empty", func(t *testing.T) {
-		parent := base + "/podempty"
-		makeCgroup(t, roots, parent, "")
-		if err := RemoveCgroup(parent); err != nil {
-			t.Fatal(err)
-		}
-		assertNoCgroup(t, roots, parent)
-		// Gone already is not an error.
-		if err := RemoveCgroup(parent); err != nil {
-			t.Fatalf("second removal: %v", err)
-		}
-	})
-
-	t.Run("container cgroup left below it", func(t *testing.T) {
+	for _, tc := range []struct{ name, child string }{
+		{"empty", ""},
 		// What a crash leaves when runc never removed a container's own cgroup.
-		parent := base + "/podchild"
-		makeCgroup(t, roots, parent, "ctr")
-		if err := RemoveCgroup(parent); err != nil {
-			t.Fatal(err)
-		}
-		assertNoCgroup(t, roots, parent)
-	})
+		{"container cgroup left below it", "ctr"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			parent := base + "/pod" + tc.child
+			makeCgroup(t, roots, parent, tc.child)
+			if err := RemoveCgroup(parent); err != nil {
+				t.Fatal(err)
+			}
+			assertNoCgroup(t, roots, parent)
+			// Gone already is not an error.
+			if err := RemoveCgroup(parent); err != nil {
+				t.Fatalf("second removal: %v", err)
+			}
+		})
+	}
 
 	t.Run("process left in it", func(t *testing.T) {
 		parent := base + "/podproc"
@@ -112,10 +108,7 @@ func TestRemoveCgroup(t *testing.T) {
 			t.Fatal("the process in the pod's cgroup was not killed")
 		}
 	})
-
-	for _, r := range roots {
-		_ = syscall.Rmdir(filepath.Join(r, base))
-	}
+	// Each subtest's clean-up removes base too.
 }
 
 // BenchmarkRemoveCgroup times the removal of an empty pod cgroup from every hierarchy, which
