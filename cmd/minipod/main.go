@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	goruntime "runtime"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -52,9 +53,25 @@ var version = "dev"
 // about 4 MB less than 100 (docs/performance.md).
 const gcPercent = 25
 
+// daemonProcs is how many threads may run the daemon's Go code at once, given how many the Go
+// runtime would use (the CPUs it may run on): a quarter of them, at least one. The daemon's own
+// work is under a tenth of a pod start's CPU on the node (about 20 ms a pod against runc's, the
+// shims', containerd's and the CNI plugins' 150 ms or more), so a quarter keeps it from holding
+// a burst up. Fewer threads matter most at rest, where each probe's few calls to containerd
+// hand work between the gRPC goroutines: with an idle second P the Go scheduler wakes another
+// thread to look for work at each hand-off. On 2 CPUs one P cut the daemon's idle CPU with 50
+// probing pods from 0.78 to 0.68 % and its CPU per pod in a burst by a quarter, with no slower
+// start (docs/performance.md).
+func daemonProcs(runtimeDefault int) int {
+	return max(1, runtimeDefault/4)
+}
+
 func main() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(gcPercent)
+	}
+	if os.Getenv("GOMAXPROCS") == "" {
+		goruntime.GOMAXPROCS(daemonProcs(goruntime.GOMAXPROCS(0)))
 	}
 	cfg, printConfig, err := config.Load(os.Args[1:], os.Stderr)
 	switch {
