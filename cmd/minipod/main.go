@@ -57,11 +57,11 @@ const gcPercent = 25
 // runtime would use (the CPUs it may run on): a quarter of them, at least one. The daemon's own
 // work is under a tenth of a pod start's CPU on the node (about 20 ms a pod against runc's, the
 // shims', containerd's and the CNI plugins' 150 ms or more), so a quarter keeps it from holding
-// a burst up. Fewer threads matter most at rest, where each probe's few calls to containerd
-// hand work between the gRPC goroutines: with an idle second P the Go scheduler wakes another
-// thread to look for work at each hand-off. On 2 CPUs one P cut the daemon's idle CPU with 50
-// probing pods from 0.78 to 0.68 % and its CPU per pod in a burst by a quarter, with no slower
-// start (docs/performance.md).
+// a burst up. Fewer Ps matter most at rest, where each probe's few calls to containerd hand
+// work between the gRPC goroutines: with an idle P the Go scheduler likely wakes another thread
+// to look for work at each hand-off. On 2 CPUs one P cut the daemon's idle CPU with 50 probing
+// pods from 0.78 to 0.68 % and its CPU per pod in a 20-pod burst by about a fifth; 1-container
+// starts were as fast, 3-container starts about 3 % slower (docs/performance.md).
 func daemonProcs(runtimeDefault int) int {
 	return max(1, runtimeDefault/4)
 }
