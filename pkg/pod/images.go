@@ -119,15 +119,15 @@ func (w *worker) waitPull(ctx context.Context, c *ctrState, image string, cur *p
 // ensureImage makes the container's image present as its imagePullPolicy says: Never uses only
 // what is there, IfNotPresent pulls when it is missing, Always asks the registry every time a
 // container starts. The error's reason is the container's waiting reason. ahead is the image
-// the container's root filesystem was made ahead of (prepareRootfs; zero when none was): it
-// was looked up and found unpacked a moment ago, as this would look it up again.
+// of the root filesystem made ahead for this container (prepareRootfs; zero when none was): it
+// was looked up and found unpacked a moment ago, as GetImage would look it up again.
 func (w *worker) ensureImage(ctx context.Context, c *corev1.Container, ahead runtime.Image) (runtime.Image, string, error) {
 	rt := w.m.cfg.Runtime
 	policy := c.ImagePullPolicy
-	if policy != corev1.PullAlways && ahead.ID != "" {
-		return ahead, "", nil
-	}
 	if policy != corev1.PullAlways {
+		if ahead.ID != "" {
+			return ahead, "", nil
+		}
 		img, err := rt.GetImage(ctx, c.Image)
 		if err == nil {
 			return img, "", nil
