@@ -15,7 +15,10 @@ import (
 // once were all running about 11 % sooner with 16 at a time than with all 50 at once, and 20
 // took as long as before; with 8 at a time, 50 gained a little more but 20 lost 11 %
 // (docs/performance.md). The pods that wait are listed as Pending (ContainerCreating).
-var startSlots = make(chan struct{}, max(8, 8*goruntime.NumCPU()))
+var startSlots = make(chan struct{}, StartSlots(goruntime.NumCPU()))
+
+// StartSlots is how many pods the daemon starts at once on a machine with cpus CPUs.
+func StartSlots(cpus int) int { return max(8, 8*cpus) }
 
 // slotHold is the start slot a worker holds while it makes its pod's sandbox and first
 // containers. A wait that does not use the CPU, an image pull or a postStart hook, gives it

@@ -2,6 +2,7 @@ package pod
 
 import (
 	"context"
+	goruntime "runtime"
 	"sync"
 	"testing"
 	"time"
@@ -97,5 +98,16 @@ func TestSlotHoldConcurrentRelease(t *testing.T) {
 	wg.Wait()
 	if n := len(slots); n != 1 {
 		t.Fatalf("%d slots taken, want 1 (the other holder's)", n)
+	}
+}
+
+func TestStartSlots(t *testing.T) {
+	for _, c := range []struct{ cpus, want int }{{0, 8}, {1, 8}, {2, 16}, {4, 32}} {
+		if got := StartSlots(c.cpus); got != c.want {
+			t.Errorf("StartSlots(%d) = %d, want %d", c.cpus, got, c.want)
+		}
+	}
+	if cap(startSlots) != StartSlots(goruntime.NumCPU()) {
+		t.Errorf("the daemon's slots: %d, want StartSlots(NumCPU) = %d", cap(startSlots), StartSlots(goruntime.NumCPU()))
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/minipod/minipod/pkg/pod"
 )
 
 // The daemon starts at most 8 pods per CPU at once (pkg/pod/starts.go); the others wait their
@@ -15,7 +17,7 @@ import (
 // one of them is listed (so each has a worker, starting or waiting), the files of those that
 // have no sandbox yet are removed. Some of them are still waiting then, and must never get one.
 func TestBurstRemovedWhileWaiting(t *testing.T) {
-	slots := max(8, 8*goruntime.NumCPU()) // as in pkg/pod/starts.go
+	slots := pod.StartSlots(goruntime.NumCPU())
 	n := 3 * slots
 	d := newDaemon(t)
 	d.start()
