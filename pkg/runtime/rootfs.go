@@ -71,6 +71,12 @@ func (r *Runtime) resolve(ctx context.Context, ref string) (client.Image, imageM
 	return img, m, nil
 }
 
+// resolvedImage is what GetImage and PrepareRootfs return for an image that resolve found
+// under ref: the two must agree, since a start takes either as ContainerConfig.Resolved.
+func resolvedImage(ref string, img client.Image, meta imageMeta) Image {
+	return Image{Ref: ref, ID: img.Target().Digest.String(), Config: meta.config, name: img.Name()}
+}
+
 // imageFor is the name and metadata of the image cfg is made of: cfg.Resolved's when the
 // caller passes what GetImage gave it and its metadata is still cached, else looked up now.
 func (r *Runtime) imageFor(ctx context.Context, cfg *ContainerConfig) (string, imageMeta, error) {
@@ -175,7 +181,7 @@ func (r *Runtime) PrepareRootfs(ctx context.Context, lease, id, ref string) (Ima
 	if _, err := r.client.SnapshotService(r.snapshotter).Prepare(ctx, id, meta.chainID); err != nil {
 		return Image{}, fmt.Errorf("prepare rootfs of %s: %w", id, err)
 	}
-	return Image{Ref: ref, ID: img.Target().Digest.String(), Config: meta.config, name: img.Name()}, nil
+	return resolvedImage(ref, img, meta), nil
 }
 
 // withRootfs gives the container its writable snapshot, keyed by its ID: made now from the

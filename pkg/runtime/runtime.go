@@ -188,7 +188,7 @@ func (r *Runtime) GetImage(ctx context.Context, ref string) (Image, error) {
 			return Image{}, fmt.Errorf("unpack image %s: %w", ref, err)
 		}
 	}
-	return Image{Ref: ref, ID: img.Target().Digest.String(), Config: meta.config, name: img.Name()}, nil
+	return resolvedImage(ref, img, meta), nil
 }
 
 // image finds an image by the reference a pod wrote or, failing that, by its normalised form
