@@ -13,7 +13,7 @@ import (
 
 // runHook runs a postStart or preStop handler against a running container and returns an
 // error describing a failure. ctx bounds it.
-func (w *worker) runHook(ctx context.Context, h *corev1.LifecycleHandler, containerID string, c *corev1.Container) error {
+func (w *worker) runHook(ctx context.Context, h *corev1.LifecycleHandler, containerID string, c *corev1.Container, podIP string) error {
 	switch {
 	case h == nil:
 		return nil
@@ -35,7 +35,7 @@ func (w *worker) runHook(ctx context.Context, h *corev1.LifecycleHandler, contai
 		}
 		return nil
 	default:
-		return w.runNetHook(ctx, h, c)
+		return runNetHook(ctx, h, c, podIP)
 	}
 }
 

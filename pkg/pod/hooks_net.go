@@ -12,17 +12,13 @@ import (
 
 // runNetHook runs an httpGet or tcpSocket lifecycle handler with the prober's client: the same
 // request a probe would make, towards the pod IP, bounded by ctx.
-func (w *worker) runNetHook(ctx context.Context, h *corev1.LifecycleHandler, c *corev1.Container) error {
+func runNetHook(ctx context.Context, h *corev1.LifecycleHandler, c *corev1.Container, podIP string) error {
 	if h.HTTPGet == nil && h.TCPSocket == nil {
 		return errors.New("lifecycle handler has no action")
 	}
 	p := &corev1.Probe{
 		ProbeHandler:   corev1.ProbeHandler{HTTPGet: h.HTTPGet, TCPSocket: h.TCPSocket},
 		TimeoutSeconds: hookNetTimeoutSeconds,
-	}
-	podIP := ""
-	if w.cur != nil && len(w.cur.ips) > 0 {
-		podIP = w.cur.ips[0]
 	}
 	r, msg := probe.Do(ctx, p, podIP, c, nil)
 	if r != probe.Success {

@@ -22,7 +22,9 @@ const (
 	reasonContainerCreating = "ContainerCreating"
 )
 
-// pulls makes concurrent pulls of one image share a single registry round trip.
+// pulls makes concurrent pulls of one image share a single registry round trip. A pull runs
+// while anyone waits for it: when the last waiter leaves (its pod version was removed or
+// replaced), the pull is cancelled, which ends its lease and so releases what it fetched.
 type pulls struct {
 	mu       sync.Mutex
 	inflight map[string]*pull
@@ -35,30 +37,51 @@ type pull struct {
 	img      runtime.Image
 	err      error
 	progress runtime.PullProgress
+	waiters  int // guarded by pulls.mu
+	cancel   context.CancelFunc
 }
 
-// start returns the pull of ref in flight, or starts one that runs fn in its own goroutine,
-// which ends when fn returns (fn bounds it with a timeout).
-func (p *pulls) start(ref string, fn func(*runtime.PullProgress) (runtime.Image, error)) *pull {
+// join returns the pull of ref in flight, or starts one that runs fn on a goroutine of its own
+// with a context that ends when every waiter has left or after pullTimeout. The caller must call
+// leave once it stops waiting.
+func (p *pulls) join(ref string, fn func(context.Context, *runtime.PullProgress) (runtime.Image, error)) (cur *pull, leave func()) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.inflight == nil {
 		p.inflight = map[string]*pull{}
 	}
-	if cur, ok := p.inflight[ref]; ok {
-		return cur
+	cur, ok := p.inflight[ref]
+	if !ok {
+		ctx, cancel := context.WithTimeout(context.Background(), pullTimeout)
+		cur = &pull{done: make(chan struct{}), cancel: cancel}
+		p.inflight[ref] = cur
+		go func() {
+			img, err := fn(ctx, &cur.progress)
+			cancel()
+			p.mu.Lock()
+			if p.inflight[ref] == cur {
+				delete(p.inflight, ref)
+			}
+			cur.img, cur.err = img, err
+			p.mu.Unlock()
+			close(cur.done)
+		}()
 	}
-	cur := &pull{done: make(chan struct{})}
-	p.inflight[ref] = cur
-	go func() {
-		img, err := fn(&cur.progress)
-		p.mu.Lock()
-		delete(p.inflight, ref)
-		cur.img, cur.err = img, err
-		p.mu.Unlock()
-		close(cur.done)
-	}()
-	return cur
+	cur.waiters++
+	var once sync.Once
+	return cur, func() {
+		once.Do(func() {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			if cur.waiters--; cur.waiters == 0 {
+				// Nobody waits any more: a later waiter starts afresh.
+				if p.inflight[ref] == cur {
+					delete(p.inflight, ref)
+				}
+				cur.cancel()
+			}
+		})
+	}
 }
 
 // progressEvery is how often a pull's progress reaches the pod's status.
@@ -86,20 +109,18 @@ func formatBytes(n int64) string {
 	return fmt.Sprintf("%.1f %ciB", v, "KMGT"[i])
 }
 
-// waitPull waits for a pull, showing its progress in the container's status (ContainerCreating
-// with pullMessage) at most every progressEvery, until it ends or ctx does.
-func (w *worker) waitPull(ctx context.Context, c *ctrState, image string, cur *pull) (runtime.Image, error) {
+// waitPull waits for a pull, reporting its progress (pullMessage) at most every progressEvery,
+// until it ends or ctx does.
+func waitPull(ctx context.Context, image string, cur *pull, progress func(string)) (runtime.Image, error) {
+	last := ""
 	show := func() {
 		done, total := cur.progress.Bytes()
-		if msg := pullMessage(image, done, total); msg != c.pulling {
-			c.pulling = msg
-			w.publish()
+		if msg := pullMessage(image, done, total); msg != last {
+			last = msg
+			progress(msg)
 		}
 	}
-	if c != nil {
-		show()
-		defer func() { c.pulling = "" }()
-	}
+	show()
 	tick := time.NewTicker(progressEvery)
 	defer tick.Stop()
 	for {
@@ -109,24 +130,24 @@ func (w *worker) waitPull(ctx context.Context, c *ctrState, image string, cur *p
 		case <-ctx.Done():
 			return runtime.Image{}, ctx.Err()
 		case <-tick.C:
-			if c != nil {
-				show()
-			}
+			show()
 		}
 	}
 }
 
 // ensureImage makes the container's image present as its imagePullPolicy says: Never uses only
 // what is there, IfNotPresent pulls when it is missing, Always asks the registry every time a
-// container starts. The error's reason is the container's waiting reason. ahead is the image
-// of the root filesystem made ahead for this container (prepareRootfs; zero when none was): it
-// was looked up and found unpacked a moment ago, as GetImage would look it up again.
-func (w *worker) ensureImage(ctx context.Context, c *corev1.Container, ahead runtime.Image) (runtime.Image, string, error) {
+// container starts. The error's reason is the container's waiting reason. job.ahead is the
+// image of the root filesystem made ahead for this container (prepareRootfs; zero when none
+// was): it was looked up and found unpacked a moment ago, as GetImage would look it up again.
+// It runs off the loop; a pull reports its progress through progress.
+func (w *worker) ensureImage(ctx context.Context, job startJob, progress func(string)) (runtime.Image, string, error) {
 	rt := w.m.cfg.Runtime
+	c := job.spec
 	policy := c.ImagePullPolicy
 	if policy != corev1.PullAlways {
-		if ahead.ID != "" {
-			return ahead, "", nil
+		if job.ahead.ID != "" {
+			return job.ahead, "", nil
 		}
 		img, err := rt.GetImage(ctx, c.Image)
 		if err == nil {
@@ -140,16 +161,18 @@ func (w *worker) ensureImage(ctx context.Context, c *corev1.Container, ahead run
 		}
 	}
 	w.log.Info("pulling image", "image", c.Image)
-	w.event(w.cur, w.cur.byName(c.Name), events.Normal, events.ReasonPulling, "Pulling image %q", c.Image)
+	w.eventFor(job.pod, c, job.init, events.Normal, events.ReasonPulling, "Pulling image %q", c.Image)
 	start := time.Now()
-	cur := w.m.pulls.start(c.Image, func(progress *runtime.PullProgress) (runtime.Image, error) {
-		pctx, cancel := context.WithTimeout(ctx, pullTimeout)
-		defer cancel()
-		return rt.Pull(pctx, c.Image, w.m.cfg.Credentials, progress)
+	cur, leave := w.m.pulls.join(c.Image, func(ctx context.Context, progress *runtime.PullProgress) (runtime.Image, error) {
+		return rt.Pull(ctx, c.Image, w.m.cfg.Credentials, progress)
 	})
-	w.slot.release() // a pull waits on the network, not on the CPU
-	img, err := w.waitPull(ctx, w.cur.byName(c.Name), c.Image, cur)
+	defer leave()
+	job.slot.release() // a pull waits on the network, not on the CPU
+	img, err := waitPull(ctx, c.Image, cur, progress)
 	if err != nil {
+		if ctx.Err() != nil {
+			return runtime.Image{}, ReasonErrImagePull, err // the version is going
+		}
 		if policy == corev1.PullAlways {
 			// A kubelet with Always still runs a present image when the registry is down.
 			if local, lerr := rt.GetImage(ctx, c.Image); lerr == nil && !errors.Is(err, runtime.ErrUnauthorized) {
@@ -162,7 +185,7 @@ func (w *worker) ensureImage(ctx context.Context, c *corev1.Container, ahead run
 	}
 	w.m.cfg.Metrics.ImagePull("success", time.Since(start))
 	w.log.Info("pulled image", "image", c.Image, "took", time.Since(start).Round(time.Millisecond))
-	w.event(w.cur, w.cur.byName(c.Name), events.Normal, events.ReasonPulled, "Successfully pulled image %q in %s", c.Image, time.Since(start).Round(time.Millisecond))
+	w.eventFor(job.pod, c, job.init, events.Normal, events.ReasonPulled, "Successfully pulled image %q in %s", c.Image, time.Since(start).Round(time.Millisecond))
 	return img, "", nil
 }
 

@@ -1,6 +1,7 @@
 package pod
 
 import (
+	"context"
 	"errors"
 	"sync/atomic"
 	"testing"
@@ -37,18 +38,23 @@ func TestPullsShared(t *testing.T) {
 	var ps pulls
 	var calls atomic.Int32
 	release := make(chan struct{})
-	fn := func(p *runtime.PullProgress) (runtime.Image, error) {
+	fn := func(ctx context.Context, p *runtime.PullProgress) (runtime.Image, error) {
 		calls.Add(1)
 		<-release
 		return runtime.Image{Ref: "x", ID: "sha256:1"}, nil
 	}
-	a := ps.start("x", fn)
-	b := ps.start("x", fn)
+	a, leaveA := ps.join("x", fn)
+	defer leaveA()
+	b, leaveB := ps.join("x", fn)
+	defer leaveB()
 	if a != b {
 		t.Fatal("a second pull of the same image started a new one")
 	}
-	other := ps.start("y", func(*runtime.PullProgress) (runtime.Image, error) { return runtime.Image{}, errors.New("nope") })
+	other, leaveOther := ps.join("y", func(context.Context, *runtime.PullProgress) (runtime.Image, error) {
+		return runtime.Image{}, errors.New("nope")
+	})
 	<-other.done
+	leaveOther()
 	if other.err == nil {
 		t.Error("the other image's error was lost")
 	}
@@ -57,9 +63,49 @@ func TestPullsShared(t *testing.T) {
 	if a.img.ID != "sha256:1" || a.err != nil || calls.Load() != 1 {
 		t.Errorf("shared pull: %+v %v after %d calls", a.img, a.err, calls.Load())
 	}
-	c := ps.start("x", fn)
+	c, leaveC := ps.join("x", fn)
+	defer leaveC()
 	<-c.done
 	if c == a || calls.Load() != 2 {
 		t.Errorf("a pull after the first ended did not start anew (%d calls)", calls.Load())
+	}
+}
+
+// A pull goes on while anyone waits for it, and is cancelled when the last waiter leaves: a pod
+// removed while its image pulls does not keep the pull (and what it fetched) alive.
+func TestPullsCancelledWhenAllLeave(t *testing.T) {
+	var ps pulls
+	started := make(chan context.Context, 1)
+	fn := func(ctx context.Context, p *runtime.PullProgress) (runtime.Image, error) {
+		started <- ctx
+		<-ctx.Done()
+		return runtime.Image{}, ctx.Err()
+	}
+	a, leaveA := ps.join("x", fn)
+	b, leaveB := ps.join("x", fn)
+	if a != b {
+		t.Fatal("not shared")
+	}
+	ctx := <-started
+	leaveA()
+	leaveA() // leaving twice counts once
+	if ctx.Err() != nil {
+		t.Fatal("cancelled while a waiter was left")
+	}
+	leaveB()
+	if ctx.Err() == nil {
+		t.Fatal("the pull was not cancelled when its last waiter left")
+	}
+	<-a.done
+	if !errors.Is(a.err, context.Canceled) {
+		t.Errorf("err = %v, want context.Canceled", a.err)
+	}
+	// A new waiter after that starts a new pull, not the cancelled one.
+	c, leaveC := ps.join("x", func(context.Context, *runtime.PullProgress) (runtime.Image, error) {
+		return runtime.Image{ID: "sha256:2"}, nil
+	})
+	defer leaveC()
+	if <-c.done; c == a || c.img.ID != "sha256:2" {
+		t.Errorf("a waiter after the cancel joined the cancelled pull")
 	}
 }

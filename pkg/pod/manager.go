@@ -7,15 +7,14 @@ package pod
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,25 +31,40 @@ import (
 	"github.com/minipod/minipod/pkg/sandbox"
 )
 
-// Runtime is what workers need from containerd.
+// Runtime is what workers need from containerd, in three parts.
 type Runtime interface {
+	Images
+	Containers
+	Execer
+}
+
+// Images finds and pulls images, and keeps what a start is made of while it is made.
+type Images interface {
 	GetImage(ctx context.Context, ref string) (runtime.Image, error)
 	Pull(ctx context.Context, ref string, creds runtime.Credentials, progress *runtime.PullProgress) (runtime.Image, error)
-	CreateContainer(ctx context.Context, cfg runtime.ContainerConfig) error
+	PrepareRootfs(ctx context.Context, lease, id, ref string) (runtime.Image, error)
 	NewLease(ctx context.Context) (string, error)
 	DeleteLease(ctx context.Context, id string) error
 	DeleteLeases(ctx context.Context) error
-	PrepareRootfs(ctx context.Context, lease, id, ref string) (runtime.Image, error)
+}
+
+// Containers makes, runs, finds and removes containers and their tasks.
+type Containers interface {
+	CreateContainer(ctx context.Context, cfg runtime.ContainerConfig) error
 	Start(ctx context.Context, id string, stdio *runtime.Stdio) (uint32, runtime.ExitWatch, error)
 	Task(ctx context.Context, id string, stdio *runtime.Stdio) (runtime.TaskState, error)
 	Signal(ctx context.Context, id string, sig syscall.Signal) error
 	Remove(ctx context.Context, id string) error
 	List(ctx context.Context, labels map[string]string) ([]runtime.Container, error)
-	Exec(ctx context.Context, id string, cmd []string, tty bool, stdin io.Reader, stdout, stderr io.Writer) (int, error)
-	ExecOutput(ctx context.Context, id string, cmd []string, dir string, limit int) (int, []byte, error)
 	SetLabel(ctx context.Context, id, key, value string) error
 	RemoveSnapshots(ctx context.Context, prefix string, earlier bool) error
 	WatchOOM(ctx context.Context, fn func(id string))
+}
+
+// Execer runs commands in running containers: probes, hooks and the API's exec.
+type Execer interface {
+	Exec(ctx context.Context, id string, cmd []string, tty bool, stdin io.Reader, stdout, stderr io.Writer) (int, error)
+	ExecOutput(ctx context.Context, id string, cmd []string, dir string, limit int) (int, []byte, error)
 }
 
 // Network is what workers need from CNI.
@@ -86,12 +100,16 @@ type Config struct {
 	Backoff    Backoff
 	// LogRotation limits each container attempt's log; zero means logs.DefaultRotation.
 	LogRotation logs.Rotation
-	Log         *slog.Logger
+	// StartSlots bounds the pods being started at once (0: StartSlots(NumCPU)); CNISlots the
+	// CNI operations at once (0: CNISlots(NumCPU)).
+	StartSlots, CNISlots int
+	Log                  *slog.Logger
 }
 
 // Manager runs the pod workers. Create it with NewManager, start Run, then feed it with Update.
 type Manager struct {
 	cfg     Config
+	dirs    Dirs
 	log     *slog.Logger
 	store   store
 	updates chan []*corev1.Pod
@@ -115,12 +133,9 @@ type Manager struct {
 	oomed sync.Map
 
 	trim *memTrim // free heap back to the OS after a burst of starts and stops
-}
 
-// found is one pod UID's leftovers in containerd and the state dir.
-type found struct {
-	rec        sandboxRecord
-	containers []runtime.Container
+	startSlots chan struct{} // see StartSlots
+	cni        semaphore     // see CNISlots
 }
 
 // NewManager returns a Manager; nothing runs until Run.
@@ -134,7 +149,24 @@ func NewManager(cfg Config) *Manager {
 	if cfg.Backoff == (Backoff{}) {
 		cfg.Backoff = DefaultBackoff
 	}
-	return &Manager{cfg: cfg, log: cfg.Log, updates: make(chan []*corev1.Pod, 1), images: make(chan struct{}, 1), adopted: make(chan struct{}), probes: probe.NewManager(probe.DefaultConcurrency), trim: newMemTrim()}
+	if cfg.StartSlots <= 0 {
+		cfg.StartSlots = StartSlots(goruntime.NumCPU())
+	}
+	if cfg.CNISlots <= 0 {
+		cfg.CNISlots = CNISlots(goruntime.NumCPU())
+	}
+	return &Manager{
+		cfg:        cfg,
+		dirs:       Dirs{State: cfg.StateDir, Log: cfg.LogDir, NetNS: cfg.NetNSDir, CgroupRoot: cfg.CgroupRoot},
+		log:        cfg.Log,
+		updates:    make(chan []*corev1.Pod, 1),
+		images:     make(chan struct{}, 1),
+		adopted:    make(chan struct{}),
+		probes:     probe.NewManager(probe.DefaultConcurrency),
+		trim:       newMemTrim(),
+		startSlots: make(chan struct{}, cfg.StartSlots),
+		cni:        make(semaphore, cfg.CNISlots),
+	}
 }
 
 // Update hands the manager the complete desired set; an older pending set is dropped. It never
@@ -153,7 +185,8 @@ func (m *Manager) Update(pods []*corev1.Pod) {
 	}
 }
 
-// adoptDone is called once by each worker after its adoption step.
+// adoptDone is called once by each worker after its adoption step; those of the first desired
+// set count towards Adopted.
 func (m *Manager) adoptDone(w *worker) {
 	if w.firstRound {
 		m.adoptWG.Done()
@@ -299,9 +332,6 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 }
 
-// Key is a pod's identity.
-func Key(namespace, name string) string { return namespace + "/" + name }
-
 // discover collects what an earlier run left: containers by their labels, and sandbox records
 // from the state dir (which exist from before the first containerd object of a sandbox).
 func (m *Manager) discover(ctx context.Context) error {
@@ -326,11 +356,12 @@ func (m *Manager) discover(ctx context.Context) error {
 		f := get(uid)
 		f.containers = append(f.containers, c)
 		if f.rec.UID == "" {
+			n := m.dirs.pod(c.Labels[runtime.LabelPodNamespace], c.Labels[runtime.LabelPodName], uid)
 			f.rec = sandboxRecord{
 				UID:       uid,
-				Namespace: c.Labels[runtime.LabelPodNamespace],
-				Name:      c.Labels[runtime.LabelPodName],
-				SandboxID: shortUID(uid) + "-sandbox",
+				Namespace: n.namespace,
+				Name:      n.name,
+				SandboxID: n.sandboxID(),
 				Grace:     corev1.DefaultTerminationGracePeriodSeconds,
 			}
 		}
@@ -339,12 +370,13 @@ func (m *Manager) discover(ctx context.Context) error {
 			f.rec.NetNS = c.Labels[runtime.LabelNetNS]
 		}
 	}
-	dirs, _ := os.ReadDir(filepath.Join(m.cfg.StateDir, "pods"))
+	dirs, _ := os.ReadDir(m.dirs.podsDir())
 	for _, d := range dirs {
-		rec, err := readRecord(filepath.Join(m.cfg.StateDir, "pods", d.Name()))
+		dir := filepath.Join(m.dirs.podsDir(), d.Name())
+		rec, err := readRecord(dir)
 		if err != nil || rec.UID == "" {
 			// A directory without a usable record holds nothing that needs teardown.
-			_ = os.RemoveAll(filepath.Join(m.cfg.StateDir, "pods", d.Name()))
+			_ = os.RemoveAll(dir)
 			continue
 		}
 		get(rec.UID).rec = rec
@@ -352,7 +384,7 @@ func (m *Manager) discover(ctx context.Context) error {
 	m.found = map[string][]found{}
 	for _, f := range byUID {
 		if f.rec.NetNS == "" {
-			f.rec.NetNS = filepath.Join(m.cfg.NetNSDir, "minipod-"+shortUID(f.rec.UID))
+			f.rec.NetNS = m.dirs.pod(f.rec.Namespace, f.rec.Name, f.rec.UID).netns()
 		}
 		key := Key(f.rec.Namespace, f.rec.Name)
 		m.found[key] = append(m.found[key], *f)
@@ -377,122 +409,6 @@ func (m *Manager) takeFound(key string) []found {
 	f := m.found[key]
 	delete(m.found, key)
 	return f
-}
-
-// adopt takes over what an earlier run of the daemon left for this pod key: the desired
-// version's sandbox and containers are kept running as they are; any other version is torn
-// down.
-func (w *worker) adopt(ctx context.Context) {
-	for _, f := range w.m.takeFound(w.key) {
-		if w.desired != nil && f.rec.UID == string(w.desired.UID) {
-			w.cur = w.adoptState(ctx, f)
-			continue
-		}
-		w.terminate(ctx, &podState{rec: f.rec, dir: filepath.Join(w.m.cfg.StateDir, "pods", f.rec.UID), earlier: true})
-	}
-}
-
-func (w *worker) adoptState(ctx context.Context, f found) *podState {
-	cfg := &w.m.cfg
-	s := w.newState(w.desired)
-	s.rec = f.rec
-	s.earlier = true
-	files := sandbox.Files{
-		Hosts:      filepath.Join(s.dir, "hosts"),
-		Hostname:   filepath.Join(s.dir, "hostname"),
-		ResolvConf: filepath.Join(s.dir, "resolv.conf"),
-	}
-	// A sandbox is taken over only with the files its containers mount: a daemon killed after
-	// the pause container started and before they were written left a sandbox whose
-	// containers would fail to start for ever. Without them a new sandbox is made.
-	filesOK := true
-	for _, f := range []string{files.Hosts, files.Hostname, files.ResolvConf} {
-		if _, err := os.Stat(f); err != nil {
-			filesOK = false
-		}
-	}
-	if st, err := cfg.Runtime.Task(ctx, s.rec.SandboxID, nil); err == nil && st.Running && filesOK && (s.rec.HostNetwork || sandbox.NetNSAlive(s.rec.NetNS)) {
-		s.sandboxOK = true
-		s.pausePID = st.Pid
-		s.startTime = startTime(st.Pid)
-		s.ips = cfg.Network.CachedIPs(w.attachment(s))
-		if s.rec.HostNetwork {
-			s.ips = []string{cfg.HostIP}
-		}
-		s.files = files
-		w.watch(s.rec.SandboxID, st.Wait)
-	}
-	// The newest attempt of each container is its current one; older ones are leftovers.
-	newest := map[string]runtime.Container{}
-	for _, c := range f.containers {
-		if c.Labels[runtime.LabelRole] != runtime.RoleApp {
-			continue
-		}
-		name := c.Labels[runtime.LabelContainer]
-		if old, ok := newest[name]; ok {
-			if attemptOf(old) >= attemptOf(c) {
-				_ = cfg.Runtime.Remove(ctx, c.ID)
-				continue
-			}
-			_ = cfg.Runtime.Remove(ctx, old.ID)
-		}
-		newest[name] = c
-	}
-	for _, c := range s.all() {
-		rc, ok := newest[c.spec.Name]
-		if !ok {
-			continue
-		}
-		c.id, c.attempt = rc.ID, attemptOf(rc)
-		c.last, c.delay = lastStateOf(rc)
-		c.logPath = w.logPath(s.pod, c.spec.Name, c.attempt)
-		c.started = rc.CreatedAt
-		if t, err := time.Parse(time.RFC3339Nano, rc.Labels[runtime.LabelStartedAt]); err == nil {
-			// When the previous daemon saw it start: the process may be gone by now.
-			c.started = t
-		}
-		if img, err := cfg.Runtime.GetImage(ctx, c.spec.Image); err == nil {
-			c.imageID = img.ID
-		}
-		stdio, err := w.openLog(s, c, rc.ID)
-		if err != nil {
-			w.log.Warn("reopen container log", "container", c.spec.Name, "err", err)
-		}
-		st, err := cfg.Runtime.Task(ctx, rc.ID, stdio)
-		switch {
-		case err == nil && st.Running:
-			c.running = true
-			c.started = startTime(st.Pid)
-			w.watch(rc.ID, st.Wait)
-			w.startProbes(ctx, s, c)
-		case err == nil && st.Exists:
-			c.exited, c.exit = true, st.Exit
-			c.message = w.terminationMessage(s, c)
-		default:
-			c.exited, c.exit = true, runtime.Exit{Unknown: true, At: rc.CreatedAt}
-		}
-	}
-	w.log.Info("adopted pod", "sandbox", s.sandboxOK)
-	return s
-}
-
-// lastStateOf reads what a container's labels kept of its previous attempt: its termination
-// and the crash backoff delay.
-func lastStateOf(c runtime.Container) (*corev1.ContainerStateTerminated, time.Duration) {
-	var last *corev1.ContainerStateTerminated
-	if v := c.Labels[runtime.LabelLastState]; v != "" {
-		last = &corev1.ContainerStateTerminated{}
-		if json.Unmarshal([]byte(v), last) != nil {
-			last = nil
-		}
-	}
-	d, _ := time.ParseDuration(c.Labels[runtime.LabelBackoff])
-	return last, d
-}
-
-func attemptOf(c runtime.Container) int {
-	n, _ := strconv.Atoi(c.Labels[runtime.LabelAttempt])
-	return n
 }
 
 // ErrNotFound is returned for a pod, container or log the manager does not have. It wraps
@@ -527,7 +443,7 @@ func (m *Manager) LogPath(namespace, name, container string, previous bool) (str
 		}
 		attempt--
 	}
-	path := filepath.Join(m.cfg.LogDir, fmt.Sprintf("%s_%s_%s", p.Namespace, p.Name, p.UID), container, strconv.Itoa(attempt)+".log")
+	path := m.dirs.pod(p.Namespace, p.Name, string(p.UID)).logPath(container, attempt)
 	if _, err := os.Stat(path); err != nil {
 		return "", fmt.Errorf("log of container %s: %w", container, ErrNotFound)
 	}

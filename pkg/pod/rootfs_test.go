@@ -35,7 +35,7 @@ func TestRootfsTargets(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var got []string
 			for _, c := range rootfsTargets(&podState{inits: tc.inits, apps: tc.apps}) {
-				got = append(got, c.spec.Name)
+				got = append(got, c.name)
 			}
 			if !slices.Equal(got, tc.want) {
 				t.Errorf("got %v, want %v", got, tc.want)

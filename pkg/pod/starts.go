@@ -2,22 +2,16 @@ package pod
 
 import (
 	"context"
-	goruntime "runtime"
 	"sync"
-
-	corev1 "k8s.io/api/core/v1"
 )
 
-// startSlots bounds how many pods are being started at once. A pod's start is a chain of short
+// StartSlots is how many pods the daemon starts at once on a machine with cpus CPUs. A pod's start is a chain of short
 // processes (a shim, runc for the pause and each container, the CNI plugins) with containerd
 // calls between them, and much of it waits rather than computes, so several starts per CPU
 // keep the CPUs busy. Many more only get in each other's way: on 2 CPUs, 50 pods dropped at
 // once were all running about 11 % sooner with 16 at a time than with all 50 at once, and 20
 // took as long as before; with 8 at a time, 50 gained a little more but 20 lost 11 %
 // (docs/performance.md). The pods that wait are listed as Pending (ContainerCreating).
-var startSlots = make(chan struct{}, StartSlots(goruntime.NumCPU()))
-
-// StartSlots is how many pods the daemon starts at once on a machine with cpus CPUs.
 func StartSlots(cpus int) int { return max(8, 8*cpus) }
 
 // slotHold is the start slot a worker holds while it makes its pod's sandbox and first
@@ -30,29 +24,19 @@ type slotHold struct {
 	held  bool
 }
 
-// take waits until one of the slots is free and takes it, calling waiting first if it has to
-// wait. It gives up when a newer version of the pod arrives on updates first, returning it and
-// false: a pod whose file was removed or changed meanwhile is not made only to be torn down.
-// It also gives up when ctx ends.
-func (h *slotHold) take(ctx context.Context, updates <-chan *corev1.Pod, waiting func()) (newer *corev1.Pod, ok bool) {
+// take waits until one of the slots is free and takes it. It gives up, returning false, when
+// ctx ends first: the context of a pod version ends when its file is removed or changed, so a
+// pod is never made only to be torn down.
+func (h *slotHold) take(ctx context.Context) bool {
 	select {
 	case h.slots <- struct{}{}:
-	default:
-		if waiting != nil {
-			waiting()
-		}
-		select {
-		case h.slots <- struct{}{}:
-		case p := <-updates:
-			return p, false
-		case <-ctx.Done():
-			return nil, false
-		}
+	case <-ctx.Done():
+		return false
 	}
 	h.mu.Lock()
 	h.held = true
 	h.mu.Unlock()
-	return nil, true
+	return true
 }
 
 func (h *slotHold) release() {

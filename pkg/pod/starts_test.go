@@ -5,81 +5,60 @@ import (
 	goruntime "runtime"
 	"sync"
 	"testing"
-	"time"
-
-	corev1 "k8s.io/api/core/v1"
+	"testing/synctest"
 )
 
 func TestSlotHoldBounds(t *testing.T) {
-	slots := make(chan struct{}, 2)
-	a, b, c := &slotHold{slots: slots}, &slotHold{slots: slots}, &slotHold{slots: slots}
-	for _, h := range []*slotHold{a, b} {
-		if _, ok := h.take(context.Background(), nil, func() { t.Error("waited with a slot free") }); !ok {
-			t.Fatal("take with a slot free failed")
+	synctest.Test(t, func(t *testing.T) {
+		slots := make(chan struct{}, 2)
+		a, b, c := &slotHold{slots: slots}, &slotHold{slots: slots}, &slotHold{slots: slots}
+		for _, h := range []*slotHold{a, b} {
+			if !h.take(context.Background()) {
+				t.Fatal("take with a slot free failed")
+			}
 		}
-	}
-	waiting := make(chan struct{})
-	got := make(chan bool)
-	go func() {
-		_, ok := c.take(context.Background(), nil, func() { close(waiting) })
-		got <- ok
-	}()
-	select {
-	case <-waiting:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the third take did not wait")
-	}
-	select {
-	case <-got:
-		t.Fatal("the third take returned while both slots were held")
-	default:
-	}
-	a.release()
-	a.release() // a second release must not free b's or c's slot
-	select {
-	case ok := <-got:
-		if !ok {
+		got := make(chan bool, 1)
+		go func() { got <- c.take(context.Background()) }()
+		synctest.Wait() // the third take blocks, or has returned
+		select {
+		case <-got:
+			t.Fatal("the third take returned while both slots were held")
+		default:
+		}
+		a.release()
+		a.release() // a second release must not free b's or c's slot
+		if !<-got {
 			t.Fatal("the third take failed after a release")
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the third take did not get the released slot")
-	}
-	if n := len(slots); n != 2 {
-		t.Fatalf("%d slots taken, want 2 (b and c)", n)
-	}
-	b.release()
-	c.release()
-	if n := len(slots); n != 0 {
-		t.Fatalf("%d slots taken after all released", n)
-	}
+		if n := len(slots); n != 2 {
+			t.Fatalf("%d slots taken, want 2 (b and c)", n)
+		}
+		b.release()
+		c.release()
+		if n := len(slots); n != 0 {
+			t.Fatalf("%d slots taken after all released", n)
+		}
+	})
 }
 
 func TestSlotHoldGivesWay(t *testing.T) {
 	slots := make(chan struct{}, 1)
 	holder := &slotHold{slots: slots}
-	holder.take(context.Background(), nil, nil)
+	holder.take(context.Background())
 	defer holder.release()
 
-	// A newer version of the pod ends the wait: the worker syncs it at once.
-	updates := make(chan *corev1.Pod, 1)
+	// The version's end (its file removed or changed, or the daemon's end) ends the wait.
+	ctx, cancel := context.WithCancel(context.Background())
 	w := &slotHold{slots: slots}
-	want := &corev1.Pod{}
-	want.Name = "newer"
-	updates <- want
-	p, ok := w.take(context.Background(), updates, nil)
-	if ok || p != want {
-		t.Fatalf("take = %v, %v; want the newer pod and false", p, ok)
+	done := make(chan bool)
+	go func() { done <- w.take(ctx) }()
+	cancel()
+	if ok := <-done; ok {
+		t.Fatal("take after cancel = true")
 	}
 	w.release() // holds nothing: must not free the holder's slot
 	if n := len(slots); n != 1 {
 		t.Fatalf("%d slots taken, want the holder's 1", n)
-	}
-
-	// So does the daemon's end.
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if p, ok := w.take(ctx, nil, nil); ok || p != nil {
-		t.Fatalf("take after cancel = %v, %v", p, ok)
 	}
 }
 
@@ -88,9 +67,9 @@ func TestSlotHoldGivesWay(t *testing.T) {
 func TestSlotHoldConcurrentRelease(t *testing.T) {
 	slots := make(chan struct{}, 3)
 	other := &slotHold{slots: slots}
-	other.take(context.Background(), nil, nil)
+	other.take(context.Background())
 	h := &slotHold{slots: slots}
-	h.take(context.Background(), nil, nil)
+	h.take(context.Background())
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Go(h.release)
@@ -107,7 +86,7 @@ func TestStartSlots(t *testing.T) {
 			t.Errorf("StartSlots(%d) = %d, want %d", c.cpus, got, c.want)
 		}
 	}
-	if cap(startSlots) != StartSlots(goruntime.NumCPU()) {
-		t.Errorf("the daemon's slots: %d, want StartSlots(NumCPU) = %d", cap(startSlots), StartSlots(goruntime.NumCPU()))
+	if m := NewManager(Config{}); cap(m.startSlots) != StartSlots(goruntime.NumCPU()) {
+		t.Errorf("the daemon's slots: %d, want StartSlots(NumCPU) = %d", cap(m.startSlots), StartSlots(goruntime.NumCPU()))
 	}
 }

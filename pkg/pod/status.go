@@ -103,15 +103,14 @@ func EncodePod(p *corev1.Pod) ([]byte, error) {
 	return json.Marshal(&c)
 }
 
-// publish builds the pod's status from the worker's state, as the kubelet fills it, and stores
-// a copy for the API. Published pods are never modified afterwards.
-func (w *worker) publish() {
-	s := w.cur
-	p := s.pod.DeepCopy()
-	st := &p.Status
-	st.HostIP = w.m.cfg.HostIP
-	if st.HostIP != "" {
-		st.HostIPs = []corev1.HostIP{{IP: st.HostIP}}
+// podStatus is the pod's status as the kubelet fills it, from what the worker knows of the pod
+// at now. It reads s and changes nothing: the conditions come back with their transition times,
+// kept from prev where their status did not change.
+func podStatus(s *podState, hostIP string, now time.Time) (corev1.PodStatus, map[corev1.PodConditionType]corev1.PodCondition) {
+	var st corev1.PodStatus
+	st.HostIP = hostIP
+	if hostIP != "" {
+		st.HostIPs = []corev1.HostIP{{IP: hostIP}}
 	}
 	if !s.startTime.IsZero() {
 		t := metav1.NewTime(s.startTime)
@@ -125,9 +124,10 @@ func (w *worker) publish() {
 			st.PodIPs = append(st.PodIPs, corev1.PodIP{IP: ip})
 		}
 	}
+	policy := s.pod.Spec.RestartPolicy
 	initialized := true
 	for _, c := range s.inits {
-		cs := w.containerStatus(c, true)
+		cs := containerStatus(c, policy, s.terminal, s.volErr)
 		st.InitContainerStatuses = append(st.InitContainerStatuses, cs)
 		if isSidecar(c.spec) {
 			if cs.State.Running == nil || cs.Started == nil || !*cs.Started {
@@ -139,7 +139,7 @@ func (w *worker) publish() {
 	}
 	allReady := true
 	for _, c := range s.apps {
-		cs := w.containerStatus(c, false)
+		cs := containerStatus(c, policy, s.terminal, s.volErr)
 		st.ContainerStatuses = append(st.ContainerStatuses, cs)
 		if !cs.Ready {
 			allReady = false
@@ -150,29 +150,50 @@ func (w *worker) publish() {
 		// An init container failed under restartPolicy Never.
 		st.Phase = corev1.PodFailed
 	case s.terminal:
-		st.Phase = Phase(s.pod.Spec.RestartPolicy, true, st.ContainerStatuses)
+		st.Phase = Phase(policy, true, st.ContainerStatuses)
 	default:
-		st.Phase = Phase(s.pod.Spec.RestartPolicy, initialized && s.sandboxOK, st.ContainerStatuses)
+		st.Phase = Phase(policy, initialized && s.sandboxOK, st.ContainerStatuses)
 	}
 	if s.sandboxErr != nil {
-		st.Reason = ""
 		st.Message = "FailedCreatePodSandBox: " + s.sandboxErr.Error()
 	}
-	now := time.Now()
-	w.setCond(s, corev1.PodScheduled, true, now)
-	w.setCond(s, corev1.PodReadyToStartContainers, s.sandboxOK, now)
-	w.setCond(s, corev1.PodInitialized, initialized, now)
 	ready := allReady && st.Phase == corev1.PodRunning
-	w.setCond(s, corev1.ContainersReady, ready, now)
-	w.setCond(s, corev1.PodReady, ready, now)
+	conds := map[corev1.PodConditionType]corev1.PodCondition{}
+	for t, ok := range map[corev1.PodConditionType]bool{
+		corev1.PodScheduled:              true,
+		corev1.PodReadyToStartContainers: s.sandboxOK,
+		corev1.PodInitialized:            initialized,
+		corev1.ContainersReady:           ready,
+		corev1.PodReady:                  ready,
+	} {
+		conds[t] = condition(s.conds, t, ok, now)
+	}
 	for _, t := range []corev1.PodConditionType{corev1.PodReadyToStartContainers, corev1.PodInitialized, corev1.PodReady, corev1.ContainersReady, corev1.PodScheduled} {
-		st.Conditions = append(st.Conditions, s.conds[t])
+		st.Conditions = append(st.Conditions, conds[t])
 	}
-	if !s.startDone && st.Phase == corev1.PodRunning && allRunning(st.ContainerStatuses) {
-		s.startDone = true
-		w.m.cfg.Metrics.PodStartDuration(time.Since(s.seen))
+	return st, conds
+}
+
+// condition is the pod condition t with status ok: the one in prev if its status is the same,
+// else a new one that changed at now.
+func condition(prev map[corev1.PodConditionType]corev1.PodCondition, t corev1.PodConditionType, ok bool, now time.Time) corev1.PodCondition {
+	status := corev1.ConditionFalse
+	if ok {
+		status = corev1.ConditionTrue
 	}
-	w.m.store.set(w.key, p)
+	if c, seen := prev[t]; seen && c.Status == status {
+		return c
+	}
+	c := corev1.PodCondition{Type: t, Status: status, LastTransitionTime: metav1.NewTime(now)}
+	if !ok {
+		switch t {
+		case corev1.PodReady, corev1.ContainersReady:
+			c.Reason = "ContainersNotReady"
+		case corev1.PodInitialized:
+			c.Reason = "ContainersNotInitialized"
+		}
+	}
+	return c
 }
 
 func allRunning(cs []corev1.ContainerStatus) bool {
@@ -184,44 +205,9 @@ func allRunning(cs []corev1.ContainerStatus) bool {
 	return len(cs) > 0
 }
 
-// publishTerminating marks the published pod as being deleted, so that the table shows
-// Terminating while its containers get their grace period.
-func (w *worker) publishTerminating() {
-	old := w.m.store.get(w.key)
-	if old == nil {
-		return
-	}
-	p := old.DeepCopy()
-	now := metav1.Now()
-	p.DeletionTimestamp = &now
-	grace := w.cur.rec.Grace
-	p.DeletionGracePeriodSeconds = &grace
-	w.m.store.set(w.key, p)
-}
-
-func (w *worker) setCond(s *podState, t corev1.PodConditionType, ok bool, now time.Time) {
-	status := corev1.ConditionFalse
-	if ok {
-		status = corev1.ConditionTrue
-	}
-	c, seen := s.conds[t]
-	if seen && c.Status == status {
-		return
-	}
-	c = corev1.PodCondition{Type: t, Status: status, LastTransitionTime: metav1.NewTime(now)}
-	if !ok {
-		switch t {
-		case corev1.PodReady, corev1.ContainersReady:
-			c.Reason = "ContainersNotReady"
-		case corev1.PodInitialized:
-			c.Reason = "ContainersNotInitialized"
-		}
-	}
-	s.conds[t] = c
-}
-
-func (w *worker) containerStatus(c *ctrState, init bool) corev1.ContainerStatus {
-	policy := w.cur.pod.Spec.RestartPolicy
+// containerStatus is one container's status as the kubelet reports it. terminal says the pod is
+// finished for good; volErr is why its volumes could not be made, if they could not.
+func containerStatus(c *ctrState, policy corev1.RestartPolicy, terminal bool, volErr error) corev1.ContainerStatus {
 	cs := corev1.ContainerStatus{
 		Name:         c.spec.Name,
 		Image:        c.spec.Image,
@@ -235,56 +221,65 @@ func (w *worker) containerStatus(c *ctrState, init bool) corev1.ContainerStatus 
 		cs.LastTerminationState.Terminated = c.last
 	}
 	started := false
-	switch {
-	case c.pulling != "" && !c.running:
-		// While its image is pulled, a container waits as a kubelet reports one being made
-		// (ContainerCreating; PodInitializing for an init container's first attempt), with
-		// the pull's progress as the message.
-		reason := "ContainerCreating"
-		if c.exited {
-			cs.LastTerminationState.Terminated = terminatedState(c)
-		} else if init {
-			reason = "PodInitializing"
-		}
-		cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: reason, Message: c.pulling}
-	case c.running:
-		cs.State.Running = &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(c.started)}
-		started = c.startedOK
-		cs.Ready = (!init || isSidecar(c.spec)) && c.ready && c.startedOK
-	case c.exited:
-		t := terminatedState(c)
-		restarts := ShouldRestart(policy, t.ExitCode) && !(init && t.ExitCode == 0)
-		if init && policy == corev1.RestartPolicyNever {
-			restarts = false
-		}
-		if isSidecar(c.spec) {
-			restarts = true
-		}
-		if restarts && !w.cur.terminal {
-			cs.LastTerminationState.Terminated = t
-			reason := c.waitReason
-			if reason == "" {
-				reason = "ContainerCreating"
+	waiting := func(reason, message string) {
+		if reason == "" {
+			reason = reasonContainerCreating
+			if c.init && c.attempt == 0 && c.last == nil {
+				reason = "PodInitializing"
 			}
-			cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: reason, Message: c.waitMessage}
+		}
+		cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: reason, Message: message}
+	}
+	switch c.phase {
+	case ctrRunning, ctrStopping, ctrLost:
+		cs.State.Running = &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(c.started)}
+		started = c.startedOK && !c.hookBusy
+		cs.Ready = (!c.init || isSidecar(c.spec)) && c.ready && started
+	case ctrExited:
+		t := terminatedState(c)
+		if c.restarts(policy) && !terminal {
+			cs.LastTerminationState.Terminated = t
+			waiting(c.waitReason, c.waitMessage)
 		} else {
 			cs.State.Terminated = t
 		}
+	case ctrStarting:
+		// While its image is pulled, a container waits as a kubelet reports one being made,
+		// with the pull's progress as the message.
+		waiting("", c.pulling)
 	default:
-		reason := c.waitReason
-		if reason == "" && w.cur.volErr != nil {
+		msg := c.waitMessage
+		if c.waitReason == "" && volErr != nil {
 			// As on a kubelet: the container waits in ContainerCreating while a volume fails.
-			c.waitMessage = "FailedMount: " + w.cur.volErr.Error()
+			msg = "FailedMount: " + volErr.Error()
 		}
-		if reason == "" {
-			if init {
-				reason = "PodInitializing"
-			} else {
-				reason = "ContainerCreating"
-			}
-		}
-		cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: reason, Message: c.waitMessage}
+		waiting(c.waitReason, msg)
 	}
 	cs.Started = &started
 	return cs
+}
+
+func terminatedState(c *ctrState) *corev1.ContainerStateTerminated {
+	t := &corev1.ContainerStateTerminated{
+		ExitCode:    int32(c.exit.Code),
+		StartedAt:   metav1.NewTime(c.started),
+		FinishedAt:  metav1.NewTime(c.exit.At),
+		ContainerID: "containerd://" + c.id,
+		Message:     c.message,
+	}
+	switch {
+	case c.exit.Unknown:
+		t.Reason = "Unknown"
+		t.ExitCode = 137
+	case c.exit.OOM:
+		t.Reason = "OOMKilled"
+	case c.exit.Code == 0:
+		t.Reason = "Completed"
+	default:
+		t.Reason = "Error"
+	}
+	if c.exit.Code > 128 && c.exit.Code < 128+65 {
+		t.Signal = int32(c.exit.Code - 128)
+	}
+	return t
 }

@@ -91,6 +91,14 @@ func (w *exitWaiter) send(e Exit) {
 
 func (w *exitWaiter) watch() ExitWatch { return ExitWatch{C: w.out, w: w} }
 
+// NewExitWatch returns a watch and the function that delivers its exit, once, for a runtime
+// other than containerd's (a test's fake): the watch behaves as one of a real task.
+func NewExitWatch() (ExitWatch, func(Exit)) {
+	w := &exitWaiter{out: make(chan Exit, 1)}
+	var once sync.Once
+	return w.watch(), func(e Exit) { once.Do(func() { w.send(e) }) }
+}
+
 // start starts the subscription on first use; it ends when the runtime is closed.
 func (h *exitHub) start() {
 	h.once.Do(func() {

@@ -1,0 +1,146 @@
+package pod
+
+import (
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// plan is what a pod's worker does next, decided by computePlan from what the worker knows of
+// the pod and the time. The worker's loop carries it out: each action runs off the loop and
+// reports back.
+type plan struct {
+	createSandbox  bool        // the sandbox is missing or dead: (re)make it
+	prepareVolumes bool        // the sandbox is ready, the volumes are not made yet
+	refreshVolumes bool        // configMap, secret and downwardAPI volumes are due a look
+	start          []*ctrState // containers whose next attempt starts now
+	stop           []*ctrState // sidecars to stop: the regular containers are done for good
+	terminal       bool        // every container is finished for good (Succeeded or Failed)
+	wake           time.Time   // when to plan again if nothing happens first; zero: never
+}
+
+func (p *plan) wakeAt(t time.Time) {
+	if !t.IsZero() && (p.wake.IsZero() || t.Before(p.wake)) {
+		p.wake = t
+	}
+}
+
+// computePlan decides the next actions for a pod, as the kubelet's computePodActions does: the
+// sandbox first, then the volumes, then the init containers one at a time in order (a sidecar
+// lets the next one start once it has started), then every app container at once. It reads s
+// and does nothing else: no I/O, no clock, no change to s.
+func computePlan(s *podState, now time.Time) plan {
+	var p plan
+	p.wakeAt(s.lostAt)
+	if s.terminal || s.sandboxBusy || s.volBusy {
+		return p
+	}
+	if !s.sandboxOK {
+		if now.Before(s.retryAt) {
+			p.wakeAt(s.retryAt)
+			return p
+		}
+		p.createSandbox = true
+		return p
+	}
+	if s.vols == nil {
+		if now.Before(s.volRetryAt) {
+			p.wakeAt(s.volRetryAt)
+			return p
+		}
+		p.prepareVolumes = true
+		return p
+	}
+	if !s.refreshAt.IsZero() {
+		if !now.Before(s.refreshAt) && s.starting() == 0 {
+			// Volumes are refreshed while no container starts: a start reads them.
+			p.refreshVolumes = true
+			return p
+		}
+		p.wakeAt(s.refreshAt)
+	}
+	if planInits(s, now, &p) {
+		planApps(s, now, &p)
+	}
+	return p
+}
+
+// planInits plans the init containers and reports whether they are all done (the sidecars
+// among them started), so that the app containers may start.
+func planInits(s *podState, now time.Time, p *plan) bool {
+	policy := s.pod.Spec.RestartPolicy
+	for _, c := range s.inits {
+		switch {
+		case isSidecar(c.spec) && c.alive() && c.startedOK:
+			continue
+		case c.phase == ctrStarting || c.alive():
+			return false // wait for it
+		case c.phase == ctrExited && !isSidecar(c.spec) && c.exit.Code == 0 && !c.exit.Unknown:
+			continue // done
+		case c.phase == ctrExited && !c.restarts(policy):
+			p.terminal = true // an init container failed under restartPolicy Never
+			return false
+		}
+		if due(c, now, p) {
+			p.start = append(p.start, c)
+		}
+		return false
+	}
+	return true
+}
+
+// planApps plans the app containers: they start together, each as its restart policy and
+// backoff say.
+func planApps(s *podState, now time.Time, p *plan) {
+	policy := s.pod.Spec.RestartPolicy
+	finished := len(s.apps) > 0
+	for _, c := range s.apps {
+		switch c.phase {
+		case ctrNew, ctrFailed:
+		case ctrExited:
+			if !c.restarts(policy) {
+				continue
+			}
+		default:
+			finished = false
+			continue
+		}
+		finished = false
+		if due(c, now, p) {
+			p.start = append(p.start, c)
+		}
+	}
+	if !finished {
+		return
+	}
+	p.terminal = true
+	// The regular containers are done for good: sidecars go too, as on a kubelet.
+	for _, c := range s.inits {
+		if isSidecar(c.spec) && (c.phase == ctrRunning || c.phase == ctrLost) {
+			p.stop = append(p.stop, c)
+		}
+	}
+}
+
+// due reports whether a container that waits for its next attempt may start now; if not, the
+// plan wakes when it may.
+func due(c *ctrState, now time.Time, p *plan) bool {
+	if c.permanentErr {
+		return false
+	}
+	if now.Before(c.restartAt) {
+		p.wakeAt(c.restartAt)
+		return false
+	}
+	return true
+}
+
+// noteExit records when an exited container may start again, by the crash backoff, and
+// whether it waits in CrashLoopBackOff until then. It reports whether a BackOff is due.
+func noteExit(c *ctrState, b Backoff, policy corev1.RestartPolicy, now time.Time) bool {
+	if !c.restarts(policy) {
+		return false
+	}
+	c.restartAt, c.delay = b.NextRestart(c.exit.At, c.exit.At.Sub(c.started), c.delay)
+	return now.Before(c.restartAt)
+}

@@ -1,0 +1,288 @@
+package pod
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/minipod/minipod/pkg/runtime"
+	"github.com/minipod/minipod/pkg/volume"
+)
+
+var t0 = time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+
+// ctr makes a container state for the plan's tables.
+func ctr(name string, phase ctrPhase, mods ...func(*ctrState)) *ctrState {
+	c := &ctrState{spec: &corev1.Container{Name: name, Image: "busybox"}, phase: phase}
+	for _, m := range mods {
+		m(c)
+	}
+	return c
+}
+
+func exitCode(code uint32) func(*ctrState) {
+	return func(c *ctrState) {
+		c.exit = runtime.Exit{Code: code, At: t0.Add(-time.Second)}
+		c.id = c.spec.Name + "-0"
+	}
+}
+func unknownExit(c *ctrState) {
+	c.exit = runtime.Exit{Unknown: true, At: t0}
+	c.id = c.spec.Name + "-0"
+}
+func restartIn(d time.Duration) func(*ctrState) {
+	return func(c *ctrState) { c.restartAt = t0.Add(d) }
+}
+func sidecar(c *ctrState) {
+	always := corev1.ContainerRestartPolicyAlways
+	c.spec.RestartPolicy = &always
+	c.init = true
+}
+func initCtr(c *ctrState)   { c.init = true }
+func startedOK(c *ctrState) { c.startedOK = true }
+func permanent(c *ctrState) { c.permanentErr = true }
+
+// readyPod is a pod whose sandbox and volumes are made.
+func readyPod(policy corev1.RestartPolicy, inits, apps []*ctrState) *podState {
+	p := &corev1.Pod{}
+	p.Spec.RestartPolicy = policy
+	return &podState{pod: p, sandboxOK: true, vols: &volume.Prepared{}, inits: inits, apps: apps}
+}
+
+func ctrNames(cs []*ctrState) []string {
+	var out []string
+	for _, c := range cs {
+		out = append(out, c.spec.Name)
+	}
+	return out
+}
+
+func TestPlanSandboxAndVolumes(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		s    *podState
+		want plan
+	}{
+		{"no sandbox: make one", &podState{pod: &corev1.Pod{}}, plan{createSandbox: true}},
+		{"sandbox failed: wait for the retry", &podState{pod: &corev1.Pod{}, retryAt: t0.Add(5 * time.Second)}, plan{wake: t0.Add(5 * time.Second)}},
+		{"sandbox being made: nothing", &podState{pod: &corev1.Pod{}, sandboxBusy: true}, plan{}},
+		{"sandbox ready: volumes next", &podState{pod: &corev1.Pod{}, sandboxOK: true}, plan{prepareVolumes: true}},
+		{"volumes failed: wait for the retry", &podState{pod: &corev1.Pod{}, sandboxOK: true, volRetryAt: t0.Add(time.Second)}, plan{wake: t0.Add(time.Second)}},
+		{"volumes being made: nothing", &podState{pod: &corev1.Pod{}, sandboxOK: true, volBusy: true}, plan{}},
+		{"terminal: nothing", &podState{pod: &corev1.Pod{}, terminal: true}, plan{}},
+		{"lost tasks: wake to ask again", &podState{pod: &corev1.Pod{}, sandboxBusy: true, lostAt: t0.Add(time.Second)}, plan{wake: t0.Add(time.Second)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := computePlan(tc.s, t0)
+			if got.createSandbox != tc.want.createSandbox || got.prepareVolumes != tc.want.prepareVolumes ||
+				len(got.start) != 0 || !got.wake.Equal(tc.want.wake) {
+				t.Errorf("got %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestPlanRefreshWaitsForStarts(t *testing.T) {
+	s := readyPod(corev1.RestartPolicyAlways, nil, []*ctrState{ctr("a", ctrStarting)})
+	s.refreshAt = t0.Add(-time.Second)
+	if p := computePlan(s, t0); p.refreshVolumes {
+		t.Error("refresh planned while a container starts")
+	}
+	s.apps[0].phase = ctrRunning
+	if p := computePlan(s, t0); !p.refreshVolumes {
+		t.Error("refresh not planned when due")
+	}
+	s.refreshAt = t0.Add(time.Minute)
+	if p := computePlan(s, t0); p.refreshVolumes || !p.wake.Equal(s.refreshAt) {
+		t.Errorf("refresh not due: got %+v", p)
+	}
+}
+
+// The restart policy against how each container ended, as the kubelet decides it
+// (computePodActions and its restart rules).
+func TestPlanRestartPolicy(t *testing.T) {
+	for _, tc := range []struct {
+		policy   corev1.RestartPolicy
+		app      *ctrState
+		start    bool
+		terminal bool
+	}{
+		{corev1.RestartPolicyAlways, ctr("a", ctrExited, exitCode(0)), true, false},
+		{corev1.RestartPolicyAlways, ctr("a", ctrExited, exitCode(1)), true, false},
+		{corev1.RestartPolicyOnFailure, ctr("a", ctrExited, exitCode(0)), false, true},
+		{corev1.RestartPolicyOnFailure, ctr("a", ctrExited, exitCode(2)), true, false},
+		{corev1.RestartPolicyOnFailure, ctr("a", ctrExited, unknownExit), true, false},
+		{corev1.RestartPolicyNever, ctr("a", ctrExited, exitCode(0)), false, true},
+		{corev1.RestartPolicyNever, ctr("a", ctrExited, exitCode(1)), false, true},
+		{corev1.RestartPolicyAlways, ctr("a", ctrNew), true, false},
+		{corev1.RestartPolicyNever, ctr("a", ctrNew), true, false},
+		{corev1.RestartPolicyNever, ctr("a", ctrRunning), false, false},
+		{corev1.RestartPolicyAlways, ctr("a", ctrStarting), false, false},
+		{corev1.RestartPolicyAlways, ctr("a", ctrStopping), false, false},
+		{corev1.RestartPolicyAlways, ctr("a", ctrLost), false, false},
+		// A failed start is tried again whatever the policy: the kubelet retries pulls.
+		{corev1.RestartPolicyNever, ctr("a", ctrFailed), true, false},
+		{corev1.RestartPolicyNever, ctr("a", ctrFailed, permanent), false, false},
+	} {
+		name := string(tc.policy) + "/" + tc.app.phase.String()
+		t.Run(name, func(t *testing.T) {
+			p := computePlan(readyPod(tc.policy, nil, []*ctrState{tc.app}), t0)
+			if got := len(p.start) == 1; got != tc.start {
+				t.Errorf("start = %v, want %v (exit %+v)", got, tc.start, tc.app.exit)
+			}
+			if p.terminal != tc.terminal {
+				t.Errorf("terminal = %v, want %v", p.terminal, tc.terminal)
+			}
+		})
+	}
+}
+
+func TestPlanBackoff(t *testing.T) {
+	a := ctr("a", ctrExited, exitCode(1), restartIn(10*time.Second))
+	b := ctr("b", ctrFailed, restartIn(20*time.Second))
+	c := ctr("c", ctrExited, exitCode(1))
+	p := computePlan(readyPod(corev1.RestartPolicyAlways, nil, []*ctrState{a, b, c}), t0)
+	if got := ctrNames(p.start); !slices.Equal(got, []string{"c"}) {
+		t.Errorf("start = %v, want [c]", got)
+	}
+	if !p.wake.Equal(t0.Add(10 * time.Second)) {
+		t.Errorf("wake = %v, want the first backoff's end", p.wake)
+	}
+	if p := computePlan(readyPod(corev1.RestartPolicyAlways, nil, []*ctrState{a, b}), t0.Add(10*time.Second)); !slices.Equal(ctrNames(p.start), []string{"a"}) {
+		t.Errorf("at the backoff's end: start = %v, want [a]", ctrNames(p.start))
+	}
+}
+
+// Init containers run one at a time, in order; app containers wait for all of them.
+func TestPlanInitOrder(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		policy   corev1.RestartPolicy
+		inits    []*ctrState
+		start    []string
+		terminal bool
+	}{
+		{"first init first", corev1.RestartPolicyAlways, []*ctrState{ctr("i1", ctrNew, initCtr), ctr("i2", ctrNew, initCtr)}, []string{"i1"}, false},
+		{"wait for a running init", corev1.RestartPolicyAlways, []*ctrState{ctr("i1", ctrRunning, initCtr), ctr("i2", ctrNew, initCtr)}, nil, false},
+		{"wait for a starting init", corev1.RestartPolicyAlways, []*ctrState{ctr("i1", ctrStarting, initCtr), ctr("i2", ctrNew, initCtr)}, nil, false},
+		{"next after success", corev1.RestartPolicyAlways, []*ctrState{ctr("i1", ctrExited, initCtr, exitCode(0)), ctr("i2", ctrNew, initCtr)}, []string{"i2"}, false},
+		{"apps after all inits", corev1.RestartPolicyAlways, []*ctrState{ctr("i1", ctrExited, initCtr, exitCode(0)), ctr("i2", ctrExited, initCtr, exitCode(0))}, []string{"a", "b"}, false},
+		{"failed init restarts (Always)", corev1.RestartPolicyAlways, []*ctrState{ctr("i1", ctrExited, initCtr, exitCode(1)), ctr("i2", ctrNew, initCtr)}, []string{"i1"}, false},
+		{"failed init restarts (OnFailure)", corev1.RestartPolicyOnFailure, []*ctrState{ctr("i1", ctrExited, initCtr, exitCode(1))}, []string{"i1"}, false},
+		{"failed init ends the pod (Never)", corev1.RestartPolicyNever, []*ctrState{ctr("i1", ctrExited, initCtr, exitCode(1)), ctr("i2", ctrNew, initCtr)}, nil, true},
+		{"unknown end of an init is a failure (Never)", corev1.RestartPolicyNever, []*ctrState{ctr("i1", ctrExited, initCtr, unknownExit)}, nil, true},
+		{"failed init in backoff", corev1.RestartPolicyAlways, []*ctrState{ctr("i1", ctrExited, initCtr, exitCode(1), restartIn(time.Minute))}, nil, false},
+		{"sidecar starts in its turn", corev1.RestartPolicyAlways, []*ctrState{ctr("s", ctrNew, sidecar), ctr("i2", ctrNew, initCtr)}, []string{"s"}, false},
+		{"next init waits for the sidecar's start", corev1.RestartPolicyAlways, []*ctrState{ctr("s", ctrRunning, sidecar), ctr("i2", ctrNew, initCtr)}, nil, false},
+		{"next init after the sidecar started", corev1.RestartPolicyAlways, []*ctrState{ctr("s", ctrRunning, sidecar, startedOK), ctr("i2", ctrNew, initCtr)}, []string{"i2"}, false},
+		{"exited sidecar restarts even under Never", corev1.RestartPolicyNever, []*ctrState{ctr("s", ctrExited, sidecar, exitCode(0))}, []string{"s"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := readyPod(tc.policy, tc.inits, []*ctrState{ctr("a", ctrNew), ctr("b", ctrNew)})
+			p := computePlan(s, t0)
+			if got := ctrNames(p.start); !slices.Equal(got, tc.start) {
+				t.Errorf("start = %v, want %v", got, tc.start)
+			}
+			if p.terminal != tc.terminal {
+				t.Errorf("terminal = %v, want %v", p.terminal, tc.terminal)
+			}
+		})
+	}
+}
+
+// When the regular containers are done for good, the sidecars are stopped, as on a kubelet.
+func TestPlanSidecarsStopAtTheEnd(t *testing.T) {
+	s := readyPod(corev1.RestartPolicyNever,
+		[]*ctrState{ctr("s1", ctrRunning, sidecar, startedOK), ctr("s2", ctrStopping, sidecar, startedOK)},
+		[]*ctrState{ctr("a", ctrExited, exitCode(0))})
+	p := computePlan(s, t0)
+	if !p.terminal || !slices.Equal(ctrNames(p.stop), []string{"s1"}) {
+		t.Errorf("terminal %v, stop %v; want true, [s1]", p.terminal, ctrNames(p.stop))
+	}
+	s.apps[0].phase = ctrRunning
+	if p := computePlan(s, t0); p.terminal || len(p.stop) > 0 {
+		t.Errorf("with a running app: terminal %v, stop %v", p.terminal, ctrNames(p.stop))
+	}
+}
+
+// computePlan reads its input and changes nothing.
+func TestPlanIsPure(t *testing.T) {
+	a := ctr("a", ctrExited, exitCode(1), restartIn(time.Second))
+	s := readyPod(corev1.RestartPolicyAlways, []*ctrState{ctr("i", ctrExited, initCtr, exitCode(0))}, []*ctrState{a})
+	before := *a
+	for range 3 {
+		computePlan(s, t0.Add(2*time.Second))
+	}
+	if a.phase != before.phase || a.restartAt != before.restartAt || a.waitReason != before.waitReason || s.terminal {
+		t.Errorf("computePlan changed its input: %+v", a)
+	}
+}
+
+func TestNoteExit(t *testing.T) {
+	b := Backoff{Initial: 10 * time.Second, Max: 40 * time.Second}
+	for _, tc := range []struct {
+		name    string
+		policy  corev1.RestartPolicy
+		code    uint32
+		ran     time.Duration
+		delay   time.Duration
+		backoff bool
+		at      time.Duration // restartAt after the exit
+		next    time.Duration
+	}{
+		{"first crash restarts at once", corev1.RestartPolicyAlways, 1, time.Second, 0, false, 0, 10 * time.Second},
+		{"second crash waits", corev1.RestartPolicyAlways, 1, time.Second, 10 * time.Second, true, 10 * time.Second, 20 * time.Second},
+		{"capped", corev1.RestartPolicyAlways, 1, time.Second, 40 * time.Second, true, 40 * time.Second, 40 * time.Second},
+		{"long run resets", corev1.RestartPolicyAlways, 1, 80 * time.Second, 40 * time.Second, false, 0, 10 * time.Second},
+		{"success under OnFailure: no restart", corev1.RestartPolicyOnFailure, 0, time.Second, 10 * time.Second, false, -1, 10 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := ctr("a", ctrExited)
+			c.started = t0.Add(-tc.ran)
+			c.exit = runtime.Exit{Code: tc.code, At: t0}
+			c.delay = tc.delay
+			if got := noteExit(c, b, tc.policy, t0); got != tc.backoff {
+				t.Errorf("backoff = %v, want %v", got, tc.backoff)
+			}
+			if tc.at >= 0 && !c.restartAt.Equal(t0.Add(tc.at)) {
+				t.Errorf("restartAt = %v, want exit + %v", c.restartAt.Sub(t0), tc.at)
+			}
+			if c.delay != tc.next {
+				t.Errorf("next delay = %v, want %v", c.delay, tc.next)
+			}
+		})
+	}
+}
+
+func TestCtrTransitions(t *testing.T) {
+	all := []ctrPhase{ctrNew, ctrStarting, ctrRunning, ctrStopping, ctrExited, ctrFailed, ctrLost}
+	allowed := map[[2]ctrPhase]bool{}
+	for from, tos := range transitions {
+		for _, to := range tos {
+			allowed[[2]ctrPhase{from, to}] = true
+		}
+	}
+	for _, from := range all {
+		for _, to := range all {
+			c := &ctrState{spec: &corev1.Container{Name: "a"}, phase: from}
+			err := c.move(to)
+			if ok := allowed[[2]ctrPhase{from, to}]; (err == nil) != ok {
+				t.Errorf("%s -> %s: err %v, allowed %v", from, to, err, ok)
+			}
+			if err != nil && c.phase != from {
+				t.Errorf("%s -> %s refused but the phase changed to %s", from, to, c.phase)
+			}
+		}
+	}
+	// Every phase is reachable from new, and a container can always start again after an end.
+	for _, want := range [][2]ctrPhase{{ctrNew, ctrStarting}, {ctrStarting, ctrRunning}, {ctrStarting, ctrFailed}, {ctrRunning, ctrStopping}, {ctrRunning, ctrLost}, {ctrStopping, ctrExited}, {ctrExited, ctrStarting}, {ctrFailed, ctrStarting}, {ctrLost, ctrRunning}} {
+		if !allowed[want] {
+			t.Errorf("%s -> %s must be allowed", want[0], want[1])
+		}
+	}
+	if ctrPhase(99).String() == "" || ctrLost.String() != "lost" {
+		t.Error("String")
+	}
+}
