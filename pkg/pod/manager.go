@@ -237,38 +237,8 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 	go m.cfg.Runtime.WatchOOM(ctx, func(id string) { m.oomed.Store(id, true) })
 	go m.probes.Run(ctx)
-	type entry struct {
-		w   *worker
-		uid string
-	}
-	workers := map[string]*entry{}
-	desired := map[string]*corev1.Pod{}
-	done := make(chan string)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-
-	first := true
-	spawn := func(key string, p *corev1.Pod) {
-		w := newWorker(m, key)
-		w.firstRound = first
-		e := &entry{w: w}
-		if p != nil {
-			e.uid = string(p.UID)
-		}
-		workers[key] = e
-		w.update(p)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			w.run(ctx)
-			select {
-			case done <- key:
-			case <-ctx.Done():
-			}
-		}()
-	}
-	// Leftovers of pods that are not desired are torn down by a worker of their own, so that a
-	// new pod of the same name waits for the old one to be gone.
+	ws := &workers{m: m, ctx: ctx, byKey: map[string]*workerEntry{}, done: make(chan string), first: true}
+	defer ws.wg.Wait()
 	beat := time.NewTicker(heartbeatPeriod)
 	defer beat.Stop()
 	m.heartbeat.Store(time.Now().UnixNano())
@@ -279,56 +249,107 @@ func (m *Manager) Run(ctx context.Context) error {
 		case <-beat.C:
 			m.heartbeat.Store(time.Now().UnixNano())
 		case pods := <-m.updates:
-			next := make(map[string]*corev1.Pod, len(pods))
-			for _, p := range pods {
-				next[Key(p.Namespace, p.Name)] = p
-			}
-			if first {
-				// Every worker started now adopts what it finds before anything else.
-				m.adoptWG.Add(len(next))
-				for _, key := range m.foundKeys() {
-					if next[key] == nil {
-						m.adoptWG.Add(1)
-						spawn(key, nil)
-					}
-				}
-			}
-			for key, p := range next {
-				e := workers[key]
-				switch {
-				case e == nil:
-					spawn(key, p)
-				case e.uid != string(p.UID):
-					e.uid = string(p.UID)
-					e.w.update(p)
-				}
-			}
-			if first {
-				first = false
-				go func() { m.adoptWG.Wait(); close(m.adopted) }()
-			}
-			for key := range desired {
-				if next[key] == nil {
-					if e := workers[key]; e != nil && e.uid != "" {
-						e.uid = ""
-						e.w.update(nil)
-					}
-				}
-			}
-			desired = next
+			ws.apply(pods)
 		case <-m.images:
-			for _, e := range workers {
-				select {
-				case e.w.wake <- struct{}{}:
-				default:
-				}
-			}
-		case key := <-done:
-			delete(workers, key)
-			if p := desired[key]; p != nil {
-				spawn(key, p)
+			ws.wakeAll()
+		case key := <-ws.done:
+			ws.finished(key)
+		}
+	}
+}
+
+// workers is the manager loop's set of pod workers, one per pod key. Only that loop uses it.
+type workers struct {
+	m       *Manager
+	ctx     context.Context
+	byKey   map[string]*workerEntry
+	desired map[string]*corev1.Pod
+	done    chan string // a worker's key once its pod is gone
+	first   bool        // the first desired set is yet to come
+	wg      sync.WaitGroup
+}
+
+type workerEntry struct {
+	w   *worker
+	uid string // the UID the worker was last given; "" once told the pod is gone
+}
+
+func (ws *workers) spawn(key string, p *corev1.Pod) {
+	w := newWorker(ws.m, key)
+	w.firstRound = ws.first
+	e := &workerEntry{w: w}
+	if p != nil {
+		e.uid = string(p.UID)
+	}
+	ws.byKey[key] = e
+	w.update(p)
+	ws.wg.Go(func() {
+		w.run(ws.ctx)
+		select {
+		case ws.done <- key:
+		case <-ws.ctx.Done():
+		}
+	})
+}
+
+// apply hands each worker its pod's new desired version, starts workers for new pods, and tells
+// those whose pods are gone.
+func (ws *workers) apply(pods []*corev1.Pod) {
+	m := ws.m
+	next := make(map[string]*corev1.Pod, len(pods))
+	for _, p := range pods {
+		next[Key(p.Namespace, p.Name)] = p
+	}
+	if ws.first {
+		// Every worker started now adopts what it finds before anything else. Leftovers of
+		// pods that are not desired are torn down by a worker of their own, so that a new pod
+		// of the same name waits for the old one to be gone.
+		m.adoptWG.Add(len(next))
+		for _, key := range m.foundKeys() {
+			if next[key] == nil {
+				m.adoptWG.Add(1)
+				ws.spawn(key, nil)
 			}
 		}
+	}
+	for key, p := range next {
+		e := ws.byKey[key]
+		switch {
+		case e == nil:
+			ws.spawn(key, p)
+		case e.uid != string(p.UID):
+			e.uid = string(p.UID)
+			e.w.update(p)
+		}
+	}
+	if ws.first {
+		ws.first = false
+		go func() { m.adoptWG.Wait(); close(m.adopted) }()
+	}
+	for key := range ws.desired {
+		if e := ws.byKey[key]; next[key] == nil && e != nil && e.uid != "" {
+			e.uid = ""
+			e.w.update(nil)
+		}
+	}
+	ws.desired = next
+}
+
+// wakeAll tells every worker that images arrived.
+func (ws *workers) wakeAll() {
+	for _, e := range ws.byKey {
+		select {
+		case e.w.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// finished forgets a worker whose pod is gone, and starts a new one if the pod is desired again.
+func (ws *workers) finished(key string) {
+	delete(ws.byKey, key)
+	if p := ws.desired[key]; p != nil {
+		ws.spawn(key, p)
 	}
 }
 

@@ -41,6 +41,35 @@ type podFields struct {
 	podDir          string // for ephemeral-storage capacity
 }
 
+// envValue is the value of the container's env entry i; ok is false for an optional source
+// that is missing (the variable is then not set).
+func (f podFields) envValue(c *corev1.Container, i int, e corev1.EnvVar, defined map[string]string) (string, bool, error) {
+	switch vf := e.ValueFrom; {
+	case vf == nil:
+		return envvar.Expand(e.Value, defined), true, nil
+	case vf.FieldRef != nil:
+		fv, err := f.value(vf.FieldRef.FieldPath)
+		if err != nil {
+			return "", false, fmt.Errorf("env[%d] %s: %w", i, e.Name, err)
+		}
+		return fv, true, nil
+	case vf.ResourceFieldRef != nil:
+		rv, err := envvar.ResourceValue(f.pod, c, vf.ResourceFieldRef, f.podDir)
+		if err != nil {
+			return "", false, fmt.Errorf("env[%d] %s: %w", i, e.Name, err)
+		}
+		return rv, true, nil
+	case vf.ConfigMapKeyRef != nil:
+		r := vf.ConfigMapKeyRef
+		return localKey(f.configMapDir, "configmap", r.Name, r.Key, r.Optional, false)
+	case vf.SecretKeyRef != nil:
+		r := vf.SecretKeyRef
+		return localKey(f.secretDir, "secret", r.Name, r.Key, r.Optional, !f.insecureSecrets)
+	default:
+		return "", false, fmt.Errorf("env %s: unsupported valueFrom source", e.Name)
+	}
+}
+
 // readLocal reads dir/name/key, the file of a local configMap or secret. A secret (check set)
 // must be root's alone: its directories and file are checked first, and an insecure one is an
 // error wrapping volume.ErrInsecure.
@@ -179,44 +208,12 @@ func Env(c *corev1.Container, img ocispec.ImageConfig, f podFields) ([]string, e
 		}
 	}
 	for i, e := range c.Env {
-		v := e.Value
-		switch vf := e.ValueFrom; {
-		case vf == nil:
-			v = envvar.Expand(v, defined)
-		case vf.FieldRef != nil:
-			fv, err := f.value(vf.FieldRef.FieldPath)
-			if err != nil {
-				return nil, fmt.Errorf("env[%d] %s: %w", i, e.Name, err)
-			}
-			v = fv
-		case vf.ResourceFieldRef != nil:
-			rv, err := envvar.ResourceValue(f.pod, c, vf.ResourceFieldRef, f.podDir)
-			if err != nil {
-				return nil, fmt.Errorf("env[%d] %s: %w", i, e.Name, err)
-			}
-			v = rv
-		case vf.ConfigMapKeyRef != nil:
-			r := vf.ConfigMapKeyRef
-			val, ok, err := localKey(f.configMapDir, "configmap", r.Name, r.Key, r.Optional, false)
-			if err != nil {
-				return nil, err
-			}
-			if !ok {
-				continue
-			}
-			v = val
-		case vf.SecretKeyRef != nil:
-			r := vf.SecretKeyRef
-			val, ok, err := localKey(f.secretDir, "secret", r.Name, r.Key, r.Optional, !f.insecureSecrets)
-			if err != nil {
-				return nil, err
-			}
-			if !ok {
-				continue
-			}
-			v = val
-		default:
-			return nil, fmt.Errorf("env %s: unsupported valueFrom source", e.Name)
+		v, ok, err := f.envValue(c, i, e, defined)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			continue
 		}
 		defined[e.Name] = v
 		set(e.Name, v)
