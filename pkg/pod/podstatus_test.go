@@ -19,7 +19,11 @@ func conditionOf(st corev1.PodStatus, t corev1.PodConditionType) corev1.PodCondi
 
 // podStatus against the kubelet's reporting: phases, waiting reasons, readiness, conditions.
 func TestPodStatus(t *testing.T) {
-	running := func(c *ctrState) { c.id = c.spec.Name + "-0"; c.started = t0.Add(-time.Minute); c.ready, c.startedOK = true, true }
+	running := func(c *ctrState) {
+		c.id = c.spec.Name + "-0"
+		c.started = t0.Add(-time.Minute)
+		c.ready, c.startedOK = true, true
+	}
 	notReady := func(c *ctrState) { c.ready = false }
 	attempt := func(n int) func(*ctrState) { return func(c *ctrState) { c.attempt = n } }
 	waitingFor := func(reason string) func(*ctrState) { return func(c *ctrState) { c.waitReason = reason } }
