@@ -12,8 +12,10 @@
 //     "Liveness probe failed: <msg>".
 //
 //   - Manager schedules probes for many containers with a single goroutine and a timer heap,
-//     running due attempts on a bounded pool of workers, and counts consecutive results against
-//     successThreshold and failureThreshold (see tracker) before reporting a verdict change.
+//     starting due attempts on a bounded number of slots shared fairly between pods (a probe
+//     that hangs gives its slot up after a second, one pod holds a quarter of the slots at
+//     most), and counts consecutive results against successThreshold and failureThreshold (see
+//     tracker) before reporting a verdict change.
 //
 // Results follow the kubelet: Unknown means the attempt itself could not be made (for example,
 // an unknown named port or an exec transport error); the kubelet discards such attempts, and so

@@ -3,6 +3,7 @@ package probe
 import (
 	"container/heap"
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,13 +15,18 @@ import (
 // within one period, as the kubelet's maxProbeRetries.
 const maxAttempts = 3
 
-// DefaultConcurrency is the number of probe attempts a Manager runs at once when NewManager is
-// given a number below one.
+// DefaultConcurrency is the number of slots for probe attempts a Manager has when NewManager
+// is given a number below one (see Manager for what a slot bounds).
 const DefaultConcurrency = 8
 
+// slowAfter is how long an attempt may hold one of the Manager's slots. An attempt still
+// running after that (a peer that accepts and never answers, a command that runs until
+// timeoutSeconds) goes on without one, so it delays another probe by at most this long.
+const slowAfter = time.Second
+
 // Manager schedules the probes of many containers. A single goroutine keeps every probe in a
-// heap ordered by when it is next due and hands due probes to a fixed pool of workers, so the
-// cost of a probe between attempts is a heap entry, not a goroutine.
+// heap ordered by when it is next due, so the cost of a probe between attempts is a heap entry,
+// not a goroutine; each attempt runs on a goroutine of its own that ends with it.
 //
 // Per probe it follows the kubelet's worker: the first attempt is initialDelaySeconds after the
 // container started, later ones periodSeconds apart; a probe is never run twice at once; while
@@ -28,20 +34,77 @@ const DefaultConcurrency = 8
 // it succeeds it is not run again (readiness and liveness then start at once, or when their own
 // initial delay ends). After a Failure verdict from liveness or startup that probe stops: the
 // caller restarts the container and calls Remove (and Add for the new one).
+//
+// On a kubelet every probe has a goroutine of its own, so a slow probe delays only itself. Here
+// attempts share slots, and fairness keeps that property:
+//
+//   - An attempt holds a slot until its probe has answered or for one second (slowAfter),
+//     whichever comes first; the result callbacks run after the slot is given back. A probe
+//     that hangs until its timeoutSeconds runs on without a slot after that second, as it
+//     would on a kubelet.
+//   - A due probe waits for a slot in its group's queue (a group is what WithGroup names: a pod;
+//     without it, the container alone). One group holds max(1, concurrency/4) slots at most,
+//     and its probes get them in the order they fell due.
+//   - Between groups, a free slot goes to the group whose attempts have held slots for the
+//     least time (fair queueing on slot time: an attempt counts as slowAfter while it holds
+//     its slot and as the time it held it once it gives it back), ties to the probe due first.
+//     A pod whose probes answer at once thus goes before pods whose probes hang. A group that
+//     had nothing due comes back with at most slowAfter of credit over the others, so no group
+//     starves another.
+//
+// So one slow pod never makes another pod's probe late, and more slow pods than slots make it
+// wait for a second (slowAfter) at most once they have used slot time (when all fall due
+// together for the first time, as after the daemon's restart, it waits its turn among them: a
+// second per concurrency groups ahead of it). A slow pod's own probes share its slots: when
+// they all hang they start two a second (at concurrency 8). The slots bound how many attempts
+// start together (a burst of due exec probes runs concurrency at a time), not how long one may
+// wait on a silent peer: attempts in flight are at most one per probe, as on a kubelet, and no
+// probe has a goroutine between attempts.
 type Manager struct {
-	concurrency int
+	concurrency int // slots: attempts that may hold one at once
+	groupCap    int // slots one group may hold at once
 
-	mu      sync.Mutex
-	entries map[string]*entry
-	due     probeHeap
-	seq     uint64
+	mu       sync.Mutex
+	entries  map[string]*entry
+	groups   map[groupID]*group
+	due      probeHeap // probes waiting for their due time
+	runnable groupHeap // groups with a queued probe and a free slot, least usage first
+	fresh    []*slot   // slots given, oldest first, until given back (front ones may be given back already)
+	held     int       // slots held
+	seq      uint64
+	vtime    time.Duration // the most usage a group had when given a slot: fair queueing's clock
 
-	wake chan struct{} // pokes the scheduler when the heap changed; capacity 1
+	wake chan struct{} // pokes the scheduler when the heap changed or a slot came free; capacity 1
+}
+
+// groupID names a group: an explicit WithGroup name, or a container key on its own.
+type groupID struct {
+	name string
+	own  bool // name is the key of the only container in the group
+}
+
+// group is the probes of the containers that share a groupID, as the scheduler sees them.
+type group struct {
+	id    groupID
+	refs  int           // entries in the group; the group is forgotten at zero
+	queue []*probeState // due probes waiting for a slot, in due order
+	held  int           // slots its attempts hold
+	usage time.Duration // slot time its attempts used, those holding one counted as slowAfter
+	index int           // position in Manager.runnable, -1 when not in it
+}
+
+// slot is what one attempt holds from its start until its probe answered or slowAfter passed.
+type slot struct {
+	ps    *probeState
+	g     *group
+	start time.Time
+	held  bool // still held: false once given back
 }
 
 // entry is one container's probes.
 type entry struct {
 	key       string
+	group     string // from WithGroup; empty: the container is a group of its own
 	container *corev1.Container
 	podIP     string
 	started   time.Time
@@ -50,7 +113,8 @@ type entry struct {
 	onFailed  func(kind Kind, msg string) // may be nil
 	probes    [len(kinds)]*probeState     // nil where the container has no such probe
 
-	startupDone bool // guarded by Manager.mu
+	g           *group // guarded by Manager.mu
+	startupDone bool   // guarded by Manager.mu
 
 	removed atomic.Bool
 	ctx     context.Context // cancelled by Remove, stopping attempts in flight
@@ -58,59 +122,67 @@ type entry struct {
 	cbMu    sync.Mutex // serialises onChange calls for this key
 }
 
-// probeState is one probe of one container: a heap element while waiting to be due.
+// probeState is one probe of one container. Guarded by Manager.mu, it is in at most one of
+// three places: the heap (waiting to be due), its group's queue (due, waiting for a slot), or
+// in flight (from when its attempt got a slot until the attempt schedules the next one).
 type probeState struct {
 	e    *entry
 	kind Kind
 	spec *corev1.Probe
 	t    *tracker // guarded by Manager.mu
 
-	due   time.Time
-	seq   uint64 // order among probes due at the same time
-	index int    // position in the heap, -1 when not in it
+	due    time.Time
+	seq    uint64 // order among probes due at the same time
+	index  int    // position in the heap, -1 when not in it
+	queued bool   // in its group's queue
 }
 
-// NewManager returns a Manager that runs at most concurrency probe attempts at once
-// (DefaultConcurrency when concurrency < 1). Probes are run once Run is called.
+// NewManager returns a Manager with concurrency slots (DefaultConcurrency when concurrency <
+// 1), at most max(1, concurrency/4) of them for one group. Probes are run once Run is called.
 func NewManager(concurrency int) *Manager {
 	if concurrency < 1 {
 		concurrency = DefaultConcurrency
 	}
 	return &Manager{
 		concurrency: concurrency,
+		groupCap:    max(1, concurrency/4),
 		entries:     make(map[string]*entry),
+		groups:      make(map[groupID]*group),
 		wake:        make(chan struct{}, 1),
 	}
 }
 
-// Run runs due probes until ctx is done, then waits for attempts in flight to end. Call it once.
+// Run runs due probes until ctx is done, then waits for attempts in flight to end (ctx's end
+// cancels them; a result callback that blocks keeps Run waiting). Call it once.
 func (m *Manager) Run(ctx context.Context) {
-	jobs := make(chan *probeState)
 	var wg sync.WaitGroup
-	for range m.concurrency {
-		wg.Go(func() {
-			for ps := range jobs {
-				m.attempt(ctx, ps)
-			}
-		})
-	}
-	defer func() {
-		close(jobs)
-		wg.Wait()
-	}()
-
+	defer wg.Wait()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	var ready []*probeState // due, waiting for a free worker
 	for {
 		m.mu.Lock()
 		now := time.Now()
 		for len(m.due) > 0 && !m.due[0].due.After(now) {
-			ready = append(ready, heap.Pop(&m.due).(*probeState))
+			m.queueLocked(heap.Pop(&m.due).(*probeState))
+		}
+		// Slots of attempts that ran past slowAfter come free; the front ones are the oldest.
+		for len(m.fresh) > 0 && (!m.fresh[0].held || now.Sub(m.fresh[0].start) >= slowAfter) {
+			m.releaseLocked(m.fresh[0], now)
+			m.fresh[0] = nil
+			m.fresh = m.fresh[1:]
+		}
+		for m.held < m.concurrency && len(m.runnable) > 0 {
+			s := m.startLocked(now)
+			wg.Go(func() { m.attempt(ctx, s) })
 		}
 		var next time.Time
 		if len(m.due) > 0 {
 			next = m.due[0].due
+		}
+		if len(m.fresh) > 0 {
+			if t := m.fresh[0].start.Add(slowAfter); next.IsZero() || t.Before(next) {
+				next = t
+			}
 		}
 		m.mu.Unlock()
 
@@ -119,27 +191,80 @@ func (m *Manager) Run(ctx context.Context) {
 		} else {
 			timer.Reset(next.Sub(now))
 		}
-		var (
-			send chan *probeState // nil (never ready) while nothing is due
-			head *probeState
-		)
-		if len(ready) > 0 {
-			send, head = jobs, ready[0]
-		}
 		select {
 		case <-ctx.Done():
 			return
-		case send <- head:
-			ready[0] = nil
-			ready = ready[1:]
 		case <-m.wake:
 		case <-timer.C:
 		}
 	}
 }
 
+// queueLocked puts a due probe at the end of its group's queue.
+func (m *Manager) queueLocked(ps *probeState) {
+	g := ps.e.g
+	if len(g.queue) == 0 {
+		// Usage a group did not use while it had nothing due is not a credit it can spend now.
+		g.usage = max(g.usage, m.vtime-slowAfter)
+	}
+	ps.queued = true
+	g.queue = append(g.queue, ps)
+	m.fixLocked(g)
+}
+
+// startLocked gives a slot to the first probe of the runnable group that used the least slot
+// time, and returns the slot.
+func (m *Manager) startLocked(now time.Time) *slot {
+	g := m.runnable[0]
+	m.vtime = max(m.vtime, g.usage)
+	g.usage += slowAfter // the most it can use; releaseLocked gives back what it did not
+	ps := g.queue[0]
+	g.queue[0] = nil
+	g.queue = g.queue[1:]
+	ps.queued = false
+	s := &slot{ps: ps, g: g, start: now, held: true}
+	g.held++
+	m.held++
+	m.fresh = append(m.fresh, s)
+	m.fixLocked(g)
+	return s
+}
+
+// releaseLocked gives s back at now; a second call does nothing.
+func (m *Manager) releaseLocked(s *slot, now time.Time) {
+	if !s.held {
+		return
+	}
+	s.held = false
+	s.g.usage -= slowAfter - min(now.Sub(s.start), slowAfter)
+	s.g.held--
+	m.held--
+	m.fixLocked(s.g)
+}
+
+// fixLocked puts g in the runnable heap, moves it there or takes it out, as its queue and its
+// held slots say.
+func (m *Manager) fixLocked(g *group) {
+	want := len(g.queue) > 0 && g.held < m.groupCap
+	switch {
+	case g.index >= 0 && want:
+		heap.Fix(&m.runnable, g.index)
+	case g.index >= 0:
+		heap.Remove(&m.runnable, g.index)
+	case want:
+		heap.Push(&m.runnable, g)
+	}
+}
+
 // AddOption changes how Add probes a container.
 type AddOption func(*entry)
+
+// WithGroup puts the container in a group for fairness (see Manager); for a pod's containers,
+// name is the pod's key ("namespace/name"), so that one pod's probes share a quarter of the
+// slots at most. Without it, or with an empty name, the container is a group of its own.
+func WithGroup(name string) AddOption {
+	return func(e *entry) { e.group = name }
+}
 
 // WithFailedAttempts makes fn be called for every failed attempt, before any verdict change
 // that attempt causes: the kubelet records an Unhealthy event for each failed probe, not only
@@ -154,6 +279,11 @@ func WithFailedAttempts(fn func(kind Kind, msg string)) AddOption {
 // and the message of the attempt that decided it; it is called from the manager's goroutines,
 // never concurrently for the same key, and no call starts after Remove(key) returns (one in
 // progress may still be finishing). It may call Add and Remove.
+//
+// onChange (and the WithFailedAttempts function) must not block. It runs after the attempt gave
+// its slot back, so it holds no other container's probes back, but until it returns its probe
+// does not run again, the key's other verdicts wait, and Run cannot return. Hand the verdict to
+// a channel with room, or drop it when the consumer is gone.
 //
 // Initial verdicts, not reported through onChange: readiness Failure until it first succeeds,
 // liveness Success, startup Unknown until it succeeds or fails for good. A container without a
@@ -208,6 +338,16 @@ func (m *Manager) Add(key string, c *corev1.Container, podIP string, started tim
 	defer m.mu.Unlock()
 	m.removeLocked(key)
 	m.entries[key] = e
+	id := groupID{name: e.group}
+	if id.name == "" {
+		id = groupID{name: key, own: true}
+	}
+	e.g = m.groups[id]
+	if e.g == nil {
+		e.g = &group{id: id, index: -1}
+		m.groups[id] = e.g
+	}
+	e.g.refs++
 	now := time.Now()
 	for _, ps := range e.probes {
 		if ps != nil && (ps.kind == Startup || e.startupDone) {
@@ -247,17 +387,35 @@ func (m *Manager) removeLocked(key string) {
 	delete(m.entries, key)
 	e.removed.Store(true)
 	e.cancel()
+	g := e.g
 	for _, ps := range e.probes {
-		if ps != nil && ps.index >= 0 {
+		switch {
+		case ps == nil:
+		case ps.index >= 0:
 			heap.Remove(&m.due, ps.index)
+		case ps.queued:
+			ps.queued = false
+			i := slices.Index(g.queue, ps)
+			g.queue = slices.Delete(g.queue, i, i+1)
+			m.fixLocked(g)
 		}
+	}
+	// Attempts in flight keep g until they end; a new entry of the same name makes a new group.
+	if g.refs--; g.refs == 0 {
+		delete(m.groups, g.id)
 	}
 }
 
-// attempt runs one due probe on a worker, reports a verdict change and schedules the next run.
-func (m *Manager) attempt(runCtx context.Context, ps *probeState) {
+// attempt runs one due probe on its own goroutine, gives its slot back, reports a verdict
+// change and schedules the next run.
+func (m *Manager) attempt(runCtx context.Context, s *slot) {
+	ps := s.ps
 	e := ps.e
 	if e.removed.Load() {
+		m.mu.Lock()
+		m.releaseLocked(s, time.Now())
+		m.pokeIfRunnableLocked()
+		m.mu.Unlock()
 		return
 	}
 	ctx, cancel := context.WithCancel(runCtx)
@@ -276,6 +434,8 @@ func (m *Manager) attempt(runCtx context.Context, ps *probeState) {
 	cancel()
 
 	m.mu.Lock()
+	m.releaseLocked(s, time.Now())
+	m.pokeIfRunnableLocked()
 	if e.removed.Load() {
 		m.mu.Unlock()
 		return
@@ -354,6 +514,14 @@ func (m *Manager) pushLocked(ps *probeState, due time.Time) {
 	heap.Push(&m.due, ps)
 }
 
+// pokeIfRunnableLocked wakes the scheduler when a probe waits for the slot that came free (and
+// not otherwise: a wake-up costs more than the rest of a quick probe's bookkeeping at rest).
+func (m *Manager) pokeIfRunnableLocked() {
+	if len(m.runnable) > 0 {
+		m.poke()
+	}
+}
+
 // poke wakes the scheduler without blocking.
 func (m *Manager) poke() {
 	select {
@@ -362,16 +530,19 @@ func (m *Manager) poke() {
 	}
 }
 
+// before reports whether a is due before b (by due time, then by the order they were pushed).
+func (a *probeState) before(b *probeState) bool {
+	if !a.due.Equal(b.due) {
+		return a.due.Before(b.due)
+	}
+	return a.seq < b.seq
+}
+
 // probeHeap is a min-heap of probes by due time.
 type probeHeap []*probeState
 
-func (h probeHeap) Len() int { return len(h) }
-func (h probeHeap) Less(i, j int) bool {
-	if !h[i].due.Equal(h[j].due) {
-		return h[i].due.Before(h[j].due)
-	}
-	return h[i].seq < h[j].seq
-}
+func (h probeHeap) Len() int           { return len(h) }
+func (h probeHeap) Less(i, j int) bool { return h[i].before(h[j]) }
 func (h probeHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
 	h[i].index, h[j].index = i, j
@@ -389,4 +560,34 @@ func (h *probeHeap) Pop() any {
 	ps.index = -1
 	*h = old[:n-1]
 	return ps
+}
+
+// groupHeap is a min-heap of groups by the slot time they used, then by the due time of the
+// first probe in their queue.
+type groupHeap []*group
+
+func (h groupHeap) Len() int { return len(h) }
+func (h groupHeap) Less(i, j int) bool {
+	if h[i].usage != h[j].usage {
+		return h[i].usage < h[j].usage
+	}
+	return h[i].queue[0].before(h[j].queue[0])
+}
+func (h groupHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index, h[j].index = i, j
+}
+func (h *groupHeap) Push(x any) {
+	g := x.(*group)
+	g.index = len(*h)
+	*h = append(*h, g)
+}
+func (h *groupHeap) Pop() any {
+	old := *h
+	n := len(old)
+	g := old[n-1]
+	old[n-1] = nil
+	g.index = -1
+	*h = old[:n-1]
+	return g
 }

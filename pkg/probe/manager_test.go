@@ -260,7 +260,7 @@ func TestManagerRemove(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := newScript()
 		s.hold = 500 * time.Millisecond
-		m := NewManager(4)
+		m := NewManager(8) // a group of its own may hold 2 slots: both attempts are in flight at once
 		defer runManager(m)()
 		c := &corev1.Container{
 			LivenessProbe:  execProbeSpec("live", 0, 1, 1, 1),
