@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -43,6 +44,25 @@ func helper(t *testing.T, children int, args string) *exec.Cmd {
 	return cmd
 }
 
+// syncBuffer is a bytes.Buffer that os/exec's copying goroutine can write while the test
+// reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
 // zombies counts the zombie children of pid.
 func zombies(t *testing.T, pid int) int {
 	t.Helper()
@@ -69,7 +89,7 @@ func zombies(t *testing.T, pid int) int {
 func TestReapAndTerm(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
 		cmd := helper(t, 5, "")
-		var stderr bytes.Buffer
+		var stderr syncBuffer
 		cmd.Stderr = &stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
