@@ -5,6 +5,7 @@ BIN       ?= bin
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 GOFLAGS_B := -trimpath -ldflags '$(LDFLAGS)'
+# Release binaries are static; only test-unit turns cgo on, because -race needs it.
 export CGO_ENABLED := 0
 
 # Installation: `make install PREFIX=/usr DESTDIR=/tmp/pkg` for a package root.
@@ -23,8 +24,9 @@ build: ## build bin/minipod, bin/minipodctl, bin/minipod-pause and bin/mkimage
 
 test: lint test-unit cross test-e2e ## everything: lint, unit tests, the cross builds, end-to-end tests (root)
 
-test-unit: ## unit tests (no root needed)
-	$(GO) test -count=1 $$($(GO) list ./... | grep -v /test/e2e)
+test-unit: export CGO_ENABLED := 1
+test-unit: ## unit tests under the race detector (no root needed; -race needs cgo and gcc)
+	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /test/e2e)
 
 test-e2e: ## end-to-end tests against a containerd the harness starts itself (root)
 	$(GO) test -count=1 -timeout 30m -v ./test/e2e/

@@ -5,8 +5,9 @@ set -euo pipefail
 
 # docker-registry and apache2-utils (htpasswd) serve the pull tests a registry on loopback;
 # vim-tiny, nano and tmux (a real terminal for them) edit manifests in the editors test.
+# gcc and libc6-dev: the unit tests run with -race, which needs cgo and a C compiler.
 pkgs=(containerd runc containernetworking-plugins iptables iproute2 busybox-static git make ca-certificates
-	docker-registry apache2-utils systemd vim-tiny nano tmux)
+	docker-registry apache2-utils systemd vim-tiny nano tmux gcc libc6-dev)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
