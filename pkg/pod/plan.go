@@ -36,6 +36,9 @@ func computePlan(s *podState, now time.Time) plan {
 		return p
 	}
 	if !s.sandboxOK {
+		if s.starting() > 0 {
+			return p // starts into the sandbox that went end first; their results come back
+		}
 		if now.Before(s.retryAt) {
 			p.wakeAt(s.retryAt)
 			return p

@@ -68,6 +68,7 @@ func TestPlanSandboxAndVolumes(t *testing.T) {
 		{"no sandbox: make one", &podState{pod: &corev1.Pod{}}, plan{createSandbox: true}},
 		{"sandbox failed: wait for the retry", &podState{pod: &corev1.Pod{}, retryAt: t0.Add(5 * time.Second)}, plan{wake: t0.Add(5 * time.Second)}},
 		{"sandbox being made: nothing", &podState{pod: &corev1.Pod{}, sandboxBusy: true}, plan{}},
+		{"sandbox gone while a container starts: wait for the start", &podState{pod: &corev1.Pod{}, apps: []*ctrState{ctr("a", ctrStarting)}}, plan{}},
 		{"sandbox ready: volumes next", &podState{pod: &corev1.Pod{}, sandboxOK: true}, plan{prepareVolumes: true}},
 		{"volumes failed: wait for the retry", &podState{pod: &corev1.Pod{}, sandboxOK: true, volRetryAt: t0.Add(time.Second)}, plan{wake: t0.Add(time.Second)}},
 		{"volumes being made: nothing", &podState{pod: &corev1.Pod{}, sandboxOK: true, volBusy: true}, plan{}},
