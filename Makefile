@@ -29,7 +29,7 @@ test-unit: ## unit tests under the race detector (no root needed; -race needs cg
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /test/e2e)
 
 test-e2e: ## end-to-end tests against a containerd the harness starts itself (root)
-	$(GO) test -count=1 -timeout 30m -v ./test/e2e/
+	$(GO) test -count=1 -timeout 45m -v ./test/e2e/
 
 bench: ## benchmarks against a containerd the harness starts (root): table on stdout, JSON in bench.json
 	MINIPOD_E2E_NET=$${MINIPOD_E2E_NET:-1} $(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 60m ./test/e2e/
