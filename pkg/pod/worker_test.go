@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -63,8 +64,13 @@ func TestWorkerReplacedWhilePulling(t *testing.T) {
 	}
 }
 
-// A liveness failure is acted on while another container of the pod is still pulling.
+// A liveness failure is acted on while another container of the pod is still pulling. In a
+// synctest bubble: the probe's period passes on the bubble's clock.
 func TestWorkerLivenessWhilePulling(t *testing.T) {
+	synctest.Test(t, testWorkerLivenessWhilePulling)
+}
+
+func testWorkerLivenessWhilePulling(t *testing.T) {
 	rt := newFakeRuntime()
 	release := rt.hold("slow:1")
 	defer release()
@@ -122,8 +128,13 @@ func TestWorkerPostStartCutShort(t *testing.T) {
 }
 
 // A container that keeps crashing is restarted at once the first time, then waits in
-// CrashLoopBackOff for the backoff, as on a kubelet.
+// CrashLoopBackOff for the backoff, as on a kubelet. In a synctest bubble: the backoff's
+// second passes on the bubble's clock.
 func TestWorkerCrashLoop(t *testing.T) {
+	synctest.Test(t, testWorkerCrashLoop)
+}
+
+func testWorkerCrashLoop(t *testing.T) {
 	rt := newFakeRuntime()
 	m := testManager(t, rt)
 	m.Update([]*corev1.Pod{hostPod("web", "uid-web", busybox("a"))})
