@@ -2,8 +2,10 @@ package pod
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 )
 
 // Dirs are the node's directories that a pod's names and paths live under.
@@ -69,6 +71,22 @@ func (n names) containerID(container string, attempt int) string {
 		container = container[:40]
 	}
 	return fmt.Sprintf("%s-%s-%d", n.short(), container, attempt)
+}
+
+// pruneAttempts removes what a container's attempts before keepFrom left: their logs (and the
+// logs' rotated files) and termination message files. As on a kubelet, only the current and
+// the previous attempt are kept, so that a crash loop cannot fill the disk while `logs
+// --previous` still works.
+func (n names) pruneAttempts(container string, keepFrom int) {
+	for _, dir := range []string{filepath.Join(n.logDir(), container), filepath.Join(n.dir(), "containers", container)} {
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			num, _, _ := strings.Cut(e.Name(), ".")
+			if attempt, err := strconv.Atoi(num); err == nil && attempt < keepFrom {
+				_ = os.Remove(filepath.Join(dir, e.Name()))
+			}
+		}
+	}
 }
 
 func (n names) cgroupParent() string {

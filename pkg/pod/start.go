@@ -195,6 +195,7 @@ func (w *worker) runStart(ctx context.Context, job startJob, progress func(strin
 			w.log.Warn("remove old container", "container", job.spec.Name, "err", err)
 		}
 		_ = os.RemoveAll(job.n.fifoDir(job.oldID))
+		job.n.pruneAttempts(job.spec.Name, job.attempt-1)
 	}
 	img, reason, err := w.ensureImage(ctx, job, progress)
 	if err != nil {

@@ -2,6 +2,7 @@ package pod
 
 import (
 	"context"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -159,10 +160,17 @@ func testWorkerCrashLoop(t *testing.T) {
 	if cs := p.Status.ContainerStatuses[0]; cs.LastTerminationState.Terminated == nil || cs.LastTerminationState.Terminated.ExitCode != 1 {
 		t.Errorf("last state: %+v", cs.LastTerminationState)
 	}
-	waitFor(t, m, "restarted after the backoff", func(p *corev1.Pod) bool {
+	p = waitFor(t, m, "restarted after the backoff", func(p *corev1.Pod) bool {
 		cs := p.Status.ContainerStatuses[0]
 		return cs.RestartCount == 2 && cs.State.Running != nil
 	})
+	// Only the current and the previous attempt's logs are kept.
+	n := m.dirs.pod(p.Namespace, p.Name, string(p.UID))
+	for attempt, want := range []bool{false, true, true} {
+		if _, err := os.Stat(n.logPath("a", attempt)); (err == nil) != want {
+			t.Errorf("log of attempt %d: kept %v, want %v", attempt, err == nil, want)
+		}
+	}
 }
 
 // The daemon's end leaves the pods running and waits for the work in flight.
