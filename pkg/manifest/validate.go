@@ -124,7 +124,7 @@ func validateSpec(spec *corev1.PodSpec, p *field.Path) field.ErrorList {
 	if spec.NodeName != "" {
 		errs = append(errs, dnsSubdomain(spec.NodeName, p.Child("nodeName"))...)
 	}
-	errs = append(errs, validatePodSecurityContext(spec.SecurityContext, p.Child("securityContext"))...)
+	errs = append(errs, validatePodSecurityContext(spec, p.Child("securityContext"))...)
 	return errs
 }
 
@@ -191,7 +191,8 @@ func validateDNS(spec *corev1.PodSpec, p *field.Path) field.ErrorList {
 	return errs
 }
 
-func validatePodSecurityContext(sc *corev1.PodSecurityContext, p *field.Path) field.ErrorList {
+func validatePodSecurityContext(spec *corev1.PodSpec, p *field.Path) field.ErrorList {
+	sc := spec.SecurityContext
 	if sc == nil {
 		return nil
 	}
@@ -202,7 +203,99 @@ func validatePodSecurityContext(sc *corev1.PodSecurityContext, p *field.Path) fi
 	for i := range sc.SupplementalGroups {
 		errs = append(errs, groupID(&sc.SupplementalGroups[i], p.Child("supplementalGroups").Index(i))...)
 	}
+	errs = append(errs, validateSysctls(sc.Sysctls, spec.HostNetwork, spec.HostIPC, p.Child("sysctls"))...)
 	return errs
+}
+
+// ---- sysctls ----
+
+// SysctlMaxLength is the longest sysctl name the API server accepts.
+const SysctlMaxLength = 253
+
+// sysctlNameRE is the API server's rule for a sysctl name (IsValidSysctlName in
+// k8s.io/kubernetes pkg/apis/core/validation): segments of lowercase letters, digits, '-' and
+// '_' that begin and end with a letter or digit, separated by '.' or '/' (sysctl.d(5) accepts
+// both: net/ipv4/ip_forward is net.ipv4.ip_forward).
+var sysctlNameRE = regexp.MustCompile(`^([a-z0-9]([-_a-z0-9]*[a-z0-9])?[./])*[a-z0-9]([-_a-z0-9]*[a-z0-9])?$`)
+
+// validateSysctls does what the API server's validateSysctls does on create: every name is
+// present, well formed and given once, and a sysctl of the network (IPC) namespace is refused
+// in a pod that shares the host's network (IPC) namespace, where setting it would change the
+// node. Which sysctls a pod may set at all is the node's policy (pkg/policy), as it is the
+// kubelet's.
+func validateSysctls(sysctls []corev1.Sysctl, hostNetwork, hostIPC bool, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	seen := map[string]bool{}
+	for i, s := range sysctls {
+		np := p.Index(i).Child("name")
+		switch {
+		case s.Name == "":
+			errs = append(errs, field.Required(np, ""))
+		case len(s.Name) > SysctlMaxLength || !sysctlNameRE.MatchString(s.Name):
+			errs = append(errs, field.Invalid(np, s.Name, fmt.Sprintf("must have at most %d characters and match regex %s", SysctlMaxLength, sysctlNameRE)))
+		case seen[s.Name]:
+			errs = append(errs, field.Duplicate(np, s.Name))
+		}
+		seen[s.Name] = true
+		switch ns := SysctlNamespace(s.Name); {
+		case hostNetwork && ns == NetNamespace:
+			errs = append(errs, field.Invalid(np, s.Name, "may not be specified when 'hostNetwork' is true"))
+		case hostIPC && ns == IPCNamespace:
+			errs = append(errs, field.Invalid(np, s.Name, "may not be specified when 'hostIPC' is true"))
+		}
+	}
+	return errs
+}
+
+// Namespaces of sysctls, as SysctlNamespace returns them.
+const (
+	NetNamespace = "net" // the pod's network namespace
+	IPCNamespace = "ipc" // the pod's IPC namespace
+)
+
+// ipcSysctls and namespacedPrefixes are the sysctls Linux keeps per namespace, as the kubelet
+// knows them (k8s.io/component-helpers/node/util/sysctl, namespace.go). kernel.shm and
+// kernel.msg stand for the prefixes kernel.shm* and kernel.msg* in an allow list.
+var (
+	ipcSysctls = []string{"kernel.sem", "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced",
+		"kernel.shm", "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.msg"}
+	namespacedPrefixes = []struct{ prefix, ns string }{{"net.", NetNamespace}, {"fs.mqueue.", IPCNamespace}}
+)
+
+// SysctlNamespace is the namespace a sysctl (or the prefix of a sysctl pattern, before its
+// '*') belongs to: NetNamespace, IPCNamespace, or "" when it is not known to be namespaced,
+// that is when setting it would change the whole node. The name may use '/' as separator.
+func SysctlNamespace(name string) string {
+	name = NormalizeSysctl(name)
+	if slices.Contains(ipcSysctls, name) {
+		return IPCNamespace
+	}
+	for _, p := range namespacedPrefixes {
+		if strings.HasPrefix(name, p.prefix) {
+			return p.ns
+		}
+	}
+	return ""
+}
+
+// NormalizeSysctl writes a sysctl name with '.' as its separator, as sysctl.d(5) and the
+// kubelet read it: when the first separator is '/', every '/' is a separator and every '.' a
+// part of a segment (net/ipv4/conf/eth0.100/rp_filter is net.ipv4.conf.eth0/100.rp_filter);
+// otherwise the name is returned as it is.
+func NormalizeSysctl(name string) string {
+	i := strings.IndexAny(name, "./")
+	if i < 0 || name[i] == '.' {
+		return name
+	}
+	return strings.Map(func(r rune) rune {
+		switch r {
+		case '.':
+			return '/'
+		case '/':
+			return '.'
+		}
+		return r
+	}, name)
 }
 
 func userID(id *int64, p *field.Path) field.ErrorList {
