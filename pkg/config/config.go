@@ -80,8 +80,9 @@ type Config struct {
 	InsecureManifestPerms bool     `json:"insecure-manifest-perms"`
 	MetricsAddress        string   `json:"metrics-address"` // host:port; "": no metrics endpoint
 	MetricsAllowNonLoop   bool     `json:"metrics-allow-non-loopback"`
-	// Policy is what pods may ask for (privileged, host namespaces, host paths, capabilities);
-	// the zero value allows everything.
+	// Policy is what pods may ask for (privileged, host namespaces, host paths, capabilities,
+	// privilege escalation, host ports, unsafe sysctls); the zero value allows everything but
+	// sysctls outside the kubelet's safe set, as a kubelet's defaults do.
 	Policy policy.Policy `json:"policy"`
 }
 
@@ -142,7 +143,7 @@ var usage = map[string]string{
 	"insecure-manifest-perms":    "accept manifests and a manifest dir that users other than root can write, and secrets they can read",
 	"metrics-address":            "host:port of the Prometheus /metrics endpoint; empty: none",
 	"metrics-allow-non-loopback": "allow --metrics-address on an address other than loopback",
-	"policy":                     "node policy as JSON, e.g. '{\"allowPrivileged\":false,\"allowedHostPaths\":[\"/srv\"]}' (keys: " + strings.Join(policy.Keys(), ", ") + "); usually the file's policy: mapping",
+	"policy":                     "node policy as JSON, e.g. '{\"allowPrivileged\":false,\"allowedHostPaths\":[\"/srv\"],\"allowedHostPorts\":[\"8000-8999\"]}' (keys: " + strings.Join(policy.Keys(), ", ") + "); usually the file's policy: mapping",
 }
 
 // field is one key of Config.

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/minipod/minipod/pkg/policy"
 )
 
 func writeFile(t *testing.T, content string) string {
@@ -342,6 +344,8 @@ policy:
   allowedHostPaths: [/srv/data, /var/log/app]
   allowedCapabilities: []
   allowPrivilegeEscalation: false
+  allowedHostPorts: [8000-8999, 443, "30000-30100"]
+  allowedUnsafeSysctls: [kernel.msg*, net.core.somaxconn]
 `)
 	cfg, err := load(t, "--config", p)
 	if err != nil {
@@ -352,14 +356,16 @@ policy:
 		pol.AllowHostPID == nil || !*pol.AllowHostPID || pol.AllowHostIPC != nil ||
 		!reflect.DeepEqual(pol.AllowedHostPaths, []string{"/srv/data", "/var/log/app"}) ||
 		pol.AllowedCapabilities == nil || len(pol.AllowedCapabilities) != 0 ||
-		pol.AllowPrivilegeEscalation == nil || *pol.AllowPrivilegeEscalation {
+		pol.AllowPrivilegeEscalation == nil || *pol.AllowPrivilegeEscalation ||
+		!reflect.DeepEqual(pol.AllowedHostPorts, []string{"8000-8999", "443", "30000-30100"}) ||
+		!reflect.DeepEqual(pol.AllowedUnsafeSysctls, []string{"kernel.msg*", "net.core.somaxconn"}) {
 		t.Fatalf("policy read as %+v", pol)
 	}
 
-	// No policy key, or an empty mapping: everything allowed, as before the policy existed.
+	// No policy key, or an empty mapping: no key set, everything allowed but unsafe sysctls.
 	for _, file := range []string{"state-dir: /x\n", "policy: {}\n"} {
 		cfg, err := load(t, "--config", writeFile(t, file))
-		if err != nil || !cfg.Policy.IsZero() {
+		if err != nil || !cfg.Policy.Unset() || !reflect.DeepEqual(cfg.Policy, policy.Policy{}) {
 			t.Errorf("%q: policy %+v, err %v; want the zero policy", file, cfg.Policy, err)
 		}
 	}
@@ -380,6 +386,17 @@ func TestBadPolicyRefused(t *testing.T) {
 		{"not a mapping", "policy: [allowPrivileged]\n", []string{":1: policy:", "expected a mapping, got a list"}},
 		{"null", "policy:\n", []string{":1: policy:", "no value"}},
 		{"bad capability", "policy:\n  allowedCapabilities: [\"NET ADMIN\"]\n", []string{"policy:", "not a capability name"}},
+		{"host port not a number", "policy:\n  allowedHostPorts: [ssh]\n",
+			[]string{":1: policy:", `allowedHostPorts: "ssh" is not a port (1-65535) or a range of ports like "8000-8999"`}},
+		{"host port out of range", "policy:\n  allowedHostPorts: [443, 70000]\n", []string{"policy:", `"70000": port 70000 is not between 1 and 65535`}},
+		{"host port range reversed", "policy:\n  allowedHostPorts: [8999-8000]\n", []string{"policy:", `"8999-8000": the range ends before it starts (write "8000-8999")`}},
+		{"host port range open", "policy:\n  allowedHostPorts: [8000-]\n", []string{"policy:", `"8000-" is not a port`}},
+		{"host ports not a list", "policy:\n  allowedHostPorts: 8000-8999\n", []string{":2: policy:", "expected a list, got 8000-8999"}},
+		{"every bad host port", "policy:\n  allowedHostPorts: [0, 1-2, x]\n", []string{`"0": port 0`, `"x" is not a port`}},
+		{"sysctl not namespaced", "policy:\n  allowedUnsafeSysctls: [kernel.panic]\n",
+			[]string{"policy:", `allowedUnsafeSysctls: "kernel.panic": not known to be namespaced`}},
+		{"sysctl pattern malformed", "policy:\n  allowedUnsafeSysctls: [\"net.*.rp_filter\"]\n",
+			[]string{"policy:", `allowedUnsafeSysctls: "net.*.rp_filter" is not a sysctl name or a prefix ending in *`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := writeFile(t, tc.file)
@@ -391,6 +408,10 @@ func TestBadPolicyRefused(t *testing.T) {
 	c := Default()
 	c.Policy.AllowedHostPaths = []string{"data"}
 	wantErr(t, c.Validate(), "policy:", `"data"`)
+	c = Default()
+	c.Policy.AllowedHostPorts = []string{"22-"}
+	c.Policy.AllowedUnsafeSysctls = []string{"vm.swappiness"}
+	wantErr(t, c.Validate(), "policy:", `allowedHostPorts: "22-"`, `allowedUnsafeSysctls: "vm.swappiness"`)
 }
 
 // --policy takes JSON and, like every flag, wins over the file's policy as a whole.
@@ -408,12 +429,20 @@ func TestPolicyFlag(t *testing.T) {
 	wantErr(t, err, "policy", "allowPrivilegd")
 	_, err = load(t, noFile, "--policy", `{"allowedHostPaths":["rel"]}`)
 	wantErr(t, err, "policy", "absolute, clean")
+	_, err = load(t, noFile, "--policy", `{"allowedHostPorts":["9000-8000"]}`)
+	wantErr(t, err, "policy", "the range ends before it starts")
+	cfg, err = load(t, noFile, "--policy", `{"allowedHostPorts":[],"allowedUnsafeSysctls":["net.core.*"]}`)
+	if err != nil || cfg.Policy.AllowedHostPorts == nil || len(cfg.Policy.AllowedHostPorts) != 0 ||
+		!reflect.DeepEqual(cfg.Policy.AllowedUnsafeSysctls, []string{"net.core.*"}) {
+		t.Errorf("--policy with host ports and sysctls: %+v, %v", cfg.Policy, err)
+	}
 }
 
 // --print-config shows the policy, and what it prints loads back as the same policy; above
 // all allowedHostPaths: [] (no host path at all) must not print as a missing key (any path).
 func TestPrintConfigPolicy(t *testing.T) {
-	p := writeFile(t, "policy:\n  allowPrivileged: false\n  allowHostIPC: true\n  allowedHostPaths: []\n  allowedCapabilities: [CHOWN]\n")
+	p := writeFile(t, "policy:\n  allowPrivileged: false\n  allowHostIPC: true\n  allowedHostPaths: []\n  allowedCapabilities: [CHOWN]\n"+
+		"  allowedHostPorts: []\n  allowedUnsafeSysctls: [kernel.msg*]\n")
 	cfg, err := load(t, "--config", p)
 	if err != nil {
 		t.Fatal(err)
@@ -423,7 +452,8 @@ func TestPrintConfigPolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"\npolicy:\n", "\n  allowPrivileged: false\n", "\n  allowHostIPC: true\n",
-		"\n  allowedHostPaths: []\n", "\n  allowedCapabilities:\n  - CHOWN\n"} {
+		"\n  allowedHostPaths: []\n", "\n  allowedCapabilities:\n  - CHOWN\n", "\n  allowedHostPorts: []\n",
+		"\n  allowedUnsafeSysctls:\n  - kernel.msg*\n"} {
 		if !strings.Contains("\n"+string(out), want) {
 			t.Errorf("--print-config lacks %q:\n%s", want, out)
 		}

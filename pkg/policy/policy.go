@@ -3,8 +3,9 @@
 // network and any host directory; a node that runs manifests from several people (or from a
 // config-management tool with a wide reach) can narrow that down.
 //
-// The zero Policy allows everything, as a kubelet does for static pods with its default
-// --allow-privileged. A pod that breaks the policy is not run; minipodctl status shows it with
+// The zero Policy allows what a kubelet allows static pods with its defaults
+// (--allow-privileged, no --allowed-unsafe-sysctls): everything but sysctls outside the
+// kubelet's safe set. A pod that breaks the policy is not run; minipodctl status shows it with
 // the reason PolicyViolation and the field paths it broke, like an API server's admission
 // errors.
 package policy
@@ -19,12 +20,15 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/minipod/minipod/pkg/manifest"
 )
 
 // Reason is the status reason of a pod the policy refuses.
 const Reason = "PolicyViolation"
 
-// Policy says what pods may ask for. A nil field allows everything of its kind.
+// Policy says what pods may ask for. A nil field allows everything of its kind, except
+// AllowedUnsafeSysctls: nil allows only the safe sysctls.
 type Policy struct {
 	// AllowPrivileged false refuses privileged containers.
 	AllowPrivileged *bool `json:"allowPrivileged,omitempty" yaml:"allowPrivileged"`
@@ -45,15 +49,28 @@ type Policy struct {
 	// restricted profile does. Unset is refused too: the runtime then lets setuid programs gain
 	// privileges, and minipod does not rewrite manifests the way an admission webhook would.
 	AllowPrivilegeEscalation *bool `json:"allowPrivilegeEscalation,omitempty" yaml:"allowPrivilegeEscalation"`
+	// AllowedHostPorts, when set, is the list of host ports containers may declare
+	// (ports[].hostPort, which portmap forwards from every address of the node to the pod):
+	// single ports ("443") and inclusive ranges ("8000-8999"). An empty list allows no
+	// hostPort at all. It does not govern hostNetwork pods' own listening sockets, which
+	// allowHostNetwork does.
+	AllowedHostPorts []string `json:"allowedHostPorts,omitempty" yaml:"allowedHostPorts"`
+	// AllowedUnsafeSysctls is the list of sysctls (securityContext.sysctls) pods may set beyond
+	// the kubelet's safe set, as the kubelet's --allowed-unsafe-sysctls: exact names, or
+	// prefixes ending in '*' (kernel.msg*, net.core.*). Only namespaced sysctls can be listed.
+	// The safe set (SafeSysctls) is always allowed; nil or empty allows nothing more.
+	AllowedUnsafeSysctls []string `json:"allowedUnsafeSysctls,omitempty" yaml:"allowedUnsafeSysctls"`
 }
 
 // keys are the policy's keys as written in the configuration file.
-var keys = []string{"allowPrivileged", "allowHostNetwork", "allowHostPID", "allowHostIPC", "allowedHostPaths", "allowedCapabilities", "allowPrivilegeEscalation"}
+var keys = []string{"allowPrivileged", "allowHostNetwork", "allowHostPID", "allowHostIPC", "allowedHostPaths", "allowedCapabilities",
+	"allowPrivilegeEscalation", "allowedHostPorts", "allowedUnsafeSysctls"}
 
 // Keys lists the policy's keys as written in the configuration file.
 func Keys() []string { return append([]string(nil), keys...) }
 
-// Validate checks the policy itself: host path prefixes must be absolute and clean.
+// Validate checks the policy itself: host path prefixes must be absolute and clean, host
+// ports ports or ranges of them, and unsafe sysctls names or prefixes of namespaced sysctls.
 func (p *Policy) Validate() error {
 	var errs []error
 	for _, hp := range p.AllowedHostPaths {
@@ -66,14 +83,31 @@ func (p *Policy) Validate() error {
 			errs = append(errs, fmt.Errorf("allowedCapabilities: %q is not a capability name", c))
 		}
 	}
+	for _, r := range p.AllowedHostPorts {
+		if _, err := parsePortRange(r); err != nil {
+			errs = append(errs, fmt.Errorf("allowedHostPorts: %w", err))
+		}
+	}
+	for _, s := range p.AllowedUnsafeSysctls {
+		if err := checkSysctlPattern(s); err != nil {
+			errs = append(errs, fmt.Errorf("allowedUnsafeSysctls: %w", err))
+		}
+	}
 	return errors.Join(errs...)
 }
 
-// IsZero reports whether the policy allows everything.
-func (p *Policy) IsZero() bool {
+// IsZero reports whether the policy admits every pod, so that a caller may skip Admit. It
+// never does: with no key set, sysctls outside the safe set are still refused, as a kubelet
+// refuses them without --allowed-unsafe-sysctls. Call Admit for every pod; Unset tells
+// whether any key is set.
+func (p *Policy) IsZero() bool { return false }
+
+// Unset reports whether no key of the policy is set (the configuration file has no policy,
+// or an empty one).
+func (p *Policy) Unset() bool {
 	return p.AllowPrivileged == nil && p.AllowHostNetwork == nil && p.AllowHostPID == nil &&
 		p.AllowHostIPC == nil && p.AllowedHostPaths == nil && p.AllowedCapabilities == nil &&
-		p.AllowPrivilegeEscalation == nil
+		p.AllowPrivilegeEscalation == nil && p.AllowedHostPorts == nil && p.AllowedUnsafeSysctls == nil
 }
 
 // MarshalJSON writes the policy for --print-config, the log and the flag. It keeps an empty
@@ -95,13 +129,21 @@ func (p Policy) MarshalJSON() ([]byte, error) {
 		AllowedHostPaths         *[]string `json:"allowedHostPaths,omitempty"`
 		AllowedCapabilities      *[]string `json:"allowedCapabilities,omitempty"`
 		AllowPrivilegeEscalation *bool     `json:"allowPrivilegeEscalation,omitempty"`
+		AllowedHostPorts         *[]string `json:"allowedHostPorts,omitempty"`
+		AllowedUnsafeSysctls     *[]string `json:"allowedUnsafeSysctls,omitempty"`
 	}{p.AllowPrivileged, p.AllowHostNetwork, p.AllowHostPID, p.AllowHostIPC,
-		orNil(p.AllowedHostPaths), orNil(p.AllowedCapabilities), p.AllowPrivilegeEscalation})
+		orNil(p.AllowedHostPaths), orNil(p.AllowedCapabilities), p.AllowPrivilegeEscalation,
+		orNil(p.AllowedHostPorts), orNil(p.AllowedUnsafeSysctls)})
 }
 
 // Check returns every way pod breaks the policy, with field paths; none means it is admitted.
-// pod must be defaulted and valid (manifest.Load).
+// pod must be defaulted and valid (manifest.Load). The safe sysctls are those of this
+// machine's kernel (SafeSysctls).
 func (p *Policy) Check(pod *corev1.Pod) field.ErrorList {
+	return p.check(pod, nodeSafeSysctls())
+}
+
+func (p *Policy) check(pod *corev1.Pod, safeSysctls []string) field.ErrorList {
 	var errs field.ErrorList
 	spec := field.NewPath("spec")
 	forbid := func(allowed *bool, on bool, path *field.Path, what string) {
@@ -113,7 +155,28 @@ func (p *Policy) Check(pod *corev1.Pod) field.ErrorList {
 	forbid(p.AllowHostPID, pod.Spec.HostPID, spec.Child("hostPID"), "the host's PID namespace")
 	forbid(p.AllowHostIPC, pod.Spec.HostIPC, spec.Child("hostIPC"), "the host's IPC namespace")
 
-	check := func(sc *corev1.SecurityContext, path *field.Path) {
+	// Sysctls: the safe set, and what the node allows besides. A kubelet refuses the pod at
+	// admission with SysctlForbidden; here it is one more policy violation.
+	if psc := pod.Spec.SecurityContext; psc != nil {
+		for i, s := range psc.Sysctls {
+			if sysctlAllowed(safeSysctls, p.AllowedUnsafeSysctls, manifest.NormalizeSysctl(s.Name)) {
+				continue
+			}
+			errs = append(errs, field.Forbidden(spec.Child("securityContext", "sysctls").Index(i).Child("name"),
+				fmt.Sprintf("unsafe sysctl %s is not allowed by this node's policy (allowedUnsafeSysctls: %s; a kubelet refuses the pod with %s)",
+					s.Name, list(p.AllowedUnsafeSysctls), SysctlForbiddenReason)))
+		}
+	}
+
+	check := func(sc *corev1.SecurityContext, ports []corev1.ContainerPort, path *field.Path) {
+		if p.AllowedHostPorts != nil {
+			for j, port := range ports {
+				if port.HostPort != 0 && !portAllowed(p.AllowedHostPorts, port.HostPort) {
+					errs = append(errs, field.Forbidden(path.Child("ports").Index(j).Child("hostPort"),
+						fmt.Sprintf("host port %d is not allowed by this node's policy (allowed: %s)", port.HostPort, list(p.AllowedHostPorts))))
+				}
+			}
+		}
 		scPath := path.Child("securityContext")
 		if p.AllowPrivilegeEscalation != nil && !*p.AllowPrivilegeEscalation &&
 			(sc == nil || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation) {
@@ -137,14 +200,14 @@ func (p *Policy) Check(pod *corev1.Pod) field.ErrorList {
 	// Init containers include sidecars (restartPolicy: Always). Ephemeral containers cannot be
 	// in a manifest (validation refuses them), but a pod that has them is checked all the same,
 	// so that Check never depends on that.
-	for i := range pod.Spec.InitContainers {
-		check(pod.Spec.InitContainers[i].SecurityContext, spec.Child("initContainers").Index(i))
+	for i, c := range pod.Spec.InitContainers {
+		check(c.SecurityContext, c.Ports, spec.Child("initContainers").Index(i))
 	}
-	for i := range pod.Spec.Containers {
-		check(pod.Spec.Containers[i].SecurityContext, spec.Child("containers").Index(i))
+	for i, c := range pod.Spec.Containers {
+		check(c.SecurityContext, c.Ports, spec.Child("containers").Index(i))
 	}
-	for i := range pod.Spec.EphemeralContainers {
-		check(pod.Spec.EphemeralContainers[i].SecurityContext, spec.Child("ephemeralContainers").Index(i))
+	for i, c := range pod.Spec.EphemeralContainers {
+		check(c.SecurityContext, c.Ports, spec.Child("ephemeralContainers").Index(i))
 	}
 
 	if p.AllowedHostPaths != nil {
@@ -250,7 +313,7 @@ func contains(s []string, x string) bool {
 // (--policy '{"allowPrivileged":false}'), so that, like every other setting, it can come from
 // the file or the command line.
 func (p *Policy) String() string {
-	if p == nil || p.IsZero() {
+	if p == nil || p.Unset() {
 		return ""
 	}
 	b, _ := json.Marshal(p)

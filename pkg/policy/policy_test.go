@@ -29,6 +29,28 @@ func hostPath(path string) func(*corev1.Pod) {
 	}
 }
 
+func hostPort(ctr string, ports ...int32) func(*corev1.Pod) {
+	return func(p *corev1.Pod) {
+		c := &p.Spec.Containers[0]
+		if ctr == "init" {
+			p.Spec.InitContainers = append(p.Spec.InitContainers, corev1.Container{Name: "init"})
+			c = &p.Spec.InitContainers[len(p.Spec.InitContainers)-1]
+		}
+		for _, hp := range ports {
+			c.Ports = append(c.Ports, corev1.ContainerPort{ContainerPort: 8080 + hp%100, HostPort: hp, Protocol: corev1.ProtocolTCP})
+		}
+	}
+}
+
+func sysctls(names ...string) func(*corev1.Pod) {
+	return func(p *corev1.Pod) {
+		p.Spec.SecurityContext = &corev1.PodSecurityContext{}
+		for _, n := range names {
+			p.Spec.SecurityContext.Sysctls = append(p.Spec.SecurityContext.Sysctls, corev1.Sysctl{Name: n, Value: "1"})
+		}
+	}
+}
+
 func TestCheck(t *testing.T) {
 	strict := Policy{
 		AllowPrivileged:     ptr(false),
@@ -145,6 +167,45 @@ func TestCheck(t *testing.T) {
 			p.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{AllowPrivilegeEscalation: ptr(false)}
 		}), []string{"spec.initContainers[0].securityContext.allowPrivilegeEscalation"}},
 		{"escalation allowed: unset passes", Policy{AllowPrivilegeEscalation: ptr(true)}, pod(nil), nil},
+
+		// allowedHostPorts: single ports and inclusive ranges; unset allows any, [] none.
+		{"ports: unset allows the node's SSH port", Policy{AllowHostNetwork: ptr(false)}, pod(hostPort("app", 22)), nil},
+		{"ports: SSH outside the range", Policy{AllowedHostPorts: []string{"8000-8999"}}, pod(hostPort("app", 22)),
+			[]string{"spec.containers[0].ports[0].hostPort: Forbidden: host port 22 is not allowed by this node's policy (allowed: 8000-8999)"}},
+		{"ports: the range's ends and inside", Policy{AllowedHostPorts: []string{"8000-8999"}}, pod(hostPort("app", 8000, 8500, 8999)), nil},
+		{"ports: just outside the range", Policy{AllowedHostPorts: []string{"8000-8999"}}, pod(hostPort("app", 7999, 9000)),
+			[]string{"ports[0].hostPort: Forbidden: host port 7999", "ports[1].hostPort: Forbidden: host port 9000"}},
+		{"ports: a single port and a range", Policy{AllowedHostPorts: []string{"8000-8999", "443"}}, pod(hostPort("app", 443, 8080, 444)),
+			[]string{"spec.containers[0].ports[2].hostPort: Forbidden: host port 444 is not allowed by this node's policy (allowed: 8000-8999, 443)"}},
+		{"ports: empty list allows none", Policy{AllowedHostPorts: []string{}}, pod(hostPort("app", 8080)),
+			[]string{"host port 8080 is not allowed by this node's policy (allowed: none)"}},
+		{"ports: empty list, no hostPort", Policy{AllowedHostPorts: []string{}}, pod(func(p *corev1.Pod) {
+			p.Spec.Containers[0].Ports = []corev1.ContainerPort{{ContainerPort: 8080}}
+		}), nil},
+		{"ports: init containers too", Policy{AllowedHostPorts: []string{"8000-8999"}}, pod(hostPort("init", 22)),
+			[]string{"spec.initContainers[0].ports[0].hostPort: Forbidden: host port 22"}},
+		{"ports: a hostNetwork pod's declared port", Policy{AllowedHostPorts: []string{"8000-8999"}}, pod(func(p *corev1.Pod) {
+			p.Spec.HostNetwork = true
+			p.Spec.Containers[0].Ports = []corev1.ContainerPort{{ContainerPort: 22, HostPort: 22}}
+		}), []string{"spec.containers[0].ports[0].hostPort: Forbidden: host port 22"}},
+		{"ports: the whole range", Policy{AllowedHostPorts: []string{"1-65535"}}, pod(hostPort("app", 1, 22, 65535)), nil},
+
+		// Sysctls: the safe set always, others only as allowedUnsafeSysctls says, as a kubelet.
+		{"sysctls: the safe set with no policy", Policy{}, pod(sysctls("kernel.shm_rmid_forced", "net.ipv4.ip_unprivileged_port_start",
+			"net.ipv4.ip_local_port_range", "net.ipv4.tcp_syncookies", "net.ipv4.ping_group_range")), nil},
+		{"sysctls: safe, written with slashes", Policy{}, pod(sysctls("net/ipv4/ip_unprivileged_port_start")), nil},
+		{"sysctls: unsafe with no policy", Policy{}, pod(sysctls("net.ipv4.ip_unprivileged_port_start", "net.core.somaxconn")),
+			[]string{"spec.securityContext.sysctls[1].name: Forbidden: unsafe sysctl net.core.somaxconn is not allowed by this node's policy (allowedUnsafeSysctls: none; a kubelet refuses the pod with SysctlForbidden)"}},
+		{"sysctls: an exact name allowed", Policy{AllowedUnsafeSysctls: []string{"net.core.somaxconn"}}, pod(sysctls("net.core.somaxconn")), nil},
+		{"sysctls: an exact name is not a prefix", Policy{AllowedUnsafeSysctls: []string{"net.core.somaxconn"}}, pod(sysctls("net.core.somaxconn2")),
+			[]string{"sysctls[0].name: Forbidden: unsafe sysctl net.core.somaxconn2 is not allowed by this node's policy (allowedUnsafeSysctls: net.core.somaxconn;"}},
+		{"sysctls: a prefix pattern", Policy{AllowedUnsafeSysctls: []string{"kernel.msg*", "net.ipv6.*"}},
+			pod(sysctls("kernel.msgmax", "kernel.msgmnb", "net.ipv6.conf.all.disable_ipv6", "kernel.sem", "net.ipv4.tcp_tw_reuse")),
+			[]string{"sysctls[3].name: Forbidden: unsafe sysctl kernel.sem", "sysctls[4].name: Forbidden: unsafe sysctl net.ipv4.tcp_tw_reuse"}},
+		{"sysctls: slashes in the pod and the pattern", Policy{AllowedUnsafeSysctls: []string{"net/core/*"}}, pod(sysctls("net/core/somaxconn", "net.core.rmem_max")), nil},
+		{"sysctls: an empty list allows only the safe set", Policy{AllowedUnsafeSysctls: []string{}}, pod(sysctls("kernel.shm_rmid_forced", "kernel.shmmax")),
+			[]string{"sysctls[1].name: Forbidden: unsafe sysctl kernel.shmmax"}},
+		{"sysctls: a strict policy without the key", strict, pod(sysctls("net.core.somaxconn")), []string{"sysctls[0].name: Forbidden"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -185,6 +246,13 @@ func TestUnmarshalYAML(t *testing.T) {
 		"policy:\n  allowPrivileged: false\n  x: 1\n": "unknown policy key x",
 		"policy:\n  allowPrivilegeEscalation: 1\n":    "!!int",
 		"policy:\n  allowedHostPaths: [/srv/]\n":      "must be an absolute, clean path",
+		"policy:\n  allowedHostPorts: 22\n":           "!!int",
+		"policy:\n  allowedHostPorts: [ssh]\n":        `allowedHostPorts: "ssh" is not a port (1-65535) or a range of ports like "8000-8999"`,
+		"policy:\n  allowedHostPorts: [0]\n":          `allowedHostPorts: "0": port 0 is not between 1 and 65535`,
+		"policy:\n  allowedHostPorts: [9000-8000]\n":  `allowedHostPorts: "9000-8000": the range ends before it starts (write "8000-9000")`,
+		"policy:\n  allowedUnsafeSysctls: [vm.*]\n":   `allowedUnsafeSysctls: "vm.*": not known to be namespaced`,
+		"policy:\n  allowedUnsafeSysctls: [\"*\"]\n":  `allowedUnsafeSysctls: "*": not known to be namespaced`,
+		"policy:\n  allowedUnsafeSysctls: [Net.*]\n":  `allowedUnsafeSysctls: "Net.*" is not a sysctl name or a prefix ending in *`,
 	} {
 		var v struct {
 			P Policy `yaml:"policy"`
@@ -213,6 +281,145 @@ func TestFlag(t *testing.T) {
 	if err := p.Set(`{"allowedHostPaths":["relative"]}`); err == nil {
 		t.Error("a relative path was accepted")
 	}
+	if err := p.Set(`{"allowedHostPorts":["8000-8999","443"],"allowedUnsafeSysctls":["kernel.msg*"]}`); err != nil ||
+		!reflect.DeepEqual(p.AllowedHostPorts, []string{"8000-8999", "443"}) || !reflect.DeepEqual(p.AllowedUnsafeSysctls, []string{"kernel.msg*"}) {
+		t.Errorf("host ports and sysctls: %v, %+v", err, p)
+	}
+	for _, bad := range []string{`{"allowedHostPorts":["8000-"]}`, `{"allowedHostPorts":["65536"]}`, `{"allowedUnsafeSysctls":["kernel.panic"]}`} {
+		if err := p.Set(bad); err == nil {
+			t.Errorf("%s was accepted", bad)
+		}
+	}
+}
+
+// Every entry of allowedHostPorts, good and bad, with the message that says why.
+func TestParsePortRange(t *testing.T) {
+	for _, tc := range []struct {
+		in      string
+		lo, hi  int
+		wantErr string
+	}{
+		{"443", 443, 443, ""},
+		{"1", 1, 1, ""},
+		{"65535", 65535, 65535, ""},
+		{"8000-8999", 8000, 8999, ""},
+		{"22-22", 22, 22, ""},
+		{"1-65535", 1, 65535, ""},
+		{"", 0, 0, `"" is not a port (1-65535) or a range of ports like "8000-8999"`},
+		{"0", 0, 0, `"0": port 0 is not between 1 and 65535`},
+		{"65536", 0, 0, `"65536": port 65536 is not between 1 and 65535`},
+		{"-1", 0, 0, "is not a port"},
+		{"8000-", 0, 0, `"8000-" is not a port`},
+		{"-8000", 0, 0, `"-8000" is not a port`},
+		{"8000-8999-9999", 0, 0, "is not a port"},
+		{"9000-8000", 0, 0, `the range ends before it starts (write "8000-9000")`},
+		{"8000 - 8999", 0, 0, "is not a port"},
+		{" 443", 0, 0, "is not a port"},
+		{"+443", 0, 0, "is not a port"},
+		{"0443", 0, 0, "is not a port"},
+		{"0x1bb", 0, 0, "is not a port"},
+		{"ssh", 0, 0, "is not a port"},
+		{"8000:8999", 0, 0, "is not a port"},
+		{"1-70000", 0, 0, "port 70000 is not between 1 and 65535"},
+	} {
+		r, err := parsePortRange(tc.in)
+		if tc.wantErr == "" {
+			if err != nil || r != (portRange{tc.lo, tc.hi}) {
+				t.Errorf("parsePortRange(%q) = %v, %v; want %d-%d", tc.in, r, err, tc.lo, tc.hi)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+			t.Errorf("parsePortRange(%q) error %v, want %q", tc.in, err, tc.wantErr)
+		}
+	}
+}
+
+// The kubelet's rules for --allowed-unsafe-sysctls: a name or a prefix ending in *, of a
+// namespaced sysctl only.
+func TestCheckSysctlPattern(t *testing.T) {
+	for pat, wantErr := range map[string]string{
+		"net.core.somaxconn":     "",
+		"net.*":                  "",
+		"net.core.*":             "",
+		"net.ipv4.tcp_*":         "",
+		"kernel.msg*":            "",
+		"kernel.shm*":            "",
+		"kernel.sem":             "",
+		"kernel.shmmax":          "",
+		"fs.mqueue.*":            "",
+		"net/core/somaxconn":     "",
+		"net/ipv4/*":             "",
+		"*":                      "not known to be namespaced",
+		"net*":                   "not known to be namespaced",
+		"vm.swappiness":          "not known to be namespaced",
+		"kernel.*":               "not known to be namespaced",
+		"kernel.panic":           "not known to be namespaced",
+		"fs.mqueue*":             "not known to be namespaced",
+		"kernel.shm_next_id":     "not known to be namespaced",
+		"":                       "is not a sysctl name or a prefix ending in *",
+		"net.*.somaxconn":        "is not a sysctl name",
+		"net.core.somaxconn*x":   "is not a sysctl name",
+		"NET.core":               "is not a sysctl name",
+		"net..core":              "is not a sysctl name",
+		"net.core.somaxconn=1":   "is not a sysctl name",
+		"net.core.**":            "is not a sysctl name",
+		strings.Repeat("n", 254): "is not a sysctl name",
+	} {
+		err := checkSysctlPattern(pat)
+		if (wantErr == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), wantErr) {
+			t.Errorf("checkSysctlPattern(%q) = %v, want %q", pat, err, wantErr)
+		}
+	}
+}
+
+// The safe set depends on the kernel, as the kubelet's does: a sysctl namespaced only from
+// some version on is left out below it, and when the version cannot be read.
+func TestSafeSysctls(t *testing.T) {
+	always := []string{"kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range", "net.ipv4.tcp_syncookies",
+		"net.ipv4.ping_group_range", "net.ipv4.ip_unprivileged_port_start"}
+	all := append(append([]string(nil), always...), "net.ipv4.ip_local_reserved_ports", "net.ipv4.tcp_keepalive_time",
+		"net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_keepalive_intvl", "net.ipv4.tcp_keepalive_probes",
+		"net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem", "net.ipv4.tcp_slow_start_after_idle", "net.ipv4.tcp_notsent_lowat")
+	for _, tc := range []struct {
+		release string
+		want    []string
+	}{
+		{"", always},
+		{"garbage", always},
+		{"6", always},
+		{"3.10.0-1160.el7.x86_64", always},
+		{"3.16.0", append(append([]string(nil), always...), "net.ipv4.ip_local_reserved_ports")},
+		{"4.5.7", append(append([]string(nil), always...), "net.ipv4.ip_local_reserved_ports", "net.ipv4.tcp_keepalive_time",
+			"net.ipv4.tcp_keepalive_intvl", "net.ipv4.tcp_keepalive_probes")},
+		{"4.14.336", append(append([]string(nil), always...), "net.ipv4.ip_local_reserved_ports", "net.ipv4.tcp_keepalive_time",
+			"net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_keepalive_intvl", "net.ipv4.tcp_keepalive_probes", "net.ipv4.tcp_notsent_lowat")},
+		{"4.15", all},
+		{"5.4.0-42-generic", all},
+		{"6.18.44-fc-v1272", all},
+		{"10.0.1", all},
+	} {
+		if got := SafeSysctls(tc.release); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("SafeSysctls(%q) =\n %v\nwant\n %v", tc.release, got, tc.want)
+		}
+	}
+}
+
+// The zero policy still checks pods (the safe sysctls), so IsZero never lets a caller skip
+// Admit; Unset says whether a key is set.
+func TestUnset(t *testing.T) {
+	var zero Policy
+	if zero.IsZero() || !zero.Unset() || zero.String() != "" {
+		t.Errorf("zero policy: IsZero %v, Unset %v, String %q", zero.IsZero(), zero.Unset(), zero.String())
+	}
+	for _, p := range []Policy{{AllowedHostPorts: []string{}}, {AllowedUnsafeSysctls: []string{}}, {AllowHostIPC: ptr(true)}} {
+		if p.Unset() || p.IsZero() {
+			t.Errorf("%+v: Unset %v, IsZero %v", p, p.Unset(), p.IsZero())
+		}
+	}
+	if err := zero.Admit(pod(sysctls("net.core.somaxconn"))); err == nil {
+		t.Error("the zero policy admits an unsafe sysctl")
+	}
 }
 
 // What --print-config and the flag print must read back as the same policy; above all an
@@ -223,7 +430,9 @@ func TestMarshalRoundTrip(t *testing.T) {
 		{AllowedHostPaths: []string{}, AllowedCapabilities: []string{}},
 		{AllowedHostPaths: []string{"/srv"}},
 		{AllowPrivileged: ptr(false), AllowHostNetwork: ptr(true), AllowHostPID: ptr(false), AllowHostIPC: ptr(false),
-			AllowedHostPaths: []string{"/a", "/b"}, AllowedCapabilities: []string{"CHOWN"}, AllowPrivilegeEscalation: ptr(false)},
+			AllowedHostPaths: []string{"/a", "/b"}, AllowedCapabilities: []string{"CHOWN"}, AllowPrivilegeEscalation: ptr(false),
+			AllowedHostPorts: []string{"8000-8999", "443"}, AllowedUnsafeSysctls: []string{"kernel.msg*", "net.core.somaxconn"}},
+		{AllowedHostPorts: []string{}, AllowedUnsafeSysctls: []string{}},
 	} {
 		b, err := json.Marshal(p)
 		if err != nil {
@@ -249,5 +458,8 @@ func TestMarshalRoundTrip(t *testing.T) {
 	}
 	if b, _ := json.Marshal(Policy{AllowedHostPaths: []string{}}); string(b) != `{"allowedHostPaths":[]}` {
 		t.Errorf("an empty host path list marshals as %s", b)
+	}
+	if b, _ := json.Marshal(Policy{AllowedHostPorts: []string{}}); string(b) != `{"allowedHostPorts":[]}` {
+		t.Errorf("an empty host port list marshals as %s", b)
 	}
 }
