@@ -17,6 +17,7 @@ import (
 	"github.com/containerd/errdefs/pkg/errgrpc"
 	"github.com/containerd/typeurl/v2"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // execSeq makes exec IDs unique within this process; the time part keeps them unique across
@@ -82,27 +83,65 @@ func (r *Runtime) ExecOutput(ctx context.Context, id string, cmd []string, dir s
 		return -1, nil, fmt.Errorf("start exec in %s: %w", id, errgrpc.ToNative(err))
 	}
 	var code uint32
-	select {
-	case c, ok := <-exited:
-		if ok {
-			code = c
-			break
-		}
-		resp, err := ts.Wait(ctx, &tasks.WaitRequest{ContainerID: id, ExecID: execID})
-		if err != nil {
-			if ctx.Err() != nil {
-				return -1, nil, r.killExec(ctx, id, execID)
+	// A command that writes without end (a probe running `yes` until its timeout) would fill
+	// the state dir's disk: past the head the caller reads, the file's blocks are freed as it
+	// grows.
+	trim := time.NewTicker(execTrimEvery)
+	defer trim.Stop()
+wait:
+	for {
+		select {
+		case c, ok := <-exited:
+			if ok {
+				code = c
+				break wait
 			}
-			return -1, nil, fmt.Errorf("wait exec in %s: %w", id, errgrpc.ToNative(err))
+			resp, err := ts.Wait(ctx, &tasks.WaitRequest{ContainerID: id, ExecID: execID})
+			if err != nil {
+				if ctx.Err() != nil {
+					return -1, nil, r.killExec(ctx, id, execID)
+				}
+				return -1, nil, fmt.Errorf("wait exec in %s: %w", id, errgrpc.ToNative(err))
+			}
+			code = resp.ExitStatus
+			break wait
+		case <-trim.C:
+			trimTail(out, int64(limit), execSpill)
+		case <-ctx.Done():
+			return -1, nil, r.killExec(ctx, id, execID)
 		}
-		code = resp.ExitStatus
-	case <-ctx.Done():
-		return -1, nil, r.killExec(ctx, id, execID)
 	}
 	// The shim finishes copying the output into the file before a delete returns (not
 	// before the exit is reported): read it after.
 	del()
 	return int(code), readHead(out, limit), nil
+}
+
+// How often a running exec's output file is looked at, and how much it may hold past the head
+// its caller reads before the rest is freed.
+const (
+	execTrimEvery = 250 * time.Millisecond
+	execSpill     = 1 << 20
+)
+
+// trimTail frees the blocks of the file at path past its first keep bytes (rounded up to a
+// block) once it holds more than spill bytes beyond them. The file keeps its size, as a sparse
+// file, so that a writer appending to it carries on; what it reads back past keep is zeros.
+func trimTail(path string, keep, spill int64) {
+	f, err := os.OpenFile(path, os.O_WRONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &st); err != nil || st.Mode&syscall.S_IFMT != syscall.S_IFREG {
+		return
+	}
+	from := (keep + 4095) &^ 4095
+	if st.Blocks*512 <= from+spill {
+		return
+	}
+	_ = unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, from, st.Size-from)
 }
 
 // readHead returns up to limit bytes from the start of the file (nil if it cannot be read).
