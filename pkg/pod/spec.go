@@ -3,13 +3,12 @@ package pod
 import (
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/minipod/minipod/pkg/envvar"
 	"github.com/minipod/minipod/pkg/volume"
@@ -36,7 +35,8 @@ type podFields struct {
 	nodeName     string
 	configMapDir string // NAME/KEY files
 	secretDir    string
-	// insecureSecrets reads secrets whatever their owner and mode (--insecure-manifest-perms).
+	// insecureSecrets reads configMaps and secrets whatever their owner and mode
+	// (--insecure-manifest-perms).
 	insecureSecrets bool
 	podDir          string // for ephemeral-storage capacity
 }
@@ -61,7 +61,7 @@ func (f podFields) envValue(c *corev1.Container, i int, e corev1.EnvVar, defined
 		return rv, true, nil
 	case vf.ConfigMapKeyRef != nil:
 		r := vf.ConfigMapKeyRef
-		return localKey(f.configMapDir, "configmap", r.Name, r.Key, r.Optional, false)
+		return localKey(f.configMapDir, "configmap", r.Name, r.Key, r.Optional, !f.insecureSecrets)
 	case vf.SecretKeyRef != nil:
 		r := vf.SecretKeyRef
 		return localKey(f.secretDir, "secret", r.Name, r.Key, r.Optional, !f.insecureSecrets)
@@ -70,65 +70,57 @@ func (f podFields) envValue(c *corev1.Container, i int, e corev1.EnvVar, defined
 	}
 }
 
-// readLocal reads dir/name/key, the file of a local configMap or secret. A secret (check set)
-// must be root's alone: its directories and file are checked first, and an insecure one is an
-// error wrapping volume.ErrInsecure.
-func readLocal(dir, name, key string, check bool) ([]byte, error) {
-	if !check {
-		return os.ReadFile(filepath.Join(dir, name, key))
-	}
-	for _, d := range []string{dir, filepath.Join(dir, name)} {
-		if err := volume.CheckSecretDir(d); err != nil {
-			return nil, err
-		}
-	}
-	return volume.ReadSecretFile(filepath.Join(dir, name, key))
+// readLocal reads every key of the local configMap or secret dir/name, the way volumes read
+// them (volume.Local): a missing one is an error wrapping volume.ErrNotFound. With check set,
+// owners and modes are checked too.
+func readLocal(dir, kind, name string, check bool) (map[string][]byte, error) {
+	return volume.Local{Dir: dir, Secret: kind == "secret", Insecure: !check}.Read(name)
 }
 
-// localKey reads one key of a local configMap or secret: dir/NAME/KEY.
+// localKey reads one key of a local configMap or secret: dir/NAME/KEY. The whole object is
+// read, so that its size and files are checked as for a volume. An object that is there but
+// cannot be used safely is an error even when optional.
 func localKey(dir, kind, name, key string, optional *bool, check bool) (string, bool, error) {
-	if dir == "" || name == "" || strings.Contains(name, "/") || strings.Contains(key, "/") || name == ".." || key == ".." {
-		return "", false, fmt.Errorf("%s %q key %q: invalid reference", kind, name, key)
+	if dir == "" {
+		return "", false, fmt.Errorf("%s %q key %q: invalid reference: no %s directory", kind, name, key, kind)
 	}
-	b, err := readLocal(dir, name, key, check)
-	if err == nil {
-		return string(b), true, nil
+	if msgs := append(validation.IsDNS1123Subdomain(name), validation.IsConfigMapKey(key)...); len(msgs) > 0 {
+		return "", false, fmt.Errorf("%s %q key %q: invalid reference: %s", kind, name, key, strings.Join(msgs, "; "))
 	}
-	if errors.Is(err, volume.ErrInsecure) {
-		// Refused even when optional: a secret that is there but unsafe is not a missing one.
+	obj, err := readLocal(dir, kind, name, check)
+	switch {
+	case errors.Is(err, volume.ErrNotFound) && optional != nil && *optional:
+		return "", false, nil
+	case errors.Is(err, volume.ErrNotFound):
+		return "", false, fmt.Errorf("%s %q not found", kind, name)
+	case err != nil:
 		return "", false, fmt.Errorf("%s %q: %w", kind, name, err)
+	}
+	if b, ok := obj[key]; ok {
+		return string(b), true, nil
 	}
 	if optional != nil && *optional {
 		return "", false, nil
 	}
-	if _, derr := os.Stat(filepath.Join(dir, name)); derr != nil {
-		return "", false, fmt.Errorf("%s %q not found", kind, name)
-	}
 	return "", false, fmt.Errorf("couldn't find key %s in %s %s", key, kind, name)
 }
 
-// localAll reads every key of a local configMap or secret.
+// localAll reads every key of a local configMap or secret, but for dotfiles.
 func localAll(dir, kind, name string, optional *bool, check bool) (map[string]string, error) {
-	entries, err := os.ReadDir(filepath.Join(dir, name))
-	if err != nil || name == "" || strings.Contains(name, "/") || name == ".." {
-		if optional != nil && *optional {
-			return nil, nil
-		}
+	obj, err := readLocal(dir, kind, name, check)
+	switch {
+	case errors.Is(err, volume.ErrNotFound) && optional != nil && *optional:
+		return nil, nil
+	case errors.Is(err, volume.ErrNotFound):
 		return nil, fmt.Errorf("%s %q not found", kind, name)
+	case err != nil:
+		return nil, fmt.Errorf("%s %q: %w", kind, name, err)
 	}
 	out := map[string]string{}
-	for _, e := range entries {
-		if e.IsDir() || strings.HasPrefix(e.Name(), ".") {
-			continue
+	for k, v := range obj {
+		if !strings.HasPrefix(k, ".") {
+			out[k] = string(v)
 		}
-		b, err := readLocal(dir, name, e.Name(), check)
-		if errors.Is(err, volume.ErrInsecure) {
-			return nil, fmt.Errorf("%s %q: %w", kind, name, err)
-		}
-		if err != nil {
-			return nil, err
-		}
-		out[e.Name()] = string(b)
 	}
 	return out, nil
 }
@@ -190,7 +182,7 @@ func Env(c *corev1.Container, img ocispec.ImageConfig, f podFields) ([]string, e
 		var err error
 		switch {
 		case src.ConfigMapRef != nil:
-			kv, err = localAll(f.configMapDir, "configmap", src.ConfigMapRef.Name, src.ConfigMapRef.Optional, false)
+			kv, err = localAll(f.configMapDir, "configmap", src.ConfigMapRef.Name, src.ConfigMapRef.Optional, !f.insecureSecrets)
 		case src.SecretRef != nil:
 			kv, err = localAll(f.secretDir, "secret", src.SecretRef.Name, src.SecretRef.Optional, !f.insecureSecrets)
 		}

@@ -3,7 +3,6 @@ package volume
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -21,20 +20,25 @@ import (
 //     (root) and are not writable by group or others, as the manifest directory must be;
 //   - each key file read belongs to that user and gives group and others no access at all.
 //
-// Anything else is an *InsecureError, which pods report as the reason a container cannot
-// start (CreateContainerConfigError for env, FailedMount for a volume); an optional Secret is
-// refused too rather than silently dropped. Config.InsecureSecretPerms (the daemon's
-// --insecure-manifest-perms) turns the check off.
+// ConfigMaps are not secret, but what they hold reaches containers too: their directories
+// and key files must be root's and not writable by group or others. Anything else is an
+// *InsecureError, which pods report as the reason a container cannot start
+// (CreateContainerConfigError for env, FailedMount for a volume); an optional ConfigMap or
+// Secret is refused too rather than silently dropped. Config.InsecureSecretPerms (the
+// daemon's --insecure-manifest-perms) turns the check off. The other rules of reading them
+// (see Local) always hold.
 
 // ErrInsecure is what an *InsecureError is.
 var ErrInsecure = errors.New("insecure permissions")
 
-// InsecureError is a secret file or directory that users other than root could read or change.
+// InsecureError is a secret or configMap file or directory that users other than root could
+// change, or, for a secret, read.
 type InsecureError struct {
-	Path string
-	Dir  bool
-	UID  uint32
-	Mode os.FileMode // permission bits
+	Path      string
+	Dir       bool
+	ConfigMap bool // a ConfigMap's (only writes by others matter), else a Secret's
+	UID       uint32
+	Mode      os.FileMode // permission bits
 }
 
 func (e *InsecureError) Error() string {
@@ -42,28 +46,35 @@ func (e *InsecureError) Error() string {
 	if e.UID == 0 {
 		owner = "root"
 	}
-	if e.Dir {
-		return fmt.Sprintf("%s is owned by %s with mode %#o: a secret directory must be root's and not writable by group or others (chown root %s; chmod go-w %s; or run minipod with --insecure-manifest-perms)",
-			e.Path, owner, e.Mode, e.Path, e.Path)
+	what, rule, fix := "secret", "not readable by group or others", "go-rwx"
+	if e.ConfigMap {
+		what, rule, fix = "configMap", "not writable by group or others", "go-w"
 	}
-	return fmt.Sprintf("%s is owned by %s with mode %#o: a secret file must be root's and not readable by group or others (chown root %s; chmod go-rwx %s; or run minipod with --insecure-manifest-perms)",
-		e.Path, owner, e.Mode, e.Path, e.Path)
+	if e.Dir {
+		return fmt.Sprintf("%s is owned by %s with mode %#o: a %s directory must be root's and not writable by group or others (chown root %s; chmod go-w %s; or run minipod with --insecure-manifest-perms)",
+			e.Path, owner, e.Mode, what, e.Path, e.Path)
+	}
+	return fmt.Sprintf("%s is owned by %s with mode %#o: a %s file must be root's and %s (chown root %s; chmod %s %s; or run minipod with --insecure-manifest-perms)",
+		e.Path, owner, e.Mode, what, rule, e.Path, fix, e.Path)
 }
 
 // Is makes errors.Is(err, ErrInsecure) hold.
 func (e *InsecureError) Is(target error) bool { return target == ErrInsecure }
 
-// secretOwner is the user secrets must belong to: the one minipod runs as (root).
+// secretOwner is the user secrets and configMaps must belong to: the one minipod runs as
+// (root).
 var secretOwner = uint32(os.Geteuid())
 
-func checkSecretStat(path string, st *unix.Stat_t, dir bool) error {
+// checkStat checks the owner and mode of a secret's (secret set) or configMap's file or
+// directory.
+func checkStat(path string, st *unix.Stat_t, dir, secret bool) error {
 	perm := os.FileMode(st.Mode & 0o777)
-	bad := perm & 0o077
-	if dir {
-		bad = perm & 0o022
+	bad := perm & 0o022
+	if secret && !dir {
+		bad = perm & 0o077
 	}
 	if st.Uid != secretOwner || bad != 0 {
-		return &InsecureError{Path: path, Dir: dir, UID: st.Uid, Mode: perm}
+		return &InsecureError{Path: path, Dir: dir, ConfigMap: !secret, UID: st.Uid, Mode: perm}
 	}
 	return nil
 }
@@ -79,29 +90,30 @@ func CheckSecretDir(path string) error {
 	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
 		return &os.PathError{Op: "open", Path: path, Err: unix.ENOTDIR}
 	}
-	return checkSecretStat(path, &st, true)
+	return checkStat(path, &st, true, true)
 }
 
-// ReadSecretFile reads a secret's key file (following symlinks, as a mounted Secret's keys are
-// links) after checking, on the opened file, that it is a regular file that is root's and
-// that group and others cannot access. A missing file is an error wrapping fs.ErrNotExist.
+// ReadSecretFile reads one secret key file the way Local reads a Secret's keys: a link is
+// followed only within the file's directory, the file must be a regular file that is root's
+// and that group and others cannot access, and it holds at most MaxObjectSize bytes. A
+// missing file is an error wrapping fs.ErrNotExist.
 func ReadSecretFile(path string) ([]byte, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOCTTY|unix.O_NONBLOCK, 0)
+	dir, key := filepath.Split(filepath.Clean(path))
+	dir = filepath.Clean(dir)
+	dfd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, err
+		return nil, &os.PathError{Op: "open", Path: dir, Err: err}
 	}
-	defer f.Close()
-	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-		return nil, &os.PathError{Op: "stat", Path: path, Err: err}
+	defer unix.Close(dfd)
+	l := Local{Secret: true}
+	b, err := l.readKey(dfd, dir, key, MaxObjectSize)
+	switch {
+	case errors.Is(err, errNotKey):
+		return nil, &os.PathError{Op: "open", Path: path, Err: fs.ErrNotExist}
+	case errors.Is(err, errTooBig):
+		return nil, &UnsafeError{Path: path, Problem: fmt.Sprintf("holds more than %d bytes (1 MiB), the most a secret may hold", MaxObjectSize)}
 	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return nil, fmt.Errorf("%s is not a regular file", path)
-	}
-	if err := checkSecretStat(path, &st, false); err != nil {
-		return nil, err
-	}
-	return io.ReadAll(f)
+	return b, err
 }
 
 // ScanSecrets checks the secret directory, every Secret's directory in it and every key file
@@ -138,7 +150,7 @@ func ScanSecrets(dir string) []error {
 			if unix.Stat(p, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
 				continue
 			}
-			if err := checkSecretStat(p, &st, false); err != nil {
+			if err := checkStat(p, &st, false, true); err != nil {
 				errs = append(errs, err)
 			}
 		}

@@ -4,14 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/minipod/minipod/pkg/envvar"
-	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // fileData is one file of an atomic-writer volume.
@@ -25,64 +23,6 @@ type payload map[string]fileData
 
 // object is a ConfigMap or Secret read from its directory: key -> value.
 type object map[string][]byte
-
-// errNotFound is a ConfigMap or Secret whose directory does not exist.
-var errNotFound = errors.New("not found")
-
-// readObject reads dir/name: every regular file (symlinks followed) whose name is a valid key is
-// a key. Files that are not valid keys (`..data`, timestamped directories of a mounted
-// ConfigMap) are not keys and are skipped. With secret set, the directories and files must be
-// root's alone (see CheckSecretDir and ReadSecretFile).
-func readObject(dir, name string, secret bool) (object, error) {
-	if msgs := validation.IsDNS1123Subdomain(name); len(msgs) > 0 {
-		return nil, fmt.Errorf("invalid name %q: %s", name, strings.Join(msgs, "; "))
-	}
-	if dir == "" {
-		return nil, errNotFound
-	}
-	root := filepath.Join(dir, name)
-	if secret {
-		for _, d := range []string{dir, root} {
-			if err := CheckSecretDir(d); errors.Is(err, os.ErrNotExist) {
-				return nil, errNotFound
-			} else if err != nil {
-				return nil, err
-			}
-		}
-	}
-	ents, err := os.ReadDir(root)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return nil, errNotFound
-	case err != nil:
-		return nil, err
-	}
-	obj := object{}
-	for _, e := range ents {
-		if len(validation.IsConfigMapKey(e.Name())) > 0 {
-			continue
-		}
-		p := filepath.Join(root, e.Name())
-		fi, err := os.Stat(p)
-		if err != nil || !fi.Mode().IsRegular() {
-			continue
-		}
-		var b []byte
-		if secret {
-			b, err = ReadSecretFile(p)
-			if errors.Is(err, ErrInsecure) {
-				return nil, err
-			}
-		} else {
-			b, err = os.ReadFile(p)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("reading key %q: %w", e.Name(), err)
-		}
-		obj[e.Name()] = b
-	}
-	return obj, nil
-}
 
 // objectPayload projects a ConfigMap or Secret the kubelet's way (configmap.MakePayload,
 // secret.MakePayload): every key when items is empty, else each item's key at its path with
@@ -126,16 +66,16 @@ func mode(m *int32, def os.FileMode) os.FileMode {
 	return os.FileMode(*m) & os.ModePerm
 }
 
-// loadObject reads a ConfigMap or Secret and builds its payload into out. A missing object is
-// an empty one when optional; one with insecure permissions is an error even then. check says
-// whether a Secret's permissions are checked.
+// loadObject reads a ConfigMap or Secret (see Local) and builds its payload into out. A
+// missing object is an empty one when optional; one that cannot be used safely is an error
+// even then. check says whether owners and modes are checked.
 func loadObject(kind, dir, name string, items []corev1.KeyToPath, defaultMode *int32, optional *bool, check bool, out payload) error {
 	opt := optional != nil && *optional
-	obj, err := readObject(dir, name, check && kind == "secret")
+	obj, err := Local{Dir: dir, Secret: kind == "secret", Insecure: !check}.Read(name)
 	switch {
-	case errors.Is(err, errNotFound) && opt:
+	case errors.Is(err, ErrNotFound) && opt:
 		obj = object{}
-	case errors.Is(err, errNotFound):
+	case errors.Is(err, ErrNotFound):
 		return fmt.Errorf("%s %q not found", kind, name)
 	case err != nil:
 		return fmt.Errorf("%s %q: %w", kind, name, err)

@@ -19,7 +19,7 @@ type Config struct {
 	PodDir       string // <state-dir>/pods/<uid>: volumes live under PodDir/volumes/<kind>/<name>
 	ConfigMapDir string // e.g. /etc/minipod/configmaps: NAME/KEY files are a ConfigMap's data
 	SecretDir    string // e.g. /etc/minipod/secrets (root-only); NAME/KEY files
-	// InsecureSecretPerms reads Secrets whatever their owner and mode (see CheckSecretDir).
+	// InsecureSecretPerms reads ConfigMaps and Secrets whatever their owner and mode (see Local).
 	InsecureSecretPerms bool
 }
 
@@ -327,7 +327,7 @@ func (p *Prepared) payload(v *prepared, podIP string) (payload, error) {
 	var err error
 	switch vs := v.vol.VolumeSource; {
 	case vs.ConfigMap != nil:
-		err = loadObject("configmap", p.cfg.ConfigMapDir, vs.ConfigMap.Name, vs.ConfigMap.Items, vs.ConfigMap.DefaultMode, vs.ConfigMap.Optional, false, out)
+		err = loadObject("configmap", p.cfg.ConfigMapDir, vs.ConfigMap.Name, vs.ConfigMap.Items, vs.ConfigMap.DefaultMode, vs.ConfigMap.Optional, !p.cfg.InsecureSecretPerms, out)
 	case vs.Secret != nil:
 		err = loadObject("secret", p.cfg.SecretDir, vs.Secret.SecretName, vs.Secret.Items, vs.Secret.DefaultMode, vs.Secret.Optional, !p.cfg.InsecureSecretPerms, out)
 	case vs.DownwardAPI != nil:
@@ -339,7 +339,7 @@ func (p *Prepared) payload(v *prepared, podIP string) (payload, error) {
 			var err error
 			switch {
 			case s.ConfigMap != nil:
-				err = loadObject("configmap", p.cfg.ConfigMapDir, s.ConfigMap.Name, s.ConfigMap.Items, dm, s.ConfigMap.Optional, false, out)
+				err = loadObject("configmap", p.cfg.ConfigMapDir, s.ConfigMap.Name, s.ConfigMap.Items, dm, s.ConfigMap.Optional, !p.cfg.InsecureSecretPerms, out)
 			case s.Secret != nil:
 				err = loadObject("secret", p.cfg.SecretDir, s.Secret.Name, s.Secret.Items, dm, s.Secret.Optional, !p.cfg.InsecureSecretPerms, out)
 			case s.DownwardAPI != nil:
