@@ -280,7 +280,7 @@ func run(ctx context.Context, o *config.Config, log *slog.Logger) error {
 	// Start-up is over: Go's package initialisation touched nearly all of the executable, and a
 	// first pause image import leaves megabytes of garbage. Neither is needed again.
 	reclaim.Release()
-	go notifyLoop(ctx, mgr, view, log)
+	go notifyLoop(ctx, []alive{mgr, src}, view, log)
 
 	select {
 	case <-ctx.Done():
@@ -292,10 +292,17 @@ func run(ctx context.Context, o *config.Config, log *slog.Logger) error {
 	return err
 }
 
+// alive is a loop the systemd watchdog watches: the pod manager's, the manifest source's.
+type alive interface {
+	// Alive reports whether the loop turned within d.
+	Alive(d time.Duration) bool
+}
+
 // notifyLoop keeps systemd informed: STATUS= with pod counts, and WATCHDOG=1 at half the
-// watchdog interval, but only while the pod manager's loop is alive, so that a hung daemon is
-// restarted rather than kept alive by a healthy side goroutine.
-func notifyLoop(ctx context.Context, mgr *pod.Manager, view *status.View, log *slog.Logger) {
+// watchdog interval, but only while every loop in loops is alive (the pod manager's, and the
+// source's, which a manifest read that hangs would stop), so that a hung daemon is restarted
+// rather than kept alive by a healthy side goroutine.
+func notifyLoop(ctx context.Context, loops []alive, view *status.View, log *slog.Logger) {
 	interval, err := daemon.SdWatchdogEnabled(false)
 	if err != nil {
 		log.Warn("systemd watchdog settings", "err", err)
@@ -313,12 +320,22 @@ func notifyLoop(ctx context.Context, mgr *pod.Manager, view *status.View, log *s
 		case <-t.C:
 		}
 		msg := statusLine(view)
-		// The manager's loop beats every second: allow a few beats even with a short interval.
-		if interval > 0 && mgr.Alive(max(interval, 3*time.Second)) {
+		// The loops beat every second: allow a few beats even with a short interval.
+		if interval > 0 && allAlive(loops, max(interval, 3*time.Second)) {
 			msg = daemon.SdNotifyWatchdog + "\n" + msg
 		}
 		_, _ = daemon.SdNotify(false, msg)
 	}
+}
+
+// allAlive reports whether every loop turned within d.
+func allAlive(loops []alive, d time.Duration) bool {
+	for _, l := range loops {
+		if !l.Alive(d) {
+			return false
+		}
+	}
+	return true
 }
 
 // updateGauges sets the pod and container gauges from the current view, at scrape time.

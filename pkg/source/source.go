@@ -2,7 +2,8 @@
 // snapshots, never deltas. It reacts to inotify events and re-lists the directory periodically
 // so that a missed event never leaves a pod wrong for long. A file that cannot be used is
 // reported as a Problem and never affects the pods of other files; a file that was good and
-// turns bad keeps its last good version running.
+// turns bad keeps its last good version running. Only regular files are read, and never in a
+// way that waits: a FIFO or a device in the directory is a Problem, not a hang.
 package source
 
 import (
@@ -16,6 +17,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -72,9 +74,23 @@ type Source struct {
 	files  map[string]*fileState
 	owners map[string]string // pod key -> path of the file that owns it
 
+	// heartbeat is the unix time in ns of the Run loop's last turn, for the systemd watchdog.
+	heartbeat atomic.Int64
+
 	// Tests only: called by load before it lists the directory and before it reads the files,
 	// to change the directory at exactly those moments.
 	beforeList, beforeRead func()
+}
+
+// heartbeatPeriod is how often the Run loop turns, and so proves it is alive, when nothing
+// happens in the directory.
+const heartbeatPeriod = time.Second
+
+// Alive reports whether Run's loop turned within d. It turns at least every heartbeatPeriod
+// unless a read of the directory or the out function of Run is stuck: the daemon feeds the
+// systemd watchdog only while it is alive. Safe to call from any goroutine.
+func (s *Source) Alive(d time.Duration) bool {
+	return time.Since(time.Unix(0, s.heartbeat.Load())) < d
 }
 
 type fileState struct {
@@ -108,6 +124,7 @@ func New(cfg Config) *Source {
 // closed by its writer is complete and read at once, where a create or a write may be followed
 // by more writes, and a removal may be an editor's save (see changes).
 func (s *Source) Run(ctx context.Context, out func(Snapshot)) error {
+	s.heartbeat.Store(time.Now().UnixNano())
 	in, err := newInotify()
 	if err != nil {
 		return fmt.Errorf("watch manifests: %w", err)
@@ -119,6 +136,8 @@ func (s *Source) Run(ctx context.Context, out func(Snapshot)) error {
 
 	resync := time.NewTicker(s.cfg.Resync)
 	defer resync.Stop()
+	beat := time.NewTicker(heartbeatPeriod)
+	defer beat.Stop()
 	c.loadNow = true
 	for {
 		// A read can see events that make another read necessary (a file closed while the
@@ -127,7 +146,9 @@ func (s *Source) Run(ctx context.Context, out func(Snapshot)) error {
 			c.loadNow = false
 			out(s.load(c))
 		}
+		s.heartbeat.Store(time.Now().UnixNano())
 		select {
+		case <-beat.C:
 		case <-ctx.Done():
 			return nil
 		case err := <-in.failed:
@@ -263,6 +284,10 @@ func (s *Source) loadFile(path string, info os.FileInfo, old *fileState) *fileSt
 		f.good = old.good
 	}
 	f.size, f.modTime, f.ino, f.mode, f.uid = info.Size(), info.ModTime(), ino, info.Mode(), uid
+	if err := notRegular(path, info.Mode()); err != nil {
+		f.err = err
+		return f
+	}
 	if err := s.checkPerms(info, "file"); err != nil {
 		f.err = err
 		return f
@@ -271,12 +296,16 @@ func (s *Source) loadFile(path string, info os.FileInfo, old *fileState) *fileSt
 		f.err = err
 		return f
 	}
-	data, err := readLimited(path, manifest.MaxFileSize)
+	data, err := s.read(path, manifest.MaxFileSize)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil
 		}
-		f.err = &manifest.Error{Reason: ReasonUnreadable, Message: err.Error()}
+		var me *manifest.Error
+		if !errors.As(err, &me) {
+			err = &manifest.Error{Reason: ReasonUnreadable, Message: err.Error()}
+		}
+		f.err = err
 		return f
 	}
 	pod, err := manifest.Load(path, data)
@@ -306,12 +335,26 @@ type peekedError struct {
 func (e *peekedError) Error() string { return e.err.Error() }
 func (e *peekedError) Unwrap() error { return e.err }
 
-func readLimited(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
+// read reads a manifest of at most limit bytes. It opens the file non-blocking and checks
+// what it opened (a regular file, owned and moded as checkPerms wants), so that a FIFO or a
+// device put in the file's place after the directory was listed is refused, never waited on:
+// a read that hangs would stop the source for good.
+func (s *Source) read(path string, limit int64) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if err := notRegular(path, info.Mode()); err != nil {
+		return nil, err
+	}
+	if err := s.checkPerms(info, "file"); err != nil {
+		return nil, err
+	}
 	data, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
 		return nil, err
@@ -320,6 +363,26 @@ func readLimited(path string, limit int64) ([]byte, error) {
 		return nil, manifest.CheckSize(int64(len(data)))
 	}
 	return data, nil
+}
+
+// notRegular is the problem of a manifest path whose mode m is not a regular file's (a FIFO,
+// a device, a socket), or nil.
+func notRegular(path string, m os.FileMode) error {
+	if m.IsRegular() {
+		return nil
+	}
+	what := "not a regular file"
+	switch {
+	case m&os.ModeNamedPipe != 0:
+		what = "a named pipe (FIFO), not a regular file"
+	case m&os.ModeCharDevice != 0:
+		what = "a character device, not a regular file"
+	case m&os.ModeDevice != 0:
+		what = "a block device, not a regular file"
+	case m&os.ModeSocket != 0:
+		what = "a socket, not a regular file"
+	}
+	return &manifest.Error{Reason: ReasonUnreadable, Message: fmt.Sprintf("%s is %s: only regular files are read as manifests", path, what)}
 }
 
 // snapshot turns the per-file state into the desired set. When two files name the same pod,
