@@ -7,7 +7,13 @@
 //   - emptyDir: a directory (mode 0777); medium Memory mounts a tmpfs there, with
 //     size=<sizeLimit> when a limit is set.
 //   - hostPath: the path, after the type check of its `type` (DirectoryOrCreate, Directory,
-//     FileOrCreate, File, Socket, CharDevice, BlockDevice; "" checks nothing).
+//     FileOrCreate, File, Socket, CharDevice, BlockDevice; "" checks nothing). Under a node
+//     policy with allowedHostPaths (Config.AllowedHostPaths), the path is looked at, created
+//     and mounted only below the allowed directory that admits it: symlinks in it are followed
+//     only while they stay there (a pod may have planted them), and each container's mount is
+//     a bind of what was opened, as for subPath. A path that leaves is refused with the field
+//     path and the link in the message (FailedMount at Prepare, CreateContainerConfigError at
+//     Mounts).
 //   - configMap, secret, downwardAPI, projected: files written with the kubelet's atomic
 //     writer layout. The files live in a timestamped directory `..2006_01_02_15_04_05.NNN`,
 //     `..data` is a symlink to it, and every top-level name is a symlink into `..data`. An

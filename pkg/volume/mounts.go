@@ -30,7 +30,9 @@ import (
 // PodDir/volume-subpaths/<volume>/<container>/<index>, the path the mount then uses, so that
 // the container gets what was checked even if the volume changes afterwards. A configMap or
 // secret key mounted with subPath is therefore a bind of one file version: it does not see
-// updates, as on Kubernetes. Cleanup removes these binds.
+// updates, as on Kubernetes. Under allowedHostPaths a hostPath volume is bound there the same
+// way, with its submounts, after it was opened below its allowed directory (bindHostPath).
+// Cleanup removes these binds.
 func (p *Prepared) Mounts(c *corev1.Container, env map[string]string) ([]specs.Mount, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -48,25 +50,6 @@ func (p *Prepared) Mounts(c *corev1.Container, env map[string]string) ([]specs.M
 				return nil, configError(err, "volumeMount %q of container %q: subPathExpr %q: %v", vm.Name, c.Name, vm.SubPathExpr, err)
 			}
 		}
-		var src string
-		if sub != "" {
-			var err error
-			if src, err = p.bindSubpath(v, sub, c.Name, i); err != nil {
-				return nil, err
-			}
-		} else {
-			src = v.path
-			if v.kind == kindHostPath && (v.vol.HostPath.Type == nil || *v.vol.HostPath.Type == corev1.HostPathUnset) {
-				// The CRI runtime creates a missing hostPath with no type as a directory.
-				if _, err := os.Stat(src); errors.Is(err, fs.ErrNotExist) {
-					if _, err := mkdirAllCreated(src, 0755); err != nil {
-						return nil, &Error{Reason: ReasonCreateContainer, Message: fmt.Sprintf("volume %q: creating hostPath %s: %v", vm.Name, src, err), Err: err}
-					}
-				}
-			}
-			src = resolve(src)
-		}
-
 		prop := "rprivate"
 		if vm.MountPropagation != nil {
 			switch *vm.MountPropagation {
@@ -82,8 +65,38 @@ func (p *Prepared) Mounts(c *corev1.Container, env map[string]string) ([]specs.M
 				return nil, configError(nil, "volumeMount %q of container %q: invalid mountPropagation %q", vm.Name, c.Name, *vm.MountPropagation)
 			}
 		}
+
+		// src is what the container gets; host is the host path whose mount decides the
+		// propagation it can have.
+		var src, host string
+		switch {
+		case sub != "":
+			var err error
+			if src, err = p.bindSubpath(v, sub, c.Name, i); err != nil {
+				return nil, err
+			}
+			host = src
+		case v.kind == kindHostPath && p.allowed() != nil:
+			var err error
+			if src, host, err = p.bindHostPath(v, c.Name, i, prop == "rshared"); err != nil {
+				return nil, err
+			}
+		default:
+			src = v.path
+			if v.kind == kindHostPath && (v.vol.HostPath.Type == nil || *v.vol.HostPath.Type == corev1.HostPathUnset) {
+				// The CRI runtime creates a missing hostPath with no type as a directory.
+				if _, err := os.Stat(src); errors.Is(err, fs.ErrNotExist) {
+					if _, err := mkdirAllCreated(src, 0755); err != nil {
+						return nil, &Error{Reason: ReasonCreateContainer, Message: fmt.Sprintf("volume %q: creating hostPath %s: %v", vm.Name, src, err), Err: err}
+					}
+				}
+			}
+			src = resolve(src)
+			host = src
+		}
+
 		if prop != "rprivate" {
-			if err := checkPropagation(src, prop); err != nil {
+			if err := checkPropagation(host, prop); err != nil {
 				return nil, &Error{Reason: ReasonCreateContainer, Message: fmt.Sprintf("volumeMount %q of container %q: %v", vm.Name, c.Name, err), Err: err}
 			}
 		}
@@ -237,15 +250,33 @@ func (p *Prepared) bindSubpath(v *prepared, sub, container string, index int) (s
 	}
 	sub = path.Clean(sub)
 
-	base, err := filepath.EvalSymlinks(v.path)
-	if err != nil {
-		return fail(err, fmt.Sprintf("cannot be prepared: volume path: %v", err))
+	var base string
+	var baseFd int
+	if v.kind == kindHostPath && p.allowed() != nil {
+		// A hostPath under a node policy: the volume is what its path opens to below the
+		// allowed directory (beneath.go), not wherever a symlink in it points.
+		h, err := openHostPath(p.allowed(), v.path, false, 0)
+		if forbidden(err) {
+			return "", forbiddenPath(ReasonCreateContainerConfig, v.vol.Name, p.fieldPath(v.vol.Name), err)
+		}
+		if err != nil {
+			return fail(err, fmt.Sprintf("cannot be prepared: volume path: %v", err))
+		}
+		defer h.close()
+		baseFd = h.fd
+		if base, err = fdPath(baseFd); err != nil {
+			return fail(err, fmt.Sprintf("cannot be prepared: volume path: %v", err))
+		}
+	} else {
+		var err error
+		if base, err = filepath.EvalSymlinks(v.path); err != nil {
+			return fail(err, fmt.Sprintf("cannot be prepared: volume path: %v", err))
+		}
+		if baseFd, err = unix.Open(base, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+			return fail(err, fmt.Sprintf("cannot be prepared: %v", &os.PathError{Op: "open", Path: base, Err: err}))
+		}
+		defer unix.Close(baseFd)
 	}
-	baseFd, err := unix.Open(base, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fail(err, fmt.Sprintf("cannot be prepared: %v", &os.PathError{Op: "open", Path: base, Err: err}))
-	}
-	defer unix.Close(baseFd)
 
 	fd, err := openBeneath(baseFd, base, sub, unix.O_PATH)
 	if errors.Is(err, unix.ENOENT) {
@@ -270,33 +301,88 @@ func (p *Prepared) bindSubpath(v *prepared, sub, container string, index int) (s
 		return fail(err, fmt.Sprintf("cannot be opened: %v", err))
 	}
 	defer unix.Close(fd)
+	target, err := p.bindFd(fd, v.vol.Name, container, index, false)
+	if err != nil {
+		return fail(err, err.Error())
+	}
+	return target, nil
+}
+
+// createsDir reports whether a missing hostPath is made as a directory: type DirectoryOrCreate,
+// or no type (the CRI runtime makes it when it mounts).
+func createsDir(hp *corev1.HostPathVolumeSource) bool {
+	return hp.Type == nil || *hp.Type == corev1.HostPathUnset || *hp.Type == corev1.HostPathDirectoryOrCreate
+}
+
+// bindHostPath opens a hostPath volume below the allowed directory that admits it (beneath.go),
+// creating it as a directory when it is missing and createsDir says so, and bind mounts what
+// it opened, with the mounts below it, at PodDir/volume-subpaths/<volume>/<container>/<index>.
+// It returns that bind as src, and the host path it opened. The bind is a slave of the host's
+// mounts: mounts made below the host path later reach it (HostToContainer), and unmounting it
+// at cleanup never reaches back to the host's.
+//
+// direct (Bidirectional) returns the host path opened as src instead of a bind: the
+// container's mounts must reach the host's own shared mount, and only a privileged container
+// may ask for it, which can reach any host path anyway; what it gets was checked all the same.
+func (p *Prepared) bindHostPath(v *prepared, container string, index int, direct bool) (src, host string, err error) {
+	name := v.vol.Name
+	h, err := openHostPath(p.allowed(), v.path, createsDir(v.vol.HostPath), 0o755)
+	if forbidden(err) {
+		return "", "", forbiddenPath(ReasonCreateContainerConfig, name, p.fieldPath(name), err)
+	}
+	if err != nil {
+		return "", "", &Error{Reason: ReasonCreateContainer, Message: fmt.Sprintf("volume %q: hostPath %s: %v", name, v.path, err), Err: err}
+	}
+	defer h.close()
+	if host, err = fdPath(h.fd); err != nil {
+		return "", "", &Error{Reason: ReasonCreateContainer, Message: fmt.Sprintf("volume %q: hostPath %s: %v", name, v.path, err), Err: err}
+	}
+	if direct {
+		return host, host, nil
+	}
+	if src, err = p.bindFd(h.fd, name, container, index, true); err != nil {
+		return "", "", &Error{Reason: ReasonCreateContainer, Message: fmt.Sprintf("volume %q: hostPath %s %v", name, v.path, err), Err: err}
+	}
+	return src, host, nil
+}
+
+// bindFd bind mounts the file or directory open as fd at
+// PodDir/volume-subpaths/<volume>/<container>/<index> and returns that path; a bind of the
+// same file already there is reused. recursive binds the mounts below it too, and makes the
+// bind a slave (see bindHostPath). Its errors read after a subject: "cannot be ...".
+func (p *Prepared) bindFd(fd int, volume, container string, index int, recursive bool) (string, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		return fail(err, fmt.Sprintf("cannot be prepared: %v", err))
+		return "", fmt.Errorf("cannot be prepared: %w", err)
 	}
-
 	root := resolve(p.cfg.PodDir)
-	target := filepath.Join(root, SubpathsDir, v.vol.Name, container, strconv.Itoa(index))
+	target := filepath.Join(root, SubpathsDir, volume, container, strconv.Itoa(index))
 	if m, mounted, err := mountAt(target); err != nil {
-		return fail(err, fmt.Sprintf("cannot be prepared: %v", err))
+		return "", fmt.Errorf("cannot be prepared: %w", err)
 	} else if mounted {
 		var tst unix.Stat_t
 		if unix.Stat(target, &tst) == nil && tst.Dev == st.Dev && tst.Ino == st.Ino {
 			return target, nil
 		}
-		if err := unmount(m.point); err != nil {
-			return fail(err, fmt.Sprintf("cannot be prepared: %v", err))
+		// Another file since (a hostPath replaced, say): unmount what is there, all of it.
+		if recursive {
+			if err := unmountUnder(target); err != nil {
+				return "", fmt.Errorf("cannot be prepared: %w", err)
+			}
+		} else if err := unmount(m.point); err != nil {
+			return "", fmt.Errorf("cannot be prepared: %w", err)
 		}
 	}
 	if _, err := mkdirAllCreated(filepath.Dir(target), 0750); err != nil {
-		return fail(err, fmt.Sprintf("cannot be prepared: %v", err))
+		return "", fmt.Errorf("cannot be prepared: %w", err)
 	}
 	isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
 	if fi, err := os.Lstat(target); err == nil && fi.IsDir() != isDir {
 		if err := os.RemoveAll(target); err != nil {
-			return fail(err, fmt.Sprintf("cannot be prepared: %v", err))
+			return "", fmt.Errorf("cannot be prepared: %w", err)
 		}
 	}
+	var err error
 	if isDir {
 		err = os.Mkdir(target, 0750)
 	} else {
@@ -306,15 +392,25 @@ func (p *Prepared) bindSubpath(v *prepared, sub, container string, index int) (s
 		}
 	}
 	if err != nil && !errors.Is(err, fs.ErrExist) {
-		return fail(err, fmt.Sprintf("cannot be prepared: %v", err))
+		return "", fmt.Errorf("cannot be prepared: %w", err)
 	}
-	if err := unix.Mount(fmt.Sprintf("/proc/self/fd/%d", fd), target, "", unix.MS_BIND, ""); err != nil {
-		return fail(err, fmt.Sprintf("cannot be bind mounted: %v", &os.PathError{Op: "mount", Path: target, Err: err}))
+	flags := uintptr(unix.MS_BIND)
+	if recursive {
+		flags |= unix.MS_REC
+	}
+	if err := unix.Mount(fmt.Sprintf("/proc/self/fd/%d", fd), target, "", flags, ""); err != nil {
+		return "", fmt.Errorf("cannot be bind mounted: %w", &os.PathError{Op: "mount", Path: target, Err: err})
+	}
+	if recursive {
+		if err := unix.Mount("", target, "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
+			_ = unmountUnder(target)
+			return "", fmt.Errorf("cannot be bind mounted: %w", &os.PathError{Op: "make slave", Path: target, Err: err})
+		}
 	}
 	var tst unix.Stat_t
 	if err := unix.Stat(target, &tst); err != nil || tst.Dev != st.Dev || tst.Ino != st.Ino {
-		_ = unmount(target)
-		return fail(err, "cannot be prepared: the bind mount does not show the opened file")
+		_ = unmountUnder(target)
+		return "", errors.New("cannot be prepared: the bind mount does not show the opened file")
 	}
 	return target, nil
 }

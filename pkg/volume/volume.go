@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 
@@ -21,6 +22,12 @@ type Config struct {
 	SecretDir    string // e.g. /etc/minipod/secrets (root-only); NAME/KEY files
 	// InsecureSecretPerms reads ConfigMaps and Secrets whatever their owner and mode (see Local).
 	InsecureSecretPerms bool
+	// AllowedHostPaths is the node policy's allowedHostPaths (clean absolute paths; nil: any
+	// host path, as on a kubelet). When set, a hostPath volume is looked at, created and
+	// mounted only below the outermost of them that admits its path, following a symlink only
+	// while it stays there, so that a link a pod planted cannot take it elsewhere; its mounts
+	// are then binds of what was opened, as subPath's are (beneath.go).
+	AllowedHostPaths []string
 }
 
 // Volume kinds: the directory names under PodDir/volumes.
@@ -55,6 +62,25 @@ type prepared struct {
 	vol  corev1.Volume
 	kind string
 	path string
+}
+
+// allowed is the allowedHostPaths that confine hostPath volumes, or nil when they are not
+// confined: no policy, or one that allows / (every path, and no symlink can leave it).
+func (p *Prepared) allowed() []string {
+	if p.cfg.AllowedHostPaths == nil || slices.Contains(p.cfg.AllowedHostPaths, "/") {
+		return nil
+	}
+	return p.cfg.AllowedHostPaths
+}
+
+// fieldPath is the field path of the hostPath of the pod's volume name, for messages.
+func (p *Prepared) fieldPath(name string) string {
+	for i, v := range p.pod.Spec.Volumes {
+		if v.Name == name {
+			return fmt.Sprintf("spec.volumes[%d].hostPath.path", i)
+		}
+	}
+	return "hostPath.path"
 }
 
 // apiData reports whether the volume holds API data (configMap, secret, downwardAPI,
@@ -234,23 +260,11 @@ func (p *Prepared) setUp(v *prepared, podIP string) ([]func(), error) {
 			t = *hp.Type
 		}
 		v.path = filepath.Clean(hp.Path)
-		created, err := checkHostPath(name, v.path, t)
-		if err != nil {
-			return nil, err
+		undo, err := checkHostPath(name, p.fieldPath(name), v.path, t, p.allowed())
+		if undo != nil {
+			return []func(){undo}, err
 		}
-		var undo []func()
-		if created != "" {
-			// Undo only what is still as we made it: empty directories, empty files.
-			leaf := v.path
-			undo = append(undo, func() {
-				if fi, err := os.Lstat(leaf); err == nil && fi.Mode().IsRegular() && fi.Size() == 0 {
-					_ = os.Remove(leaf)
-					return
-				}
-				removeEmptyDirs(leaf, created)
-			})
-		}
-		return undo, nil
+		return nil, err
 
 	case kindEmptyDir:
 		ed := v.vol.EmptyDir
