@@ -69,10 +69,13 @@ func (s *Server) handleLogs(w http.ResponseWriter, r *http.Request) {
 	}
 	out := &logs.Decoder{W: w, Opts: opts}
 
+	// A stream, followed or not: a client may rightly read a long log slowly (into a pager),
+	// so no write deadline (see Timeouts.Write). It ends when the client goes away.
+	rc := http.NewResponseController(w)
+	_ = rc.SetWriteDeadline(time.Time{})
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
-	rc := http.NewResponseController(w)
 	if _, err := io.Copy(out, f); err != nil {
 		return
 	}

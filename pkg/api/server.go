@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -52,6 +53,37 @@ type Server struct {
 	// followCheck is how often a followed log is checked for rotation and for a new container
 	// attempt, in addition to the fsnotify wake-ups.
 	followCheck time.Duration
+	// timeouts bound each connection (see Timeouts); tests shorten them.
+	timeouts Timeouts
+}
+
+// Timeouts are the API server's limits on a connection. Every client is local and root (or in
+// the socket's group), so they are generous: they are there so that a client that stalls, or
+// a program that opens connections and forgets them, cannot hold the daemon's goroutines and
+// buffers for ever.
+type Timeouts struct {
+	// ReadHeader bounds reading a request's headers.
+	ReadHeader time.Duration
+	// Read bounds reading a whole request, body included (exec's JSON body is the only one).
+	Read time.Duration
+	// Write bounds writing an answer, from the end of the request's headers. Streams are
+	// exempt: GET .../logs (followed or not: a client piping a long log into a pager may
+	// rightly read it slowly), GET /v1/events?follow=1 and an exec session once upgraded run
+	// for as long as the client reads, until it goes away or the daemon stops. Those handlers
+	// lift the deadline for their own connection (http.ResponseController.SetWriteDeadline;
+	// exec clears it on the hijacked connection). It stays above net/http/pprof's default
+	// 30 s profile, which pprof refuses when it would not fit in the WriteTimeout.
+	Write time.Duration
+	// Idle closes a kept-alive connection that sends no new request.
+	Idle time.Duration
+}
+
+// DefaultTimeouts are the limits NewServer sets.
+var DefaultTimeouts = Timeouts{
+	ReadHeader: 10 * time.Second,
+	Read:       30 * time.Second,
+	Write:      2 * time.Minute,
+	Idle:       2 * time.Minute,
 }
 
 // NewServer returns a server for store and rt. log may be nil.
@@ -59,7 +91,8 @@ func NewServer(store Store, rt Runtime, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{store: store, rt: rt, log: log, mux: http.NewServeMux(), followCheck: 2 * time.Second}
+	s := &Server{store: store, rt: rt, log: log, mux: http.NewServeMux(), followCheck: 2 * time.Second,
+		timeouts: DefaultTimeouts}
 	s.route("GET", "/v1/pods", s.handleList)
 	s.route("GET", "/v1/pods/{namespace}/{name}", s.handleGet)
 	s.route("GET", "/v1/pods/{namespace}/{name}/logs", s.handleLogs)
@@ -85,6 +118,8 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	ns, name := q.Get("namespace"), q.Get("name")
 	var sub <-chan events.Event
 	if isTrue(q.Get("follow")) {
+		// A stream: it lasts as long as the client reads (see Timeouts.Write).
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
 		// Subscribed before the list is taken, so that nothing falls between the two.
 		sub = s.events.Subscribe(r.Context())
 	}
@@ -148,9 +183,9 @@ func (s *Server) Handler() http.Handler {
 // socket file (refusing to when another server still answers on it, or when path is not a
 // socket), creates the parent directory (0755), listens, and sets the socket's mode: mode, or
 // 0600 by default, 0660 by default when gid >= 0, in which case the socket's group is set to gid
-// (its owner stays the daemon's user, root in production). The socket is created under a private
-// temporary name and renamed into place once its mode is set, so it is never reachable with
-// looser permissions. It returns nil after a clean shutdown.
+// (its owner stays the daemon's user, root in production). The socket is never reachable with
+// looser permissions than mode, whatever the process umask (see listenUnix). It returns nil
+// after a clean shutdown.
 func (s *Server) ServeUnix(ctx context.Context, path string, mode os.FileMode, gid int) error {
 	if mode == 0 {
 		mode = 0o600
@@ -178,7 +213,10 @@ func (s *Server) ServeUnix(ctx context.Context, path string, mode os.FileMode, g
 
 	srv := &http.Server{
 		Handler:           s.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: s.timeouts.ReadHeader,
+		ReadTimeout:       s.timeouts.Read,
+		WriteTimeout:      s.timeouts.Write,
+		IdleTimeout:       s.timeouts.Idle,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
@@ -223,49 +261,60 @@ func removeStaleSocket(path string) error {
 	return nil
 }
 
-// listenUnix listens on path with the given mode and group. It binds under a temporary name in
-// a private (0700) directory next to path, fixes mode and group, then renames the socket into
-// place. If that is not possible (e.g. the temporary name would be too long for a socket
-// address) it binds path directly and sets the mode right after.
+// boundHook, when set (by tests), is called with the socket's path right after it is bound,
+// before its group and mode are set.
+var boundHook func(path string)
+
+// listenUnix listens on path with the given mode and group.
+//
+// The socket file is created by bind(2) with the mode of the socket itself less the umask. The
+// socket's mode is set to 0600 before the bind (prebind), so the file appears owner-only
+// whatever the umask; only then is its group set and its mode widened to mode. A client can
+// therefore never connect through looser permissions than asked for, even for a moment: a
+// connection made in such a moment would stay in the backlog and be served once accepted.
+// The umask is not touched, as it belongs to the whole process (other goroutines create
+// files and directories meanwhile). As a guard, a socket found with group or other bits
+// right after the bind (a kernel that ignored the socket's own mode) is closed before anything
+// is accepted, which drops any connection already queued, and the error says so.
 func listenUnix(path string, mode os.FileMode, gid int) (net.Listener, error) {
-	setPerms := func(p string) error {
-		if gid >= 0 {
-			if err := os.Chown(p, -1, gid); err != nil {
-				return fmt.Errorf("chown socket to group %d: %w", gid, err)
-			}
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var err error
+		if cerr := c.Control(func(fd uintptr) { err = prebind(fd) }); cerr != nil {
+			return cerr
 		}
-		if err := os.Chmod(p, mode); err != nil {
-			return fmt.Errorf("chmod socket: %w", err)
+		if err != nil {
+			return fmt.Errorf("set socket mode before bind: %w", err)
 		}
 		return nil
-	}
-
-	if tmpDir, err := os.MkdirTemp(filepath.Dir(path), ".mps"); err == nil {
-		defer os.RemoveAll(tmpDir)
-		tmp := filepath.Join(tmpDir, "s")
-		if ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"}); err == nil {
-			ln.SetUnlinkOnClose(false) // the socket will live at path; ServeUnix removes it
-			if err := setPerms(tmp); err != nil {
-				ln.Close()
-				return nil, err
-			}
-			if err := os.Rename(tmp, path); err != nil {
-				ln.Close()
-				return nil, fmt.Errorf("move socket into place: %w", err)
-			}
-			return ln, nil
-		}
-	}
-
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	}}
+	l, err := lc.Listen(context.Background(), "unix", path)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", path, err)
 	}
-	ln.SetUnlinkOnClose(false)
-	if err := setPerms(path); err != nil {
+	ln := l.(*net.UnixListener)
+	ln.SetUnlinkOnClose(false) // ServeUnix removes the file, and only if it is still ours
+	fail := func(err error) (net.Listener, error) {
 		ln.Close()
 		_ = os.Remove(path)
 		return nil, err
+	}
+	if boundHook != nil {
+		boundHook(path)
+	}
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return fail(fmt.Errorf("stat socket: %w", err))
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return fail(fmt.Errorf("socket %s was created with mode %#o, open to group or others: refusing to serve on it (run minipod under umask 077)", path, perm))
+	}
+	if gid >= 0 {
+		if err := os.Chown(path, -1, gid); err != nil {
+			return fail(fmt.Errorf("chown socket to group %d: %w", gid, err))
+		}
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		return fail(fmt.Errorf("chmod socket: %w", err))
 	}
 	return ln, nil
 }
