@@ -19,7 +19,7 @@ import (
 )
 
 // cmdDescribe prints a pod the way kubectl describe does: identity, status, containers,
-// conditions, volumes and the pod's events.
+// conditions, volumes and the pod's events. Every value is printed through escape.
 func cmdDescribe(ctx context.Context, c *api.Client, p *parsedArgs, stdout io.Writer) error {
 	if len(p.positional) != 1 {
 		return fmt.Errorf("describe takes one pod name")
@@ -42,14 +42,15 @@ func cmdDescribe(ctx context.Context, c *api.Client, p *parsedArgs, stdout io.Wr
 
 func describePod(out io.Writer, pod *corev1.Pod, evs []corev1.Event, now time.Time) {
 	w := tabwriter.NewWriter(out, 0, 8, 1, ' ', 0)
-	kv := func(indent, k, v string) { fmt.Fprintf(w, "%s%s:\t%s\n", indent, k, v) }
+	kv := func(indent, k, v string) { fmt.Fprintf(w, "%s%s:\t%s\n", indent, k, escape(v)) }
 	kv("", "Name", pod.Name)
 	kv("", "Namespace", namespaceOf(pod))
 	if pod.Status.StartTime != nil {
 		kv("", "Start Time", pod.Status.StartTime.Format(time.RFC1123Z))
 	}
-	kv("", "Labels", mapLines(pod.Labels))
-	kv("", "Annotations", mapLines(pod.Annotations))
+	// mapLines escapes each entry itself: its lines are its own.
+	fmt.Fprintf(w, "Labels:\t%s\n", mapLines(pod.Labels))
+	fmt.Fprintf(w, "Annotations:\t%s\n", mapLines(pod.Annotations))
 	status := string(pod.Status.Phase)
 	if pod.DeletionTimestamp != nil {
 		status = "Terminating"
@@ -75,7 +76,7 @@ func describePod(out io.Writer, pod *corev1.Pod, evs []corev1.Event, now time.Ti
 		}
 		for _, ctr := range specs {
 			st := byName[ctr.Name]
-			fmt.Fprintf(out, "  %s:\n", ctr.Name)
+			fmt.Fprintf(out, "  %s:\n", escape(ctr.Name))
 			kv("    ", "Container ID", st.ContainerID)
 			kv("    ", "Image", ctr.Image)
 			kv("    ", "Image ID", st.ImageID)
@@ -108,14 +109,14 @@ func describePod(out io.Writer, pod *corev1.Pod, evs []corev1.Event, now time.Ti
 		fmt.Fprintln(out, "Conditions:")
 		fmt.Fprintln(w, "  Type\tStatus")
 		for _, c := range pod.Status.Conditions {
-			fmt.Fprintf(w, "  %s\t%s\n", c.Type, c.Status)
+			fmt.Fprintf(w, "  %s\t%s\n", escape(string(c.Type)), escape(string(c.Status)))
 		}
 		w.Flush()
 	}
 	if len(pod.Spec.Volumes) > 0 {
 		fmt.Fprintln(out, "Volumes:")
 		for _, v := range pod.Spec.Volumes {
-			fmt.Fprintf(out, "  %s\n", v.Name)
+			fmt.Fprintf(out, "  %s\n", escape(v.Name))
 		}
 	}
 	fmt.Fprint(out, "Events:")
@@ -132,16 +133,17 @@ func describeState(w io.Writer, title string, s corev1.ContainerState) {
 	case s.Running != nil:
 		fmt.Fprintf(w, "    %s:\tRunning\n      Started:\t%s\n", title, s.Running.StartedAt.Format(time.RFC1123Z))
 	case s.Waiting != nil:
-		fmt.Fprintf(w, "    %s:\tWaiting\n      Reason:\t%s\n", title, s.Waiting.Reason)
+		fmt.Fprintf(w, "    %s:\tWaiting\n      Reason:\t%s\n", title, escape(s.Waiting.Reason))
 		if s.Waiting.Message != "" {
-			fmt.Fprintf(w, "      Message:\t%s\n", s.Waiting.Message)
+			fmt.Fprintf(w, "      Message:\t%s\n", escape(s.Waiting.Message))
 		}
 	case s.Terminated != nil:
 		t := s.Terminated
 		fmt.Fprintf(w, "    %s:\tTerminated\n      Reason:\t%s\n      Exit Code:\t%d\n      Started:\t%s\n      Finished:\t%s\n",
-			title, t.Reason, t.ExitCode, t.StartedAt.Format(time.RFC1123Z), t.FinishedAt.Format(time.RFC1123Z))
+			title, escape(t.Reason), t.ExitCode, t.StartedAt.Format(time.RFC1123Z), t.FinishedAt.Format(time.RFC1123Z))
 		if t.Message != "" {
-			fmt.Fprintf(w, "      Message:\t%s\n", strings.ReplaceAll(strings.TrimSpace(t.Message), "\n", " "))
+			// Written by the container (its terminationMessagePath, or its log's tail).
+			fmt.Fprintf(w, "      Message:\t%s\n", escape(strings.ReplaceAll(strings.TrimSpace(t.Message), "\n", " ")))
 		}
 	}
 }
@@ -173,12 +175,13 @@ func mapLines(m map[string]string) string {
 	sort.Strings(keys)
 	parts := make([]string, len(keys))
 	for i, k := range keys {
-		parts[i] = k + "=" + m[k]
+		parts[i] = escape(k + "=" + m[k])
 	}
 	return strings.Join(parts, "\n\t")
 }
 
-// printEvents prints events as kubectl does: in describe without the object column.
+// printEvents prints events as kubectl does: in describe without the object column. Every
+// field is printed through escape: messages carry probe output and container names.
 func printEvents(out io.Writer, evs []corev1.Event, now time.Time, object bool) {
 	w := tabwriter.NewWriter(out, 0, 8, 2, ' ', 0)
 	if object {
@@ -197,9 +200,9 @@ func printEvents(out io.Writer, evs []corev1.Event, now time.Time, object bool) 
 			if e.InvolvedObject.FieldPath != "" {
 				obj += " " + e.InvolvedObject.FieldPath
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", formatAge(metav1.NewTime(e.LastTimestamp.Time), now), e.Type, e.Reason, obj, e.Message)
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", formatAge(metav1.NewTime(e.LastTimestamp.Time), now), escape(e.Type), escape(e.Reason), escape(obj), escape(e.Message))
 		} else {
-			fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\n", e.Type, e.Reason, age, "minipod", e.Message)
+			fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\n", escape(e.Type), escape(e.Reason), age, "minipod", escape(e.Message))
 		}
 	}
 	w.Flush()

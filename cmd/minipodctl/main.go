@@ -114,10 +114,10 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 	for _, f := range files {
 		if err := validateFile(f, strict, pol); err != nil {
 			bad++
-			fmt.Fprintf(stdout, "%s: %v\n", f, err)
+			fmt.Fprintf(stdout, "%s: %s\n", escape(f), escapeLines(err.Error()))
 			continue
 		}
-		fmt.Fprintf(stdout, "%s: valid\n", f)
+		fmt.Fprintf(stdout, "%s: valid\n", escape(f))
 	}
 	if bad > 0 {
 		return 1
@@ -163,7 +163,7 @@ func main() {
 // run executes minipodctl with args (without the program name) and returns the exit code.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fail := func(err error) int {
-		fmt.Fprintf(stderr, "Error: %s\n", err)
+		fmt.Fprintf(stderr, "Error: %s\n", escapeLines(err.Error())) // it may quote the daemon
 		return 1
 	}
 
@@ -315,7 +315,7 @@ func cmdStatus(ctx context.Context, c *api.Client, p *parsedArgs, stdout, stderr
 	}
 	// The list comes from the daemon's memory: say so when it cannot reach containerd now.
 	if herr := c.Health(ctx); herr != nil {
-		fmt.Fprintf(stderr, "Warning: the status may be stale: %v\n", herr)
+		fmt.Fprintf(stderr, "Warning: the status may be stale: %s\n", escape(herr.Error()))
 	}
 	var list rawPodList
 	if err := json.Unmarshal(data, &list); err != nil {
@@ -447,7 +447,7 @@ func pickContainer(pod *corev1.Pod, requested string, forExec bool, stderr io.Wr
 		for _, c := range initC {
 			choices = append(choices, c+" (init)")
 		}
-		fmt.Fprintf(stderr, "Defaulted container %q out of: %s\n", app[0], strings.Join(choices, ", "))
+		fmt.Fprintf(stderr, "Defaulted container %q out of: %s\n", app[0], escape(strings.Join(choices, ", ")))
 		return app[0], nil
 	}
 	msg := fmt.Sprintf("a container name must be specified for pod %s, choose one of: [%s]", displayName(pod), strings.Join(app, " "))

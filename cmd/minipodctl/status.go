@@ -203,14 +203,15 @@ func makeRow(pod *corev1.Pod, now time.Time) podRow {
 	if manifest == "" {
 		manifest = "<none>"
 	}
+	// Printed as is by the table and watch: escaped here (see escape).
 	return podRow{
-		Name:     displayName(pod),
+		Name:     escape(displayName(pod)),
 		Ready:    fmt.Sprintf("%d/%d", s.Ready, s.Total),
-		Status:   s.Status,
+		Status:   escape(s.Status),
 		Restarts: restarts,
 		Age:      formatAge(started, now),
-		IP:       ip,
-		Manifest: manifest,
+		IP:       escape(ip),
+		Manifest: escape(manifest),
 	}
 }
 
