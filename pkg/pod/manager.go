@@ -29,6 +29,7 @@ import (
 	"github.com/minipod/minipod/pkg/probe"
 	"github.com/minipod/minipod/pkg/runtime"
 	"github.com/minipod/minipod/pkg/sandbox"
+	"github.com/minipod/minipod/pkg/volume"
 )
 
 // Runtime is what workers need from containerd, in three parts.
@@ -396,7 +397,12 @@ func (m *Manager) discover(ctx context.Context) error {
 		dir := filepath.Join(m.dirs.podsDir(), d.Name())
 		rec, err := readRecord(dir)
 		if err != nil || rec.UID == "" {
-			// A directory without a usable record holds nothing that needs teardown.
+			// A directory without a usable record holds nothing that needs teardown; volumes
+			// are unmounted first, so that removing it never reaches into a mount.
+			if err := volume.Cleanup(dir); err != nil {
+				m.log.Error("clean up volumes of a pod without a record", "dir", dir, "err", err)
+				continue
+			}
 			_ = os.RemoveAll(dir)
 			continue
 		}

@@ -332,16 +332,14 @@ func labels(p *corev1.Pod, rec sandboxRecord, role, container string, attempt in
 // AnnotationManifest names the file a pod came from.
 const AnnotationManifest = "minipod.io/manifest"
 
+// writeRecord writes the sandbox record durably: it is what a daemon after a crash or a power
+// loss tears the sandbox down by.
 func writeRecord(dir string, rec sandboxRecord) error {
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(dir, "sandbox.json.tmp")
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return fmt.Errorf("write sandbox record: %w", err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, "sandbox.json")); err != nil {
+	if err := sandbox.WriteFileAtomic(filepath.Join(dir, "sandbox.json"), b, 0o644); err != nil {
 		return fmt.Errorf("write sandbox record: %w", err)
 	}
 	return nil

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // Files are the per-pod files every container mounts.
@@ -65,16 +66,45 @@ func WriteFiles(dir, hostname, fqdn, podIP string, aliases []HostAlias, resolv [
 	return f, nil
 }
 
-func writeAtomic(path string, data []byte) error {
+func writeAtomic(path string, data []byte) error { return WriteFileAtomic(path, data, 0o644) }
+
+// WriteFileAtomic replaces the file at path with data so that a crash or a power loss at any
+// moment leaves either the old file or the new one, whole: the data is written to a temporary
+// file and synced, renamed into place, and the directory synced so that the rename is durable.
+func WriteFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("write %s: %w", path, err)
+		}
+	}()
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+	// Whatever is at the temporary name (a crash's leftover) goes; the new file is made anew,
+	// never opened through a link.
+	_ = os.Remove(tmp)
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY|syscall.O_NOFOLLOW, perm)
+	if err != nil {
+		return err
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
+		return err
 	}
-	return nil
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // HostResolvConf returns the resolv.conf a pod with dnsPolicy Default gets: the host's, read the

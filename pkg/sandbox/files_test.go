@@ -218,3 +218,34 @@ func checkOnly(t *testing.T, dir string, names ...string) {
 		t.Errorf("%s holds %q, want %q", dir, got, want)
 	}
 }
+
+// WriteFileAtomic replaces a file whole, and never writes through a link left at its temporary
+// name.
+func TestWriteFileAtomic(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "sandbox.json")
+	for _, data := range []string{"first", "second, longer"} {
+		if err := WriteFileAtomic(path, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if b, _ := os.ReadFile(path); string(b) != data {
+			t.Errorf("got %q, want %q", b, data)
+		}
+	}
+	victim := filepath.Join(dir, "victim")
+	if err := os.WriteFile(victim, []byte("untouched"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(victim, path+".tmp"); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFileAtomic(path, []byte("third"), 0o644); err != nil {
+		t.Error(err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "third" {
+		t.Errorf("got %q after a link was planted at the temporary name", b)
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "untouched" {
+		t.Errorf("the link's target was written: %q", b)
+	}
+}
