@@ -186,6 +186,8 @@ func run(ctx context.Context, o *config.Config, log *slog.Logger) error {
 
 		// One escape for both: --insecure-manifest-perms also accepts secrets others can read.
 		InsecureSecretPerms: o.InsecureManifestPerms,
+		// Enforced again where hostPath volumes are mounted: links a pod plants there.
+		AllowedHostPaths: o.Policy.AllowedHostPaths,
 	})
 	var airgapper *airgap.Watcher
 	if dir, ok := o.ImageDir(); ok {

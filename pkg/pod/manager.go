@@ -90,6 +90,9 @@ type Config struct {
 	// InsecureSecretPerms uses secrets whatever their owner and mode; otherwise they must be
 	// root's alone (volume.CheckSecretDir, volume.ReadSecretFile).
 	InsecureSecretPerms bool
+	// AllowedHostPaths is the node policy's allowedHostPaths (nil: any host path); hostPath
+	// volumes are opened and mounted only below them (volume.Config.AllowedHostPaths).
+	AllowedHostPaths []string
 	// Credentials for registries; nil means anonymous pulls.
 	Credentials runtime.Credentials
 	// Events and Metrics may be nil.

@@ -29,7 +29,7 @@ func (w *worker) startVolumes(s *podState, refresh bool) {
 			w.post(s, func() { w.volumesRefreshed(s, changed, err) })
 			return
 		}
-		vols, err := volume.Prepare(volume.Config{PodDir: s.n.dir(), ConfigMapDir: cfg.ConfigMapDir, SecretDir: cfg.SecretDir, InsecureSecretPerms: cfg.InsecureSecretPerms}, pod, podIP)
+		vols, err := volume.Prepare(volume.Config{PodDir: s.n.dir(), ConfigMapDir: cfg.ConfigMapDir, SecretDir: cfg.SecretDir, InsecureSecretPerms: cfg.InsecureSecretPerms, AllowedHostPaths: cfg.AllowedHostPaths}, pod, podIP)
 		w.post(s, func() { w.volumesMade(s, vols, err) })
 	})
 }
