@@ -28,7 +28,12 @@ const (
 type pulls struct {
 	mu       sync.Mutex
 	inflight map[string]*pull
+	wg       sync.WaitGroup // the pulls' goroutines
 }
+
+// wait blocks until every pull's goroutine has returned. A pull whose waiters all left is
+// cancelled, so this is quick once the workers are gone.
+func (p *pulls) wait() { p.wg.Wait() }
 
 // pull is one image pull in flight; its waiters read progress while it runs and img and err
 // once done is closed.
@@ -55,7 +60,7 @@ func (p *pulls) join(ref string, fn func(context.Context, *runtime.PullProgress)
 		ctx, cancel := context.WithTimeout(context.Background(), pullTimeout)
 		cur = &pull{done: make(chan struct{}), cancel: cancel}
 		p.inflight[ref] = cur
-		go func() {
+		p.wg.Go(func() {
 			img, err := fn(ctx, &cur.progress)
 			cancel()
 			p.mu.Lock()
@@ -65,7 +70,7 @@ func (p *pulls) join(ref string, fn func(context.Context, *runtime.PullProgress)
 			cur.img, cur.err = img, err
 			p.mu.Unlock()
 			close(cur.done)
-		}()
+		})
 	}
 	cur.waiters++
 	var once sync.Once

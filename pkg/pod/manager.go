@@ -242,6 +242,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	go m.cfg.Runtime.WatchOOM(ctx, func(id string) { m.oomed.Store(id, true) })
 	go m.probes.Run(ctx)
 	ws := &workers{m: m, ctx: ctx, byKey: map[string]*workerEntry{}, done: make(chan string), first: true}
+	defer m.pulls.wait() // after the workers, whose leaving cancels the pulls
 	defer ws.wg.Wait()
 	beat := time.NewTicker(heartbeatPeriod)
 	defer beat.Stop()
