@@ -72,6 +72,16 @@ func sortedKeys[K ~string, V any](m map[K]V) []K {
 	return keys
 }
 
+// MaxContainers is the most containers and init containers a pod may have together. The API
+// server sets no such number (only its 1.5 MB object limit), but every container costs the
+// node a containerd container and task, a runc process, a log file, a cgroup and its probes,
+// and its status is in every answer of the API. Real pods have a handful: a few app
+// containers, a service mesh's or log shipper's sidecars and some init steps, rarely more than
+// twenty. 256 is over ten times that, so no pod meant for a node is refused, while a manifest of
+// tens of thousands of containers (a 1 MiB file holds about 40,000) is refused in one message
+// instead of being validated, reported and started container by container.
+const MaxContainers = 256
+
 func validateSpec(spec *corev1.PodSpec, p *field.Path) field.ErrorList {
 	var errs field.ErrorList
 	volumes, verrs := validateVolumes(spec.Volumes, p.Child("volumes"))
@@ -82,18 +92,23 @@ func validateSpec(spec *corev1.PodSpec, p *field.Path) field.ErrorList {
 	if len(spec.Containers) == 0 {
 		errs = append(errs, field.Required(p.Child("containers"), ""))
 	}
-	for i := range spec.Containers {
-		errs = append(errs, validateContainer(&spec.Containers[i], false, volumes, grace, names, p.Child("containers").Index(i))...)
-	}
-	// Init container names are checked against the app containers' names, so a clash is reported
-	// on the init container, as the API server does.
-	for i := range spec.InitContainers {
-		errs = append(errs, validateContainer(&spec.InitContainers[i], true, volumes, grace, names, p.Child("initContainers").Index(i))...)
+	if tooMany := tooManyContainers(spec, p); tooMany != nil {
+		// The containers are not looked at one by one: that is the work the limit saves.
+		errs = append(errs, tooMany)
+	} else {
+		for i := range spec.Containers {
+			errs = append(errs, validateContainer(&spec.Containers[i], false, volumes, grace, names, p.Child("containers").Index(i))...)
+		}
+		// Init container names are checked against the app containers' names, so a clash is
+		// reported on the init container, as the API server does.
+		for i := range spec.InitContainers {
+			errs = append(errs, validateContainer(&spec.InitContainers[i], true, volumes, grace, names, p.Child("initContainers").Index(i))...)
+		}
+		errs = append(errs, validateHostPorts(spec, p)...)
 	}
 	if len(spec.EphemeralContainers) > 0 {
 		errs = append(errs, field.Forbidden(p.Child("ephemeralContainers"), "cannot be set on create"))
 	}
-	errs = append(errs, validateHostPorts(spec, p)...)
 
 	switch spec.RestartPolicy {
 	case corev1.RestartPolicyAlways, corev1.RestartPolicyOnFailure, corev1.RestartPolicyNever:
@@ -469,6 +484,24 @@ func portNumOrName(port intstr.IntOrString, p *field.Path) field.ErrorList {
 		errs = append(errs, field.Invalid(p, port, "must be an integer or string"))
 	}
 	return errs
+}
+
+// tooManyContainers is the error of a pod with more than MaxContainers containers and init
+// containers together, on spec.containers when they alone are too many, else on
+// spec.initContainers; nil when there are not too many.
+func tooManyContainers(spec *corev1.PodSpec, p *field.Path) *field.Error {
+	apps, inits := len(spec.Containers), len(spec.InitContainers)
+	if apps+inits <= MaxContainers {
+		return nil
+	}
+	if apps > MaxContainers {
+		e := field.TooMany(p.Child("containers"), apps, MaxContainers)
+		e.Detail += fmt.Sprintf(" (a pod may have at most %d containers and init containers together)", MaxContainers)
+		return e
+	}
+	e := field.TooMany(p.Child("initContainers"), inits, MaxContainers-apps)
+	e.Detail += fmt.Sprintf(" (a pod may have at most %d containers and init containers together, and %s has %d)", MaxContainers, p.Child("containers"), apps)
+	return e
 }
 
 // validateHostPorts rejects two containers binding the same host port, and with hostNetwork a
