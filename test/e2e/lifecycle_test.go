@@ -159,8 +159,11 @@ spec:
 	d.waitGone("stubborn", 30*time.Second)
 	took := time.Since(start)
 	t.Logf("stopped in %s (grace 3s)", took)
-	if took < 3*time.Second || took > 4*time.Second {
-		t.Errorf("stop took %s, want within a second after the 3s grace period", took)
+	// The upper bound leaves two seconds for the SIGKILL, the removal of the containers and
+	// the network, and the status poll: on this 2-CPU machine under the load of a full run
+	// they took 1.0-1.4 s.
+	if took < 3*time.Second || took > 5*time.Second {
+		t.Errorf("stop took %s, want within two seconds after the 3s grace period", took)
 	}
 	out := logs()
 	i, j := strings.Index(out, "prestop ran"), strings.Index(out, "ignoring TERM")
