@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"path/filepath"
 	"strconv"
 	"time"
 
@@ -71,12 +70,7 @@ func (w *worker) adoptState(ctx context.Context, f found) *podState {
 // containers would fail to start for ever. Without them a new sandbox is made.
 func (w *worker) adoptSandbox(ctx context.Context, s *podState) {
 	cfg := &w.m.cfg
-	dir := s.n.dir()
-	files := sandbox.Files{
-		Hosts:      filepath.Join(dir, "hosts"),
-		Hostname:   filepath.Join(dir, "hostname"),
-		ResolvConf: filepath.Join(dir, "resolv.conf"),
-	}
+	files := sandbox.FilesIn(s.n.dir())
 	for _, f := range []string{files.Hosts, files.Hostname, files.ResolvConf} {
 		if _, err := os.Stat(f); err != nil {
 			return

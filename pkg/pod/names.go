@@ -45,7 +45,13 @@ func (n names) short() string {
 // podsDir holds one directory per pod UID.
 func (d Dirs) podsDir() string { return filepath.Join(d.State, "pods") }
 
-func (n names) dir() string              { return filepath.Join(n.dirs.podsDir(), n.uid) }
+func (n names) dir() string { return filepath.Join(n.dirs.podsDir(), n.uid) }
+
+// recordPath is the sandbox record's file (sandboxRecord).
+func (n names) recordPath() string { return recordIn(n.dir()) }
+
+func recordIn(dir string) string { return filepath.Join(dir, "sandbox.json") }
+
 func (n names) sandboxID() string        { return n.short() + "-sandbox" }
 func (n names) netns() string            { return filepath.Join(n.dirs.NetNS, "minipod-"+n.short()) }
 func (n names) snapshotPrefix() string   { return n.short() + "-" }

@@ -126,7 +126,7 @@ func (w *worker) makeSandbox(ctx context.Context, job sandboxJob) (r sandboxResu
 	// a sandbox exists and removed after all of them are gone, so without a record there is
 	// nothing to clean up, and a brand-new pod skips a CNI DEL of nothing (about 11 ms of
 	// plugin execs).
-	if _, err := os.Stat(filepath.Join(job.n.dir(), "sandbox.json")); err == nil {
+	if _, err := os.Stat(job.n.recordPath()); err == nil {
 		if r.err = w.removeSandbox(ctx, r.rec); r.err != nil {
 			return r
 		}
@@ -339,7 +339,7 @@ func writeRecord(dir string, rec sandboxRecord) error {
 	if err != nil {
 		return err
 	}
-	if err := sandbox.WriteFileAtomic(filepath.Join(dir, "sandbox.json"), b, 0o644); err != nil {
+	if err := sandbox.WriteFileAtomic(recordIn(dir), b, 0o644); err != nil {
 		return fmt.Errorf("write sandbox record: %w", err)
 	}
 	return nil
@@ -347,7 +347,7 @@ func writeRecord(dir string, rec sandboxRecord) error {
 
 func readRecord(dir string) (sandboxRecord, error) {
 	var rec sandboxRecord
-	b, err := os.ReadFile(filepath.Join(dir, "sandbox.json"))
+	b, err := os.ReadFile(recordIn(dir))
 	if err != nil {
 		return rec, err
 	}

@@ -19,6 +19,15 @@ type Files struct {
 	Hosts, Hostname, ResolvConf string
 }
 
+// FilesIn names the pod files WriteFiles writes into dir.
+func FilesIn(dir string) Files {
+	return Files{
+		Hosts:      filepath.Join(dir, "hosts"),
+		Hostname:   filepath.Join(dir, "hostname"),
+		ResolvConf: filepath.Join(dir, "resolv.conf"),
+	}
+}
+
 // HostAlias is one extra /etc/hosts entry.
 type HostAlias struct {
 	IP        string
@@ -46,11 +55,7 @@ func WriteFiles(dir, hostname, fqdn, podIP string, aliases []HostAlias, resolv [
 	for _, a := range aliases {
 		fmt.Fprintf(&h, "\n# Entries added by HostAliases.\n%s\t%s\n", a.IP, strings.Join(a.Hostnames, "\t"))
 	}
-	f := Files{
-		Hosts:      filepath.Join(dir, "hosts"),
-		Hostname:   filepath.Join(dir, "hostname"),
-		ResolvConf: filepath.Join(dir, "resolv.conf"),
-	}
+	f := FilesIn(dir)
 	for _, w := range []struct {
 		path string
 		data []byte
