@@ -179,7 +179,7 @@ func run(ctx context.Context, o *config.Config, log *slog.Logger) error {
 		HostIP:       hostIP(),
 		ResolvConf:   sandbox.HostResolvConf(),
 		Backoff:      pod.Backoff{Initial: o.BackoffInitial.D(), Max: o.BackoffMax.D()},
-		Credentials:  registryCredentials(o.AuthFile, log),
+		Credentials:  registryCredentials(o.AuthFile, o.InsecureManifestPerms, log),
 		Events:       recorder,
 		Metrics:      mets,
 		Log:          log,
@@ -190,7 +190,17 @@ func run(ctx context.Context, o *config.Config, log *slog.Logger) error {
 		AllowedHostPaths: o.Policy.AllowedHostPaths,
 	})
 	var airgapper *airgap.Watcher
-	if dir, ok := o.ImageDir(); ok {
+	dir, importImages := o.ImageDir()
+	if importImages && !o.InsecureManifestPerms {
+		// Whoever can write an archive there chooses the images pods run: the directory and
+		// its archives are checked as manifests are. One that fails is not used at all, for
+		// this run of the daemon; the pods keep being run (images they lack fail to pull).
+		if err := config.CheckImageDir(dir); err != nil {
+			log.Error("image import dir not used: insecure permissions", "err", err)
+			importImages = false
+		}
+	}
+	if importImages {
 		airgapper = airgap.New(airgap.Config{
 			Dir: dir, Record: filepath.Join(o.StateDir, "images-imported.json"), Importer: rt, Log: log,
 			Imported: func([]string) { mgr.ImagesChanged() },
@@ -380,14 +390,25 @@ func statusLine(view *status.View) string {
 }
 
 // registryCredentials reads the auth file at every pull, so that credentials can change
-// without a restart of the daemon.
-func registryCredentials(path string, log *slog.Logger) runtime.Credentials {
+// without a restart of the daemon. Unless insecure, a file must be root's and give group and
+// others no access (config.CheckPerms): one that is not is not used, and the daemon says so
+// at start and at each pull.
+func registryCredentials(path string, insecure bool, log *slog.Logger) runtime.Credentials {
 	paths := []string{path}
 	if home, err := os.UserHomeDir(); err == nil {
 		paths = append(paths, filepath.Join(home, ".docker", "config.json"))
 	}
+	var check func(string, os.FileInfo) error
+	if !insecure {
+		check = func(p string, info os.FileInfo) error {
+			return config.CheckPerms("registry auth file", p, info, true)
+		}
+	}
+	if _, err := runtime.AuthFile(check, paths...); err != nil {
+		log.Error("registry credentials not used", "err", err)
+	}
 	return func(host string) (string, string, bool) {
-		creds, err := runtime.AuthFile(paths...)
+		creds, err := runtime.AuthFile(check, paths...)
 		if err != nil {
 			log.Warn("registry credentials unreadable", "err", err)
 			return "", "", false

@@ -93,7 +93,8 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 				i++
 				path = args[i]
 			}
-			cfg, _, err := config.Load([]string{"--config", path}, io.Discard)
+			// LoadFile, not Load: a draft is checked whatever its owner and mode.
+			cfg, err := config.LoadFile(path)
 			if err != nil {
 				fmt.Fprintf(stderr, "Error: %v\n", err)
 				return 1

@@ -140,7 +140,7 @@ var usage = map[string]string{
 	"image-import-dir":           "directory whose image archives are imported at start and when they appear; default <state-dir>/images, \"off\" to disable",
 	"configmap-dir":              "local configMaps: NAME/KEY files, for configMap volumes, configMapKeyRef and envFrom",
 	"secret-dir":                 "local secrets: NAME/KEY files (keep it root-only)",
-	"insecure-manifest-perms":    "accept manifests and a manifest dir that users other than root can write, and secrets they can read",
+	"insecure-manifest-perms":    "accept manifests and a manifest dir that users other than root can write, and secrets they can read; also the auth file, the image import dir and, given as a flag, the config file",
 	"metrics-address":            "host:port of the Prometheus /metrics endpoint; empty: none",
 	"metrics-allow-non-loopback": "allow --metrics-address on an address other than loopback",
 	"policy":                     "node policy as JSON, e.g. '{\"allowPrivileged\":false,\"allowedHostPaths\":[\"/srv\"],\"allowedHostPorts\":[\"8000-8999\"]}' (keys: " + strings.Join(policy.Keys(), ", ") + "); usually the file's policy: mapping",
@@ -192,9 +192,11 @@ var ErrVersion = errors.New("version requested")
 // Load parses args (the daemon's arguments without the program name) and the configuration
 // file, and returns the merged, validated configuration: defaults, then the file, then the
 // flags given in args. The file is --config, default DefaultFile; the default file may be
-// missing, a file named with --config may not, and --config "" reads no file. printConfig
-// reports --print-config. Usage and flag errors are written to stderr; -h gives flag.ErrHelp
-// and --version ErrVersion.
+// missing, a file named with --config may not, and --config "" reads no file. The file must be
+// root's and not writable by group or others (see CheckPerms), unless --insecure-manifest-perms
+// is given among args: the file's own insecure-manifest-perms does not excuse the file itself.
+// printConfig reports --print-config. Usage and flag errors are written to stderr; -h gives
+// flag.ErrHelp and --version ErrVersion.
 func Load(args []string, stderr io.Writer) (cfg Config, printConfig bool, err error) {
 	if stderr == nil {
 		stderr = io.Discard
@@ -223,7 +225,7 @@ func Load(args []string, stderr io.Writer) (cfg Config, printConfig bool, err er
 	cfg = Default()
 	origin := map[string]string{} // key -> where its value came from, for errors
 	if *path != "" {
-		lines, err := loadFile(*path, &cfg)
+		lines, err := loadFile(*path, &cfg, fromFlags.InsecureManifestPerms)
 		switch {
 		case errors.Is(err, os.ErrNotExist) && !explicit:
 		case err != nil:
@@ -249,9 +251,11 @@ func Load(args []string, stderr io.Writer) (cfg Config, printConfig bool, err er
 }
 
 // LoadFile reads a configuration file over Default, without flags, and validates the result.
+// Unlike Load it accepts a file whatever its owner and mode: it is for tools that check a
+// file (minipodctl validate --config), not for the daemon.
 func LoadFile(path string) (Config, error) {
 	cfg := Default()
-	lines, err := loadFile(path, &cfg)
+	lines, err := loadFile(path, &cfg, true)
 	if err != nil {
 		return Config{}, err
 	}
@@ -303,11 +307,22 @@ func (e *FieldError) Error() string {
 	return e.Where + ": " + e.Key + ": " + e.Msg
 }
 
-// loadFile decodes path over cfg. It returns the line of each key found.
-func loadFile(path string, cfg *Config) (map[string]int, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
+// maxFileSize is the largest configuration file read; real ones are a few hundred bytes.
+const maxFileSize = 1 << 20
+
+// loadFile decodes path over cfg. It returns the line of each key found. Unless insecure, the
+// file must pass CheckPerms.
+func loadFile(path string, cfg *Config, insecure bool) (map[string]int, error) {
+	data, err := ReadTrusted("config file", path, false, insecure, maxFileSize)
+	var pe *PermError
+	switch {
+	case errors.As(err, &pe):
+		pe.Hatch = "run minipod with --insecure-manifest-perms on the command line: the file's own setting does not count for itself"
+		return nil, err
+	case errors.As(err, new(*os.PathError)):
 		return nil, fmt.Errorf("config file: %w", err)
+	case err != nil:
+		return nil, err
 	}
 	return decode(path, data, cfg)
 }

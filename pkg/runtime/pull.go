@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
+	"syscall"
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/remotes"
@@ -76,14 +78,19 @@ func (r *Runtime) Pull(ctx context.Context, ref string, creds Credentials, progr
 // AuthFile reads registry credentials from Docker-style auth files ({"auths": {"host":
 // {"auth": base64(user:password)}}} or username/password fields), the first file that exists
 // winning. Docker Hub's legacy key https://index.docker.io/v1/ counts for docker.io.
-func AuthFile(paths ...string) (Credentials, error) {
+//
+// check, when not nil, is given each file's path and what fstat says of it once opened, and
+// its error refuses the file before a byte is read: the daemon passes its permission rule
+// (root's, no access for group or others). A file that is not a regular one (a FIFO, a
+// device) is refused without being waited on.
+func AuthFile(check func(path string, info os.FileInfo) error, paths ...string) (Credentials, error) {
 	for _, p := range paths {
-		data, err := os.ReadFile(p)
+		data, err := readAuthFile(p, check)
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("read auth file: %w", err)
+			return nil, err
 		}
 		var f struct {
 			Auths map[string]struct {
@@ -121,4 +128,40 @@ func AuthFile(paths ...string) (Credentials, error) {
 		}, nil
 	}
 	return nil, nil
+}
+
+// maxAuthFile is the largest auth file read; real ones hold a few entries.
+const maxAuthFile = 1 << 20
+
+// readAuthFile reads the auth file at path after checking, on the opened file, that it is a
+// regular file and that check accepts it.
+func readAuthFile(path string, check func(string, os.FileInfo) error) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("read auth file: %w", err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("read auth file: %w", err)
+	}
+	if !info.Mode().IsRegular() {
+		return nil, fmt.Errorf("auth file %s is not a regular file (mode %s)", path, info.Mode())
+	}
+	if check != nil {
+		if err := check(path, info); err != nil {
+			return nil, err
+		}
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxAuthFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("read auth file: %w", err)
+	}
+	if len(data) > maxAuthFile {
+		return nil, fmt.Errorf("auth file %s is larger than %d bytes", path, maxAuthFile)
+	}
+	return data, nil
 }
