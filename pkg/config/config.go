@@ -25,6 +25,7 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/resource"
 	"sigs.k8s.io/yaml"
 
 	"github.com/minipod/minipod/pkg/policy"
@@ -70,6 +71,8 @@ type Config struct {
 	PodCIDR               string   `json:"pod-cidr"`
 	BackoffInitial        Duration `json:"backoff-initial"`
 	BackoffMax            Duration `json:"backoff-max"`
+	ContainerLogMaxSize   Size     `json:"container-log-max-size"`  // rotate a container's log at this size
+	ContainerLogMaxFiles  int      `json:"container-log-max-files"` // log files kept per container, the current one included
 	Resync                Duration `json:"resync"`
 	LogLevel              string   `json:"log-level"`  // debug, info, warn or error
 	LogFormat             string   `json:"log-format"` // text or json
@@ -89,28 +92,30 @@ type Config struct {
 // Default is the configuration with nothing set: the same defaults as cmd/minipod's flags.
 func Default() Config {
 	return Config{
-		ManifestDir:         "/etc/minipod/manifests",
-		StateDir:            "/var/lib/minipod",
-		Socket:              "/run/minipod/minipod.sock",
-		SocketGroup:         -1,
-		ContainerdAddress:   "/run/containerd/containerd.sock",
-		ContainerdNamespace: "minipod",
-		Containerd:          ContainerdAuto,
-		CNIConfDir:          "/etc/cni/net.d",
-		CNIBinDir:           "/opt/cni/bin:/usr/lib/cni",
-		LogDir:              "/var/log/minipod/pods",
-		NetNSDir:            "/run/netns",
-		PauseImage:          "minipod.local/pause:3.10",
-		Bridge:              "minipod0",
-		PodCIDR:             "10.88.0.0/16",
-		BackoffInitial:      Duration(10 * time.Second),
-		BackoffMax:          Duration(5 * time.Minute),
-		Resync:              Duration(20 * time.Second),
-		LogLevel:            "info",
-		LogFormat:           LogFormatText,
-		AuthFile:            "/etc/minipod/auth.json",
-		ConfigMapDir:        "/etc/minipod/configmaps",
-		SecretDir:           "/etc/minipod/secrets",
+		ManifestDir:          "/etc/minipod/manifests",
+		StateDir:             "/var/lib/minipod",
+		Socket:               "/run/minipod/minipod.sock",
+		SocketGroup:          -1,
+		ContainerdAddress:    "/run/containerd/containerd.sock",
+		ContainerdNamespace:  "minipod",
+		Containerd:           ContainerdAuto,
+		CNIConfDir:           "/etc/cni/net.d",
+		CNIBinDir:            "/opt/cni/bin:/usr/lib/cni",
+		LogDir:               "/var/log/minipod/pods",
+		NetNSDir:             "/run/netns",
+		PauseImage:           "minipod.local/pause:3.10",
+		Bridge:               "minipod0",
+		PodCIDR:              "10.88.0.0/16",
+		BackoffInitial:       Duration(10 * time.Second),
+		BackoffMax:           Duration(5 * time.Minute),
+		ContainerLogMaxSize:  Size(10 << 20),
+		ContainerLogMaxFiles: 5,
+		Resync:               Duration(20 * time.Second),
+		LogLevel:             "info",
+		LogFormat:            LogFormatText,
+		AuthFile:             "/etc/minipod/auth.json",
+		ConfigMapDir:         "/etc/minipod/configmaps",
+		SecretDir:            "/etc/minipod/secrets",
 	}
 }
 
@@ -133,6 +138,8 @@ var usage = map[string]string{
 	"pod-cidr":                   "subnet of the built-in network",
 	"backoff-initial":            "first crash-loop restart `delay`",
 	"backoff-max":                "maximum crash-loop restart `delay`",
+	"container-log-max-size":     "`size` at which a container's log file is rotated, as the kubelet's containerLogMaxSize (e.g. 10Mi)",
+	"container-log-max-files":    "log files kept per container attempt, the current one included, as the kubelet's containerLogMaxFiles (at least 2)",
 	"resync":                     "`period` of the full manifest re-list",
 	"log-level":                  "debug, info, warn or error",
 	"log-format":                 "text or json",
@@ -379,6 +386,12 @@ func (c Config) Validate() error {
 	} else if p.Addr().Is4() && p.Bits() > 30 || p.Addr().Is6() && p.Bits() > 126 {
 		bad("pod-cidr", "%q is too small for pods", c.PodCIDR)
 	}
+	if c.ContainerLogMaxSize <= 0 {
+		bad("container-log-max-size", "must be > 0, got %s", c.ContainerLogMaxSize)
+	}
+	if c.ContainerLogMaxFiles < 2 {
+		bad("container-log-max-files", "must be at least 2 (the kubelet's minimum), got %d", c.ContainerLogMaxFiles)
+	}
 	if c.BackoffInitial <= 0 {
 		bad("backoff-initial", "must be > 0, got %s", c.BackoffInitial)
 	}
@@ -534,4 +547,56 @@ func (d *Duration) UnmarshalYAML(unmarshal func(any) error) error {
 		return errors.New("not a duration like 10s, 5m or 1h30m")
 	}
 	return d.Set(s)
+}
+
+// Size is a number of bytes written as a Kubernetes quantity ("10Mi", "500Ki", "1G") in YAML,
+// JSON and flags.
+type Size int64
+
+// Bytes is the size in bytes.
+func (s Size) Bytes() int64 { return int64(s) }
+
+// String writes the size as a quantity in binary units where it is a whole number of them.
+func (s Size) String() string { return resource.NewQuantity(int64(s), resource.BinarySI).String() }
+
+// Set parses a quantity (flag.Value).
+func (s *Size) Set(v string) error {
+	q, err := resource.ParseQuantity(strings.TrimSpace(v))
+	if err != nil {
+		return fmt.Errorf("%q is not a size like 10Mi, 500Ki or 1G", v)
+	}
+	*s = Size(q.Value())
+	return nil
+}
+
+// MarshalText writes the size as String does.
+func (s Size) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText parses a size like "10Mi".
+func (s *Size) UnmarshalText(b []byte) error { return s.Set(string(b)) }
+
+// MarshalJSON writes a JSON string ("10Mi").
+func (s Size) MarshalJSON() ([]byte, error) { return json.Marshal(s.String()) }
+
+// UnmarshalJSON accepts a JSON string ("10Mi") or a number of bytes.
+func (s *Size) UnmarshalJSON(b []byte) error {
+	var v string
+	if err := json.Unmarshal(b, &v); err != nil {
+		var n int64
+		if err := json.Unmarshal(b, &n); err != nil {
+			return fmt.Errorf("%s is not a size: write it like \"10Mi\"", b)
+		}
+		*s = Size(n)
+		return nil
+	}
+	return s.Set(v)
+}
+
+// UnmarshalYAML reads a scalar as a size (go.yaml.in/yaml/v2 Unmarshaler).
+func (s *Size) UnmarshalYAML(unmarshal func(any) error) error {
+	var v string
+	if err := unmarshal(&v); err != nil {
+		return errors.New("not a size like 10Mi, 500Ki or 1G")
+	}
+	return s.Set(v)
 }

@@ -471,3 +471,37 @@ func TestPrintConfigPolicy(t *testing.T) {
 		t.Errorf("default --print-config lacks policy: {}:\n%s", out)
 	}
 }
+
+// The container log limits take the kubelet's names, defaults and quantity syntax.
+func TestContainerLogLimits(t *testing.T) {
+	if d := Default(); d.ContainerLogMaxSize.Bytes() != 10<<20 || d.ContainerLogMaxFiles != 5 {
+		t.Fatalf("defaults: %s, %d; want the kubelet's 10Mi and 5", d.ContainerLogMaxSize, d.ContainerLogMaxFiles)
+	}
+	p := writeFile(t, "container-log-max-size: 500Ki\ncontainer-log-max-files: 3\n")
+	cfg, err := load(t, "--config", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ContainerLogMaxSize.Bytes() != 500<<10 || cfg.ContainerLogMaxFiles != 3 {
+		t.Errorf("from the file: %s, %d", cfg.ContainerLogMaxSize, cfg.ContainerLogMaxFiles)
+	}
+	cfg, err = load(t, "--config", p, "--container-log-max-size", "2M")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ContainerLogMaxSize.Bytes() != 2_000_000 || cfg.ContainerLogMaxSize.String() != "2M" && cfg.ContainerLogMaxSize.String() != "2000000" {
+		t.Errorf("the flag over the file: %d (%s)", cfg.ContainerLogMaxSize.Bytes(), cfg.ContainerLogMaxSize)
+	}
+	if s := Size(10 << 20).String(); s != "10Mi" {
+		t.Errorf("Size(10Mi).String() = %q", s)
+	}
+	for _, bad := range [][]string{
+		{"--container-log-max-files", "1"},
+		{"--container-log-max-size", "0"},
+		{"--container-log-max-size", "ten megs"},
+	} {
+		if _, err := load(t, append([]string{"--config", ""}, bad...)...); err == nil || !strings.Contains(err.Error(), "container-log-max") {
+			t.Errorf("%v: err = %v, want one naming the key", bad, err)
+		}
+	}
+}
