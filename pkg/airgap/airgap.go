@@ -40,6 +40,9 @@ type Config struct {
 	// Imported is called after new images were imported, so that pods waiting for them can
 	// try again at once.
 	Imported func(names []string)
+	// Check, when set, vets each archive as opened (its owner and mode, say) before it is read:
+	// an archive changed after the daemon started is imported again.
+	Check func(path string, info os.FileInfo) error
 }
 
 // Watcher imports archives from a directory.
@@ -139,11 +142,24 @@ func (w *Watcher) save() {
 
 // importFile streams one archive into containerd, decompressing on the way.
 func (w *Watcher) importFile(ctx context.Context, path string) ([]string, error) {
-	f, err := os.Open(path)
+	// Non-blocking: a FIFO put there is refused below, never waited on.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !info.Mode().IsRegular() {
+		return nil, fmt.Errorf("image archive %s is not a regular file (mode %s)", path, info.Mode())
+	}
+	if w.cfg.Check != nil {
+		if err := w.cfg.Check(path, info); err != nil {
+			return nil, err
+		}
+	}
 	r, err := Decompress(bufio.NewReaderSize(f, 1<<16))
 	if err != nil {
 		return nil, err

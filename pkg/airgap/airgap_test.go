@@ -11,7 +11,9 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 
@@ -142,5 +144,46 @@ func TestImportAllRetriesFailures(t *testing.T) {
 	w.ImportAll(context.Background())
 	if !slices.Equal(imp.got, []string{"docker"}) {
 		t.Errorf("imported %q after a failure", imp.got)
+	}
+}
+
+// An archive is vetted as it is opened: one the check refuses is not imported (and is tried
+// again on later passes), and a FIFO in the directory is refused, never waited on.
+func TestImportChecksArchives(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "a.tar"), archiveBytes(t, imagebuild.WriteDockerArchive, ""), 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(filepath.Join(dir, "b.tar"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var checked []string
+	refuse := true
+	imp := &fakeImporter{}
+	w := New(Config{Dir: dir, Record: filepath.Join(t.TempDir(), "r.json"), Importer: imp,
+		Check: func(path string, info os.FileInfo) error {
+			checked = append(checked, filepath.Base(path))
+			if refuse {
+				return errors.New("writable by others")
+			}
+			return nil
+		}})
+	done := make(chan struct{})
+	go func() {
+		w.ImportAll(context.Background())
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("ImportAll hangs on a FIFO")
+	}
+	if len(imp.got) != 0 || !slices.Equal(checked, []string{"a.tar"}) {
+		t.Errorf("imported %q, checked %q; want nothing imported, a.tar checked", imp.got, checked)
+	}
+	refuse = false
+	w.ImportAll(context.Background())
+	if !slices.Equal(imp.got, []string{"docker"}) {
+		t.Errorf("once the check passes: imported %q", imp.got)
 	}
 }
