@@ -28,6 +28,7 @@ import (
 
 	"github.com/minipod/minipod/pkg/airgap"
 	"github.com/minipod/minipod/pkg/api"
+	"github.com/minipod/minipod/pkg/apparmor"
 	"github.com/minipod/minipod/pkg/config"
 	"github.com/minipod/minipod/pkg/events"
 	"github.com/minipod/minipod/pkg/imagebuild"
@@ -213,13 +214,19 @@ func run(ctx context.Context, o *config.Config, log *slog.Logger) error {
 	scfg := source.Config{Dir: o.ManifestDir, Resync: o.Resync.D(), Log: log, InsecurePerms: o.InsecureManifestPerms}
 	if !o.Policy.IsZero() {
 		pol := o.Policy
+		aa := apparmor.System() // read once, as by the kubelet
 		scfg.Admit = func(p *corev1.Pod) error {
 			if err := pol.Admit(p); err != nil {
 				return &manifest.Error{Reason: policy.Reason, Message: err.Error()}
 			}
+			// Then the kubelet's AppArmor admission: no profile where AppArmor is not enabled.
+			if err := aa.Admit(p); err != nil {
+				return &manifest.Error{Reason: apparmor.Reason, Message: err.Error()}
+			}
 			return nil
 		}
 		log.Info("node policy", "policy", pol.String())
+		log.Info("apparmor", "enabled", aa.Enabled, "supported", aa.Supported)
 	}
 	src := source.New(scfg)
 	srv := api.NewServer(view, mgr, log)

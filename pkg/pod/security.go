@@ -8,11 +8,14 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/minipod/minipod/pkg/apparmor"
 	"github.com/minipod/minipod/pkg/runtime"
 )
 
 // Security resolves a container's effective security settings from the pod's and the
-// container's securityContext (the container's fields win), as the kubelet does.
+// container's securityContext (the container's fields win), as the kubelet does. The
+// AppArmor profile is the container's field, else its legacy annotation, else the pod's
+// field (apparmor.Profile); the runtime decides what it means on this host.
 // imageUser is the image config's User; seccompDir holds Localhost profiles. The error is a
 // CreateContainerConfigError: runAsNonRoot with a root user, or an unusable profile.
 func Security(pod *corev1.Pod, c *corev1.Container, imageUser, seccompDir string) (runtime.Security, error) {
@@ -71,6 +74,9 @@ func Security(pod *corev1.Pod, c *corev1.Container, imageUser, seccompDir string
 			sec.Seccomp = filepath.Join(seccompDir, p)
 		}
 	}
+
+	aa := apparmor.RequestFor(pod, c)
+	sec.AppArmor = &aa
 
 	nonRoot := first(csc.RunAsNonRoot, psc.RunAsNonRoot)
 	if nonRoot != nil && *nonRoot {

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/minipod/minipod/pkg/apparmor"
 )
 
 func i64(v int64) *int64 { return &v }
@@ -66,4 +68,40 @@ func TestSecurity(t *testing.T) {
 			t.Errorf("got %+v", sec)
 		}
 	})
+}
+
+// Each container carries its AppArmor request to the runtime: its own field, else its legacy
+// annotation, else the pod's field; a container with none still carries an empty request (the
+// runtime's default applies where AppArmor is supported), unlike the pause container.
+func TestSecurityAppArmor(t *testing.T) {
+	foo := "foo"
+	for _, tc := range []struct {
+		name string
+		psc  *corev1.PodSecurityContext
+		csc  *corev1.SecurityContext
+		ann  map[string]string
+		want apparmor.Request
+	}{
+		{name: "none", want: apparmor.Request{}},
+		{name: "pod field", psc: &corev1.PodSecurityContext{AppArmorProfile: &corev1.AppArmorProfile{Type: corev1.AppArmorProfileTypeRuntimeDefault}},
+			want: apparmor.Request{Type: corev1.AppArmorProfileTypeRuntimeDefault}},
+		{name: "annotation over pod field", psc: &corev1.PodSecurityContext{AppArmorProfile: &corev1.AppArmorProfile{Type: corev1.AppArmorProfileTypeRuntimeDefault}},
+			ann:  map[string]string{"container.apparmor.security.beta.kubernetes.io/c": "localhost/foo"},
+			want: apparmor.Request{Type: corev1.AppArmorProfileTypeLocalhost, Localhost: "foo"}},
+		{name: "container field over annotation", csc: &corev1.SecurityContext{AppArmorProfile: &corev1.AppArmorProfile{Type: corev1.AppArmorProfileTypeUnconfined}},
+			ann:  map[string]string{"container.apparmor.security.beta.kubernetes.io/c": "localhost/foo"},
+			want: apparmor.Request{Type: corev1.AppArmorProfileTypeUnconfined}},
+		{name: "container field localhost", csc: &corev1.SecurityContext{AppArmorProfile: &corev1.AppArmorProfile{Type: corev1.AppArmorProfileTypeLocalhost, LocalhostProfile: &foo}},
+			want: apparmor.Request{Type: corev1.AppArmorProfileTypeLocalhost, Localhost: "foo"}},
+	} {
+		p := &corev1.Pod{Spec: corev1.PodSpec{SecurityContext: tc.psc}}
+		p.Name, p.Namespace, p.Annotations = "p", "default", tc.ann
+		sec, err := Security(p, &corev1.Container{Name: "c", SecurityContext: tc.csc}, "", "/s")
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if sec.AppArmor == nil || *sec.AppArmor != tc.want {
+			t.Errorf("%s: AppArmor = %+v, want %+v", tc.name, sec.AppArmor, tc.want)
+		}
+	}
 }

@@ -5,12 +5,16 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 
+	ctrdapparmor "github.com/containerd/containerd/v2/contrib/apparmor"
 	"github.com/containerd/containerd/v2/contrib/seccomp"
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/cap"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/minipod/minipod/pkg/apparmor"
 )
 
 // Security is a container's security settings, already resolved from the pod's and the
@@ -26,6 +30,11 @@ type Security struct {
 	// Seccomp is "" or "Unconfined" (none, the Kubernetes default), "RuntimeDefault", or the
 	// path of a Localhost profile.
 	Seccomp string
+	// AppArmor is what the container asks of AppArmor (apparmor.RequestFor), decided against
+	// the host when the container is created, as containerd's CRI decides it; nil asks for
+	// nothing at all, not even the runtime's default profile (the pause container, which the
+	// CRI never confines either).
+	AppArmor *apparmor.Request
 }
 
 // Namespaces says which host or pod namespaces a container shares.
@@ -76,7 +85,43 @@ func securityOpts(sec Security) []oci.SpecOpts {
 	default:
 		opts = append(opts, withSeccompFile(sec.Seccomp))
 	}
+	if sec.AppArmor != nil {
+		opts = append(opts, withAppArmor(*sec.AppArmor, sec.Privileged))
+	}
 	return opts
+}
+
+// The host's AppArmor and the loading of the default profile, replaced by tests.
+var (
+	appArmorHost       = apparmor.System
+	loadDefaultProfile = ctrdapparmor.LoadDefaultProfile
+	loadDefaultMu      sync.Mutex // one apparmor_parser at a time
+)
+
+// withAppArmor sets the container's AppArmor profile (apparmor.Host.Spec) when its spec is
+// made, so that a Localhost profile loaded after a failed attempt is found by the next one.
+// The runtime's default profile is loaded first when the kernel lacks it, as containerd's CRI
+// loads it (its apparmor_parser, from containerd's template).
+func withAppArmor(r apparmor.Request, privileged bool) oci.SpecOpts {
+	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+		spec, err := appArmorHost().Spec(r, privileged)
+		if err != nil {
+			return fmt.Errorf("set apparmor profile: %w", err)
+		}
+		if spec.Default {
+			loadDefaultMu.Lock()
+			err := loadDefaultProfile(spec.Profile)
+			loadDefaultMu.Unlock()
+			if err != nil {
+				return fmt.Errorf("load apparmor profile %s: %w", spec.Profile, err)
+			}
+		}
+		if s.Process == nil {
+			s.Process = &specs.Process{}
+		}
+		s.Process.ApparmorProfile = spec.Profile
+		return nil
+	}
 }
 
 func withIDs(uid, gid *int64) oci.SpecOpts {
