@@ -115,7 +115,9 @@ func (w *worker) adoptContainer(ctx context.Context, s *podState, c *ctrState, r
 	c.phase = ctrRunning // what it was when the last daemon saw it
 	switch {
 	case err == nil && st.Running:
-		c.started = startTime(st.Pid)
+		if _, labelled := rc.Labels[runtime.LabelStartedAt]; !labelled {
+			c.started = startTime(st.Pid)
+		}
 		w.watch(rc.ID, st.Wait)
 		w.startProbes(s, c)
 	case err == nil && st.Exists:

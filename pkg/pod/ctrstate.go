@@ -101,7 +101,7 @@ type ctrState struct {
 	last      *corev1.ContainerStateTerminated
 	delay     time.Duration // crash backoff delay to apply to the next restart
 	restartAt time.Time     // when the next attempt may start (zero: at once)
-	pullDelay time.Duration // image pull backoff
+	failDelay time.Duration // backoff of failed starts (image pulls, create, start), doubling as the crash backoff
 
 	waitReason   string
 	waitMessage  string

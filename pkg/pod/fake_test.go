@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/minipod/minipod/pkg/events"
 	"github.com/minipod/minipod/pkg/runtime"
 	"github.com/minipod/minipod/pkg/sandbox"
 )
@@ -31,6 +32,8 @@ type fakeRuntime struct {
 	leases     map[string]bool
 	leaseSeq   int
 	execHook   func(ctx context.Context, id string, cmd []string) (int, []byte, error)
+	createErr  error       // CreateContainer of an app container fails with it while set
+	failedAt   []time.Time // when each CreateContainer failed so
 }
 
 type fakeContainer struct {
@@ -139,6 +142,10 @@ func (f *fakeRuntime) CreateContainer(ctx context.Context, cfg runtime.Container
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.createErr != nil && cfg.Labels[runtime.LabelRole] == runtime.RoleApp {
+		f.failedAt = append(f.failedAt, time.Now())
+		return f.createErr
+	}
 	if _, ok := f.containers[cfg.ID]; ok {
 		return fmt.Errorf("container %s exists", cfg.ID)
 	}
@@ -242,6 +249,17 @@ func (f *fakeRuntime) ExecOutput(ctx context.Context, id string, cmd []string, d
 	return 0, nil, nil
 }
 
+// config returns the configuration a container was created with.
+func (f *fakeRuntime) config(id string) (runtime.ContainerConfig, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, ok := f.containers[id]
+	if !ok {
+		return runtime.ContainerConfig{}, false
+	}
+	return c.cfg, true
+}
+
 // running lists the running containers' IDs that contain sub.
 func (f *fakeRuntime) running(sub string) []string {
 	f.mu.Lock()
@@ -282,6 +300,8 @@ func testManager(t *testing.T, rt *fakeRuntime) *Manager {
 		NetNSDir:   dir + "/netns",
 		PauseImage: "pause",
 		HostIP:     "192.0.2.1",
+		NodeName:   "node1",
+		Events:     events.NewRecorder(1000),
 		Backoff:    Backoff{Initial: time.Second, Max: 4 * time.Second},
 	})
 	ctx, cancel := context.WithCancel(context.Background())

@@ -151,12 +151,16 @@ func (w *worker) ensureImage(ctx context.Context, job startJob, progress func(st
 	c := job.spec
 	policy := c.ImagePullPolicy
 	if policy != corev1.PullAlways {
+		present := func(img runtime.Image) (runtime.Image, string, error) {
+			w.eventFor(job.pod, c, job.init, events.Normal, events.ReasonPulled, "Container image %q already present on machine", c.Image)
+			return img, "", nil
+		}
 		if job.ahead.ID != "" {
-			return job.ahead, "", nil
+			return present(job.ahead)
 		}
 		img, err := rt.GetImage(ctx, c.Image)
 		if err == nil {
-			return img, "", nil
+			return present(img)
 		}
 		if !errors.Is(err, runtime.ErrImageNotFound) {
 			return runtime.Image{}, ReasonErrImagePull, err

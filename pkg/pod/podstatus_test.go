@@ -62,11 +62,13 @@ func TestPodStatus(t *testing.T) {
 		{name: "one done, one running under Never", policy: corev1.RestartPolicyNever, sandbox: true,
 			apps: []*ctrState{ctr("a", ctrExited, exitCode(0)), ctr("b", ctrRunning, running)}, phase: corev1.PodRunning, state: "terminated"},
 		{name: "init running", policy: corev1.RestartPolicyAlways, sandbox: true,
-			inits: []*ctrState{ctr("i", ctrRunning, initCtr, running)}, apps: []*ctrState{ctr("a", ctrNew)}, phase: corev1.PodPending, state: "ContainerCreating"},
+			inits: []*ctrState{ctr("i", ctrRunning, initCtr, running)}, apps: []*ctrState{ctr("a", ctrNew)}, phase: corev1.PodPending, state: "PodInitializing"},
 		{name: "init being pulled", policy: corev1.RestartPolicyAlways, sandbox: true,
-			inits: []*ctrState{ctr("i", ctrStarting, initCtr, pulling)}, apps: []*ctrState{ctr("a", ctrNew)}, phase: corev1.PodPending, state: "ContainerCreating", initReason: "PodInitializing"},
+			inits: []*ctrState{ctr("i", ctrStarting, initCtr, pulling)}, apps: []*ctrState{ctr("a", ctrNew)}, phase: corev1.PodPending, state: "PodInitializing", initReason: "PodInitializing"},
 		{name: "init failed under Never", policy: corev1.RestartPolicyNever, sandbox: true, terminal: true,
-			inits: []*ctrState{ctr("i", ctrExited, initCtr, exitCode(1))}, apps: []*ctrState{ctr("a", ctrNew)}, phase: corev1.PodFailed, state: "ContainerCreating"},
+			inits: []*ctrState{ctr("i", ctrExited, initCtr, exitCode(1))}, apps: []*ctrState{ctr("a", ctrNew)}, phase: corev1.PodFailed, state: "PodInitializing"},
+		{name: "inits done, app being made", policy: corev1.RestartPolicyAlways, sandbox: true,
+			inits: []*ctrState{ctr("i", ctrExited, initCtr, exitCode(0))}, apps: []*ctrState{ctr("a", ctrStarting)}, phase: corev1.PodPending, state: "ContainerCreating"},
 		{name: "sidecar started, app running", policy: corev1.RestartPolicyAlways, sandbox: true,
 			inits: []*ctrState{ctr("s", ctrRunning, sidecar, running)}, apps: []*ctrState{ctr("a", ctrRunning, running)}, phase: corev1.PodRunning, state: "running", ready: true},
 	} {
@@ -124,6 +126,23 @@ func TestPodStatusConditionTimes(t *testing.T) {
 	st, _ = podStatus(s, "", t0.Add(2*time.Minute))
 	if got := conditionOf(st, corev1.PodReady); got.Status != corev1.ConditionTrue || !got.LastTransitionTime.Time.Equal(t0.Add(2*time.Minute)) {
 		t.Errorf("Ready after the change: %+v", got)
+	}
+}
+
+// A Succeeded pod's Ready and ContainersReady are False with the kubelet's PodCompleted.
+func TestPodStatusCompleted(t *testing.T) {
+	s := readyPod(corev1.RestartPolicyNever, nil, []*ctrState{ctr("a", ctrExited, exitCode(0))})
+	s.terminal = true
+	st, _ := podStatus(s, "", t0)
+	for _, ct := range []corev1.PodConditionType{corev1.PodReady, corev1.ContainersReady} {
+		if c := conditionOf(st, ct); c.Status != corev1.ConditionFalse || c.Reason != "PodCompleted" {
+			t.Errorf("%s: %+v", ct, c)
+		}
+	}
+	s.apps[0].exit.Code = 1 // Failed: the reason stays ContainersNotReady
+	st, _ = podStatus(s, "", t0)
+	if c := conditionOf(st, corev1.PodReady); st.Phase != corev1.PodFailed || c.Reason != "ContainersNotReady" {
+		t.Errorf("failed pod: %s, %+v", st.Phase, c)
 	}
 }
 

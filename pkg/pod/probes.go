@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"strings"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -80,13 +79,13 @@ func (w *worker) handleProbe(s *podState, e probeEvent) {
 	w.event(s, c, events.Normal, events.ReasonKilling, "Container %s failed %s probe, will be restarted", c.spec.Name, strings.ToLower(e.kind.String()))
 	w.log.Info("container failed its probe, killing", "container", c.spec.Name, "probe", e.kind.String(), "msg", e.msg)
 	c.hookErr = ""
-	grace := time.Duration(s.rec.Grace) * time.Second
+	grace := s.rec.Grace
 	pr := c.spec.LivenessProbe
 	if e.kind == probe.Startup {
 		pr = c.spec.StartupProbe
 	}
 	if pr != nil && pr.TerminationGracePeriodSeconds != nil {
-		grace = time.Duration(*pr.TerminationGracePeriodSeconds) * time.Second
+		grace = *pr.TerminationGracePeriodSeconds
 	}
 	w.kill(s, c, grace)
 }
@@ -131,9 +130,10 @@ func readTail(path string, limit int64, isLog bool) string {
 	if _, err := f.Seek(off, io.SeekStart); err != nil {
 		return ""
 	}
+	// The lines keep their newlines, as the kubelet's tail of the log does.
 	var out bytes.Buffer
 	_, _ = io.Copy(&logs.Decoder{W: &out}, f)
-	msg := strings.TrimRight(out.String(), "\n")
+	msg := out.String()
 	if int64(len(msg)) > limit {
 		msg = msg[int64(len(msg))-limit:]
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -49,6 +50,7 @@ type startResult struct {
 	log        *logs.File
 	stdin      *io.PipeWriter
 	pid        uint32
+	startedAt  time.Time
 	imageID    string
 	stopSignal string
 	hook       bool // a postStart hook runs now; hookDone follows
@@ -108,20 +110,19 @@ func (w *worker) started(s *podState, c *ctrState, job startJob, r startResult) 
 	if r.err != nil {
 		w.moveTo(c, ctrFailed)
 		c.waitReason, c.waitMessage, c.permanentErr = r.reason, r.err.Error(), r.permanent
-		c.restartAt = time.Now().Add(w.m.cfg.Backoff.Initial)
-		if r.pull {
-			c.pullDelay = nextPullDelay(w.m.cfg.Backoff, c.pullDelay)
-			c.restartAt = time.Now().Add(c.pullDelay)
-		}
+		// A start that failed is tried again with the doubling backoff, as a kubelet does
+		// for image pulls and for containers that could not be made or started.
+		c.failDelay = nextFailDelay(w.m.cfg.Backoff, c.failDelay)
+		c.restartAt = time.Now().Add(c.failDelay)
 		return
 	}
 	w.moveTo(c, ctrRunning)
 	c.id, c.attempt, c.logPath = job.id, job.attempt, job.n.logPath(c.spec.Name, job.attempt)
 	c.log, c.stdin = r.log, r.stdin
 	c.exit, c.message, c.hookErr = runtime.Exit{}, "", ""
-	c.started = startTime(r.pid)
+	c.started = r.startedAt
 	c.imageID, c.stopSignal = r.imageID, r.stopSignal
-	c.restartAt, c.pullDelay = time.Time{}, 0
+	c.restartAt, c.failDelay = time.Time{}, 0
 	c.waitReason, c.waitMessage, c.permanentErr = "", "", false
 	c.hookBusy = r.hook
 	// Kept on the container, so that a daemon that adopts it after it has exited reports the
@@ -169,8 +170,8 @@ func (w *worker) hookDone(s *podState, c *ctrState, id string, err error) {
 	w.startProbes(s, c)
 }
 
-// nextPullDelay is the image pull backoff: the crash backoff's numbers, as on a kubelet.
-func nextPullDelay(b Backoff, d time.Duration) time.Duration {
+// nextFailDelay is the backoff of failed starts: the crash backoff's numbers, as on a kubelet.
+func nextFailDelay(b Backoff, d time.Duration) time.Duration {
 	if d == 0 {
 		return b.Initial
 	}
@@ -267,6 +268,9 @@ func (w *worker) runTask(ctx context.Context, job startJob) (startResult, error)
 		return r, err
 	}
 	r.pid, r.watch, err = w.m.cfg.Runtime.Start(ctx, job.id, stdio)
+	// When the task started, as containerd's CRI records it: the process's start time in /proc
+	// is only as exact as the whole-second boot time it counts from.
+	r.startedAt = time.Now()
 	if err != nil {
 		r.log.Close()
 		if r.stdin != nil {
@@ -295,6 +299,7 @@ func (w *worker) containerConfig(job startJob, img runtime.Image) (runtime.Conta
 		// The configMap or secret may appear later: try again with backoff.
 		return runtime.ContainerConfig{}, "CreateContainerConfigError", err
 	}
+	env = withHostname(env, job.pod, cfg.NodeName)
 	vars := envMap(env, spec)
 	args := envvar.ExpandAll(Command(spec, img.Config), vars)
 	if len(args) == 0 {
@@ -333,6 +338,22 @@ func (w *worker) containerConfig(job startJob, img runtime.Image) (runtime.Conta
 		LogPath:           job.n.logPath(spec.Name, job.attempt),
 		ShimGroup:         job.rec.ShimGroup,
 	}, "", nil
+}
+
+// withHostname puts HOSTNAME, the pod's hostname (the node's for a host-network pod), before
+// the container's environment, as containerd's CRI does; the image or the container may set
+// another.
+func withHostname(env []string, p *corev1.Pod, nodeName string) []string {
+	for _, kv := range env {
+		if strings.HasPrefix(kv, "HOSTNAME=") {
+			return env
+		}
+	}
+	h := hostname(p)
+	if p.Spec.HostNetwork {
+		h = nodeName
+	}
+	return append([]string{"HOSTNAME=" + h}, env...)
 }
 
 // containerLabels are the container's labels: who it is, and what a restarted daemon needs to

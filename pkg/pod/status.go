@@ -140,6 +140,11 @@ func podStatus(s *podState, hostIP string, now time.Time) (corev1.PodStatus, map
 	allReady := true
 	for _, c := range s.apps {
 		cs := containerStatus(c, policy, s.terminal, s.volErr)
+		if w := cs.State.Waiting; w != nil && !initialized && c.phase == ctrNew && c.waitReason == "" {
+			// As on a kubelet: app containers wait for the init containers (also in a pod that
+			// failed in one of them under restartPolicy Never).
+			w.Reason = "PodInitializing"
+		}
 		st.ContainerStatuses = append(st.ContainerStatuses, cs)
 		if !cs.Ready {
 			allReady = false
@@ -166,7 +171,11 @@ func podStatus(s *podState, hostIP string, now time.Time) (corev1.PodStatus, map
 		corev1.ContainersReady:           ready,
 		corev1.PodReady:                  ready,
 	} {
-		conds[t] = condition(s.conds, t, ok, now)
+		c := condition(s.conds, t, ok, now)
+		if !ok && st.Phase == corev1.PodSucceeded && (t == corev1.ContainersReady || t == corev1.PodReady) {
+			c.Reason = "PodCompleted" // the kubelet's reason once every container completed
+		}
+		conds[t] = c
 	}
 	for _, t := range []corev1.PodConditionType{corev1.PodReadyToStartContainers, corev1.PodInitialized, corev1.PodReady, corev1.ContainersReady, corev1.PodScheduled} {
 		st.Conditions = append(st.Conditions, conds[t])

@@ -81,7 +81,7 @@ func (w *worker) stopAll(ctx context.Context, s *podState, list []runtime.Contai
 			specs[s.pod.Spec.InitContainers[i].Name] = &s.pod.Spec.InitContainers[i]
 		}
 	}
-	deadline := time.Now().Add(time.Duration(s.rec.Grace) * time.Second)
+	deadline := time.Now().Add(stopGrace(s.rec.Grace))
 	for _, sidecars := range []bool{false, true} {
 		var wg sync.WaitGroup
 		for _, c := range list {
@@ -151,14 +151,15 @@ func (w *worker) removeFiles(ctx context.Context, s *podState) {
 }
 
 // kill stops a running container of the current version off the loop (a failed liveness or
-// startup probe, a sidecar at the end); its exit comes back as usual.
-func (w *worker) kill(s *podState, c *ctrState, grace time.Duration) {
+// startup probe, a sidecar at the end), with grace seconds to exit; its exit comes back as
+// usual.
+func (w *worker) kill(s *podState, c *ctrState, grace int64) {
 	w.moveTo(c, ctrStopping)
 	w.m.probes.Remove(c.id)
 	target := runtime.Container{ID: c.id, Labels: map[string]string{runtime.LabelStopSignal: c.stopSignal}}
 	spec, podIP := c.spec, firstIP(s.ips)
 	w.spawn(s, func() {
-		w.stopContainer(context.WithoutCancel(s.ctx), target, spec, podIP, time.Now().Add(grace))
+		w.stopContainer(context.WithoutCancel(s.ctx), target, spec, podIP, time.Now().Add(stopGrace(grace)))
 	})
 }
 
@@ -203,9 +204,15 @@ func (w *worker) stopContainer(ctx context.Context, c runtime.Container, spec *c
 	}
 }
 
-// minStopGrace is the least time a container gets between its stop signal and SIGKILL after a
-// preStop hook used up the grace period (the kubelet's minimumGracePeriodInSeconds).
+// minStopGrace is the least time a container gets between its stop signal and SIGKILL, also
+// when its grace period is shorter or a preStop hook used it up (the kubelet's
+// minimumGracePeriodInSeconds).
 const minStopGrace = 2 * time.Second
+
+// stopGrace is how long a container with a grace period of seconds gets to stop.
+func stopGrace(seconds int64) time.Duration {
+	return max(time.Duration(seconds)*time.Second, minStopGrace)
+}
 
 // findLost asks containerd again, off the loop, about tasks whose exit wait broke: running
 // ones are watched again, ended ones are handled as exits. While containerd does not answer,

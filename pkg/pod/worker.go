@@ -249,7 +249,7 @@ func (w *worker) execute(s *podState, p plan) {
 		s.terminal = true
 	}
 	for _, c := range p.stop {
-		w.kill(s, c, time.Duration(s.rec.Grace)*time.Second)
+		w.kill(s, c, s.rec.Grace)
 	}
 	switch {
 	case p.createSandbox:

@@ -93,7 +93,8 @@ spec:
     terminationMessagePolicy: FallbackToLogsOnError
     command: ["sh", "-c", "echo first; echo last words; exit 1"]
 `)
-	want := map[string]string{"file": "bye from file", "custom": "custom-path", "logs": "first\nlast words"}
+	// The log's tail keeps its last newline, as the kubelet reads it.
+	want := map[string]string{"file": "bye from file", "custom": "custom-path", "logs": "first\nlast words\n"}
 	d.eventually(60*time.Second, "termination messages", func() (bool, string) {
 		p := d.pod("msg")
 		if p == nil || p.Status.Phase != corev1.PodFailed {
