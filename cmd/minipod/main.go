@@ -32,6 +32,7 @@ import (
 	"github.com/minipod/minipod/pkg/config"
 	"github.com/minipod/minipod/pkg/events"
 	"github.com/minipod/minipod/pkg/imagebuild"
+	"github.com/minipod/minipod/pkg/logs"
 	"github.com/minipod/minipod/pkg/manifest"
 	"github.com/minipod/minipod/pkg/metrics"
 	"github.com/minipod/minipod/pkg/pod"
@@ -180,6 +181,7 @@ func run(ctx context.Context, o *config.Config, log *slog.Logger) error {
 		HostIP:       hostIP(),
 		ResolvConf:   sandbox.HostResolvConf(),
 		Backoff:      pod.Backoff{Initial: o.BackoffInitial.D(), Max: o.BackoffMax.D()},
+		LogRotation:  logs.Rotation{MaxSize: o.ContainerLogMaxSize.Bytes(), MaxFiles: o.ContainerLogMaxFiles},
 		Credentials:  registryCredentials(o.AuthFile, o.InsecureManifestPerms, log),
 		Events:       recorder,
 		Metrics:      mets,
@@ -205,6 +207,7 @@ func run(ctx context.Context, o *config.Config, log *slog.Logger) error {
 		airgapper = airgap.New(airgap.Config{
 			Dir: dir, Record: filepath.Join(o.StateDir, "images-imported.json"), Importer: rt, Log: log,
 			Imported: func([]string) { mgr.ImagesChanged() },
+			Check:    archiveCheck(o.InsecureManifestPerms),
 		})
 		// Images present before pods start: pods that need them do not fail first.
 		airgapper.ImportAll(ctx)
@@ -212,22 +215,24 @@ func run(ctx context.Context, o *config.Config, log *slog.Logger) error {
 	view := status.NewView(mgr.List)
 	view.SetEvents(recorder) // refused manifests (policy, validation, conflicts) as Warning events
 	scfg := source.Config{Dir: o.ManifestDir, Resync: o.Resync.D(), Log: log, InsecurePerms: o.InsecureManifestPerms}
-	if !o.Policy.IsZero() {
-		pol := o.Policy
-		aa := apparmor.System() // read once, as by the kubelet
-		scfg.Admit = func(p *corev1.Pod) error {
-			if err := pol.Admit(p); err != nil {
-				return &manifest.Error{Reason: policy.Reason, Message: err.Error()}
-			}
-			// Then the kubelet's AppArmor admission: no profile where AppArmor is not enabled.
-			if err := aa.Admit(p); err != nil {
-				return &manifest.Error{Reason: apparmor.Reason, Message: err.Error()}
-			}
-			return nil
+	// Every pod passes the node policy (even an empty one refuses sysctls outside the
+	// kubelet's safe set), then the kubelet's AppArmor admission: no profile where AppArmor is
+	// not enabled.
+	pol := o.Policy
+	aa := apparmor.System() // read once, as by the kubelet
+	scfg.Admit = func(p *corev1.Pod) error {
+		if err := pol.Admit(p); err != nil {
+			return &manifest.Error{Reason: policy.Reason, Message: err.Error()}
 		}
-		log.Info("node policy", "policy", pol.String())
-		log.Info("apparmor", "enabled", aa.Enabled, "supported", aa.Supported)
+		if err := aa.Admit(p); err != nil {
+			return &manifest.Error{Reason: apparmor.Reason, Message: err.Error()}
+		}
+		return nil
 	}
+	if !pol.Unset() {
+		log.Info("node policy", "policy", pol.String())
+	}
+	log.Info("apparmor", "enabled", aa.Enabled, "supported", aa.Supported)
 	src := source.New(scfg)
 	srv := api.NewServer(view, mgr, log)
 	srv.SetEvents(recorder)
@@ -315,6 +320,17 @@ func run(ctx context.Context, o *config.Config, log *slog.Logger) error {
 type alive interface {
 	// Alive reports whether the loop turned within d.
 	Alive(d time.Duration) bool
+}
+
+// archiveCheck vets an image archive as it is opened: one changed after the start-up check of
+// the image directory must still be root's and not writable by others.
+func archiveCheck(insecure bool) func(string, os.FileInfo) error {
+	if insecure {
+		return nil
+	}
+	return func(path string, info os.FileInfo) error {
+		return config.CheckPerms("image archive", path, info, false)
+	}
 }
 
 // notifyLoop keeps systemd informed: STATUS= with pod counts, and WATCHDOG=1 at half the

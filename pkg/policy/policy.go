@@ -96,14 +96,9 @@ func (p *Policy) Validate() error {
 	return errors.Join(errs...)
 }
 
-// IsZero reports whether the policy admits every pod, so that a caller may skip Admit. It
-// never does: with no key set, sysctls outside the safe set are still refused, as a kubelet
-// refuses them without --allowed-unsafe-sysctls. Call Admit for every pod; Unset tells
-// whether any key is set.
-func (p *Policy) IsZero() bool { return false }
-
 // Unset reports whether no key of the policy is set (the configuration file has no policy,
-// or an empty one).
+// or an empty one). Such a policy still refuses sysctls outside the kubelet's safe set, as a
+// kubelet does without --allowed-unsafe-sysctls: call Admit for every pod.
 func (p *Policy) Unset() bool {
 	return p.AllowPrivileged == nil && p.AllowHostNetwork == nil && p.AllowHostPID == nil &&
 		p.AllowHostIPC == nil && p.AllowedHostPaths == nil && p.AllowedCapabilities == nil &&
