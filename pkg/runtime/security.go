@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 
@@ -52,8 +53,8 @@ func securityOpts(sec Security) []oci.SpecOpts {
 	if sec.UID != nil || sec.GID != nil {
 		opts = append(opts, withIDs(sec.UID, sec.GID))
 	}
-	if len(sec.SupplementalGroups) > 0 {
-		opts = append(opts, withExtraGroups(sec.SupplementalGroups))
+	if sec.UID != nil || sec.GID != nil || len(sec.SupplementalGroups) > 0 {
+		opts = append(opts, withGroups(sec.SupplementalGroups))
 	}
 	if len(sec.CapAdd) > 0 || len(sec.CapDrop) > 0 {
 		opts = append(opts, withCaps(sec.CapAdd, sec.CapDrop))
@@ -139,11 +140,18 @@ func withIDs(uid, gid *int64) oci.SpecOpts {
 	}
 }
 
-func withExtraGroups(groups []int64) oci.SpecOpts {
+// withGroups sets the process's groups as containerd's CRI does for a pod's securityContext:
+// its primary group, then the supplemental ones (fsGroup among them). Nothing else: a group
+// the default spec carries (root's 0) would give a non-root user root's group files.
+func withGroups(extra []int64) oci.SpecOpts {
 	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
-		for _, g := range groups {
-			s.Process.User.AdditionalGids = append(s.Process.User.AdditionalGids, uint32(g))
+		gids := []uint32{s.Process.User.GID}
+		for _, g := range extra {
+			if !slices.Contains(gids, uint32(g)) {
+				gids = append(gids, uint32(g))
+			}
 		}
+		s.Process.User.AdditionalGids = gids
 		return nil
 	}
 }
