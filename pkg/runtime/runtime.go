@@ -250,6 +250,16 @@ type ContainerConfig struct {
 	ShimGroup string
 }
 
+// withoutRlimits drops the default spec's rlimits (open files 1024:1024), as containerd's CRI
+// does: containers inherit the runtime's own limits, as they do under a kubelet (nginx and
+// redis size themselves by the open-files limit).
+func withoutRlimits(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+	if s.Process != nil {
+		s.Process.Rlimits = nil
+	}
+	return nil
+}
+
 // annotationShimGroup is the OCI annotation by which containerd's runc v2 shim (1.6, 1.7 and
 // 2.x) groups containers into one shim process.
 const annotationShimGroup = "io.containerd.runc.v2.group"
@@ -293,6 +303,7 @@ func (r *Runtime) CreateContainer(ctx context.Context, cfg ContainerConfig) erro
 		// Containers see their own cgroup read-only, as under the CRI.
 		oci.WithMounts([]specs.Mount{{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: []string{"nosuid", "noexec", "nodev", "relatime", "ro"}}}),
 		oci.WithMounts(cfg.Mounts),
+		withoutRlimits,
 	}
 	opts = append(opts, namespaceOpts(cfg)...)
 	if cfg.Cwd != "" {
