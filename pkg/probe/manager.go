@@ -108,6 +108,7 @@ type entry struct {
 	container *corev1.Container
 	podIP     string
 	started   time.Time
+	ticks     time.Time // from WithTicks: when the probes' period ticks began; zero: none
 	execFn    ExecFunc
 	onChange  func(kind Kind, r Result, msg string)
 	onFailed  func(kind Kind, msg string) // may be nil
@@ -264,6 +265,17 @@ type AddOption func(*entry)
 // slots at most. Without it, or with an empty name, the container is a group of its own.
 func WithGroup(name string) AddOption {
 	return func(e *entry) { e.group = name }
+}
+
+// WithTicks makes the container's probes run on period ticks that began at origin, as the
+// kubelet's probe workers do: a worker is made when the pod is synced, looks once at once (the
+// container is usually not running yet) and then every periodSeconds. So the first probe of a
+// container comes at the first tick after it started and after its initialDelaySeconds, up to
+// a period after its start, not the instant it starts, before its server has bound its port.
+// A restarted container keeps the pod's ticks. Without it, the first probe comes as soon as
+// the initial delay is over.
+func WithTicks(origin time.Time) AddOption {
+	return func(e *entry) { e.ticks = origin }
 }
 
 // WithFailedAttempts makes fn be called for every failed attempt, before any verdict change
@@ -490,14 +502,24 @@ func (m *Manager) attempt(runCtx context.Context, s *slot) {
 	m.poke()
 }
 
-// firstDue is when a probe first runs: initialDelaySeconds after the container started, but not
-// before now.
+// firstDue is when a probe first runs: initialDelaySeconds after the container started, on the
+// first of its ticks from then on (WithTicks), but not before now.
 func (e *entry) firstDue(ps *probeState, now time.Time) time.Time {
 	t := e.started.Add(time.Duration(ps.spec.InitialDelaySeconds) * time.Second)
-	if t.Before(now) {
-		return now
+	if now.After(t) {
+		t = now
 	}
-	return t
+	return nextTick(e.ticks, period(ps.spec), t)
+}
+
+// nextTick is the first tick at or after t of ticks that began at origin, period apart; t
+// itself without ticks, or when they began after t.
+func nextTick(origin time.Time, period time.Duration, t time.Time) time.Time {
+	if origin.IsZero() || !t.After(origin) {
+		return t
+	}
+	n := (t.Sub(origin) + period - 1) / period
+	return origin.Add(n * period)
 }
 
 // period is the probe's periodSeconds, 10s when unset.

@@ -381,3 +381,22 @@ func TestManagerManyProbesFewGoroutines(t *testing.T) {
 		}
 	})
 }
+
+func TestNextTick(t *testing.T) {
+	o := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	p := 10 * time.Second
+	for _, c := range []struct {
+		origin, t, want time.Time
+	}{
+		{time.Time{}, o.Add(3 * time.Second), o.Add(3 * time.Second)}, // no ticks
+		{o, o.Add(-time.Second), o.Add(-time.Second)},                 // before they began
+		{o, o, o}, // on a tick
+		{o, o.Add(300 * time.Millisecond), o.Add(10 * time.Second)}, // just after one
+		{o, o.Add(10 * time.Second), o.Add(10 * time.Second)},       // on a later one
+		{o, o.Add(25 * time.Second), o.Add(30 * time.Second)},       // between two
+	} {
+		if got := nextTick(c.origin, p, c.t); !got.Equal(c.want) {
+			t.Errorf("nextTick(%v, %v) = %v, want %v", c.origin, c.t.Sub(o), got.Sub(o), c.want.Sub(o))
+		}
+	}
+}
