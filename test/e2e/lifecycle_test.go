@@ -314,9 +314,10 @@ spec:
 	if app := d.pod("side").Status.ContainerStatuses[0]; app.RestartCount != 0 {
 		t.Errorf("the app started before its sidecar served: %d restarts", app.RestartCount)
 	}
-	out, _, _ := d.ctl("logs", "side", "-c", "app")
-	if !strings.Contains(out, "proxied") {
-		t.Errorf("app log %q, want the sidecar's answer", out)
-	}
+	// The app's output reaches its log a moment after it runs: poll for it.
+	d.eventually(10*time.Second, "the sidecar's answer in the app's log", func() (bool, string) {
+		out, errOut, _ := d.ctl("logs", "side", "-c", "app")
+		return strings.Contains(out, "proxied"), fmt.Sprintf("log %q %s", out, errOut)
+	})
 	d.removeAndCheck("side")
 }
