@@ -1,6 +1,10 @@
 # minipod build, test and demo. Run `make help` for the targets.
 SHELL := /bin/bash
 GO        ?= go
+# With no Go new enough on PATH, test/deps.sh installs one in GO_INSTALL_DIR; the recipes look
+# there after PATH (as .ci/run does), so `make deps test` works on a machine that had no Go.
+export GO_INSTALL_DIR ?= /usr/local/go
+export PATH := $(PATH):$(GO_INSTALL_DIR)/bin
 BIN       ?= bin
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
@@ -38,7 +42,7 @@ lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-deps: ## install what minipod and its tests need on Debian/Ubuntu (root)
+deps: ## install what minipod and its tests need on Debian/Ubuntu, Go included (root)
 	./test/deps.sh
 
 images: build ## build the busybox test image and the pause image as OCI archives in bin/
