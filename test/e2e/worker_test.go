@@ -286,6 +286,8 @@ spec:
       exec: {command: ["sh", "-c", "test ! -f /tmp/die"]}
       periodSeconds: 1
       failureThreshold: 1
+      # An exec takes over the default second on a loaded 2-CPU machine: only /tmp/die may fail it.
+      timeoutSeconds: 10
   - name: b
     image: %s
     imagePullPolicy: IfNotPresent
