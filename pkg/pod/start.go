@@ -250,7 +250,7 @@ func (w *worker) openLog(job startJob) (startResult, *runtime.Stdio, error) {
 		return r, nil, err
 	}
 	r.log = f
-	stdio := &runtime.Stdio{FIFODir: job.n.fifoDir(job.id), Stdout: f.Stdout, Stderr: f.Stderr}
+	stdio := &runtime.Stdio{FIFODir: job.n.fifoDir(job.id), Stdout: f.Stdout, Stderr: f.Stderr, Terminal: job.spec.TTY}
 	if job.spec.Stdin {
 		// stdin: true keeps the container's stdin open (nothing is written to it yet), so that
 		// a program reading it waits instead of seeing end-of-file.

@@ -396,6 +396,9 @@ type Stdio struct {
 	FIFODir        string
 	Stdin          io.Reader // nil: no stdin; a reader that never ends keeps it open (stdin: true)
 	Stdout, Stderr io.Writer
+	// Terminal gives the task a terminal (a container with tty: true, whose spec has one): the
+	// shim makes its console and copies it to Stdout; there is no separate stderr.
+	Terminal bool
 }
 
 // Start creates and starts the container's task, its output going to stdio (nil: discarded).

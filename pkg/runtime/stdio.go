@@ -32,7 +32,7 @@ var readBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b 
 
 func (s *Stdio) creator() cio.Creator {
 	return func(id string) (cio.IO, error) {
-		fifos, err := cio.NewFIFOSetInDir(s.FIFODir, id, false)
+		fifos, err := cio.NewFIFOSetInDir(s.FIFODir, id, s.Terminal)
 		if err != nil {
 			return nil, err
 		}
