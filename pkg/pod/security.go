@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/minipod/minipod/pkg/apparmor"
+	"github.com/minipod/minipod/pkg/manifest"
 	"github.com/minipod/minipod/pkg/runtime"
 )
 
@@ -55,7 +56,7 @@ func Security(pod *corev1.Pod, c *corev1.Container, imageUser, seccompDir string
 	if len(psc.Sysctls) > 0 {
 		sec.Sysctls = map[string]string{}
 		for _, s := range psc.Sysctls {
-			sec.Sysctls[dottedSysctl(s.Name)] = s.Value
+			sec.Sysctls[manifest.NormalizeSysctl(s.Name)] = s.Value // runc takes them dotted
 		}
 	}
 	profile := csc.SeccompProfile
@@ -115,23 +116,4 @@ func first[T any](a, b *T) *T {
 		return a
 	}
 	return b
-}
-
-// dottedSysctl writes a sysctl name given with slashes (net/ipv4/ip_forward, where a dot may
-// be part of a component: net/ipv4/conf/eth0.100/forwarding) the dotted way runc takes it, as
-// the kubelet converts it. A name whose first separator is a dot is already dotted.
-func dottedSysctl(name string) string {
-	i := strings.IndexAny(name, "./")
-	if i < 0 || name[i] == '.' {
-		return name
-	}
-	return strings.Map(func(r rune) rune {
-		switch r {
-		case '.':
-			return '/'
-		case '/':
-			return '.'
-		}
-		return r
-	}, name)
 }

@@ -105,17 +105,3 @@ func TestSecurityAppArmor(t *testing.T) {
 		}
 	}
 }
-
-func TestDottedSysctl(t *testing.T) {
-	for in, want := range map[string]string{
-		"net.ipv4.ip_forward":               "net.ipv4.ip_forward",
-		"net/ipv4/ip_forward":               "net.ipv4.ip_forward",
-		"net/ipv4/conf/eth0.100/forwarding": "net.ipv4.conf.eth0/100.forwarding",
-		"net.ipv4.conf.eth0/100.forwarding": "net.ipv4.conf.eth0/100.forwarding",
-		"kernel":                            "kernel",
-	} {
-		if got := dottedSysctl(in); got != want {
-			t.Errorf("dottedSysctl(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
