@@ -40,7 +40,7 @@ func (w *worker) startProbes(s *podState, c *ctrState) {
 		send(probeEvent{id: id, kind: kind, result: r, msg: msg})
 	}, probe.WithFailedAttempts(func(kind probe.Kind, msg string) {
 		send(probeEvent{id: id, kind: kind, result: probe.Failure, msg: msg, attempt: true})
-	}), probe.WithGroup(s.n.key()), probe.WithTicks(s.seen))
+	}), probe.WithGroup(s.n.key()), probe.WithTicks(s.seen, s.earlier))
 }
 
 // handleProbe applies a probe verdict: readiness sets ready; a startup success lets the

@@ -3,6 +3,7 @@ package probe
 import (
 	"container/heap"
 	"context"
+	"hash/fnv"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -109,6 +110,7 @@ type entry struct {
 	podIP     string
 	started   time.Time
 	ticks     time.Time // from WithTicks: when the probes' period ticks began; zero: none
+	jitter    bool      // from WithTicks: each probe's ticks are shifted by a share of its period
 	execFn    ExecFunc
 	onChange  func(kind Kind, r Result, msg string)
 	onFailed  func(kind Kind, msg string) // may be nil
@@ -274,8 +276,13 @@ func WithGroup(name string) AddOption {
 // a period after its start, not the instant it starts, before its server has bound its port.
 // A restarted container keeps the pod's ticks. Without it, the first probe comes as soon as
 // the initial delay is over.
-func WithTicks(origin time.Time) AddOption {
-	return func(e *entry) { e.ticks = origin }
+//
+// With jitter (containers found running when the daemon started), each probe's ticks are
+// shifted by a share of its period drawn from the container's key, as the kubelet sleeps a
+// random share of the period before its first tick after a restart: otherwise every probe of
+// every adopted pod would fall due at the same instants.
+func WithTicks(origin time.Time, jitter bool) AddOption {
+	return func(e *entry) { e.ticks, e.jitter = origin, jitter }
 }
 
 // WithFailedAttempts makes fn be called for every failed attempt, before any verdict change
@@ -509,7 +516,14 @@ func (e *entry) firstDue(ps *probeState, now time.Time) time.Time {
 	if now.After(t) {
 		t = now
 	}
-	return nextTick(e.ticks, period(ps.spec), t)
+	p, origin := period(ps.spec), e.ticks
+	if e.jitter && !origin.IsZero() {
+		h := fnv.New64a()
+		h.Write([]byte(e.key))
+		// A period earlier, so that the first shifted tick comes within a period of origin.
+		origin = origin.Add(time.Duration(h.Sum64()%uint64(p)) - p)
+	}
+	return nextTick(origin, p, t)
 }
 
 // nextTick is the first tick at or after t of ticks that began at origin, period apart; t

@@ -400,3 +400,31 @@ func TestNextTick(t *testing.T) {
 		}
 	}
 }
+
+// With jitter (containers adopted at a restart), probes' ticks are spread over the period by
+// their keys instead of all falling due together; without it, the first probe comes on the
+// pod's tick.
+func TestFirstDueTicks(t *testing.T) {
+	o := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	spec := &corev1.Probe{PeriodSeconds: 10}
+	ps := &probeState{spec: spec}
+	fresh := &entry{key: "a", started: o.Add(300 * time.Millisecond), ticks: o}
+	if got := fresh.firstDue(ps, o.Add(300*time.Millisecond)); !got.Equal(o.Add(10 * time.Second)) {
+		t.Errorf("fresh container: first probe at %v, want the next tick at 10s", got.Sub(o))
+	}
+	seen := map[time.Duration]bool{}
+	for _, key := range []string{"a", "b", "c", "d", "e", "f"} {
+		e := &entry{key: key, started: o.Add(-time.Hour), ticks: o, jitter: true}
+		d := e.firstDue(ps, o).Sub(o)
+		if d < 0 || d >= 10*time.Second {
+			t.Errorf("%s: first probe %v after adoption, want within one period", key, d)
+		}
+		if again := e.firstDue(ps, o).Sub(o); again != d {
+			t.Errorf("%s: jitter not stable: %v then %v", key, d, again)
+		}
+		seen[d] = true
+	}
+	if len(seen) < 4 {
+		t.Errorf("6 adopted containers' probes fall due at only %d instants: not spread", len(seen))
+	}
+}

@@ -90,6 +90,9 @@ spec:
     livenessProbe:
       exec: {command: ["true"]}
       periodSeconds: 1
+      # On a loaded 2-CPU machine an exec can take over the default second: only a new build
+      # acting on the pod may make an event here.
+      timeoutSeconds: 10
 `
 
 // containerdView is what containerd holds for a namespace: each container's creation time and
