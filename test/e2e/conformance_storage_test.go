@@ -431,9 +431,10 @@ func objScenarios(k objKind) []scenario {
 			}
 		}
 	}
-	kind := "configMap"
+	// The upstream names differ a little between the configMap and the secret files.
+	kind, itemMode, multi := "configMap", "Item mode", "should be consumable in multiple volumes in the same pod"
 	if k.secret {
-		kind = "secret"
+		kind, itemMode, multi = "secret", "Item Mode", "should be consumable in multiple volumes in a pod"
 	}
 	out := []scenario{
 		{g, "should be consumable from pods in volume", func(c *conf) { withoutMappings(c, short+"-plain", 0, "") }},
@@ -442,8 +443,8 @@ func objScenarios(k objKind) []scenario {
 			withoutMappings(c, short+"-nonroot-mode-fsgroup", 0o440, "runAsUser: 1000, fsGroup: 1001")
 		}},
 		{g, "should be consumable from pods in volume with mappings", func(c *conf) { withMappings(c, short+"-map", 0, "", true) }},
-		{g, "should be consumable from pods in volume with mappings and Item mode set", func(c *conf) { withMappings(c, short+"-map-mode", 0o400, "", true) }},
-		{g, "should be consumable in multiple volumes in the same pod", func(c *conf) {
+		{g, "should be consumable from pods in volume with mappings and " + itemMode + " set", func(c *conf) { withMappings(c, short+"-map-mode", 0o400, "", true) }},
+		{g, multi, func(c *conf) {
 			name := short + "-multi"
 			obj := name + "-obj"
 			k.write(c, obj, k.data())
