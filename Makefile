@@ -18,7 +18,7 @@ DESTDIR   ?=
 UNITDIR   ?= /etc/systemd/system
 ARCHS     ?= amd64 arm64 arm
 
-.PHONY: help build test test-unit test-e2e bench lint deps demo images clean
+.PHONY: help build test test-unit test-e2e conformance bench lint deps demo images clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -34,6 +34,9 @@ test-unit: ## unit tests under the race detector (no root needed; -race needs cg
 
 test-e2e: ## end-to-end tests against a containerd the harness starts itself (root)
 	$(GO) test -count=1 -timeout 45m -v ./test/e2e/
+
+conformance: ## the kubelet's node conformance scenarios ported here, one daemon (root; part of test-e2e)
+	$(GO) test -count=1 -timeout 30m -v -run '^TestConformance(Doc)?$$' ./test/e2e/
 
 bench: ## benchmarks against a containerd the harness starts (root): table on stdout, JSON in bench.json
 	MINIPOD_E2E_NET=$${MINIPOD_E2E_NET:-1} $(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 60m ./test/e2e/
