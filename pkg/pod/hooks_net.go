@@ -21,7 +21,7 @@ func runNetHook(ctx context.Context, h *corev1.LifecycleHandler, c *corev1.Conta
 		TimeoutSeconds: hookNetTimeoutSeconds,
 	}
 	r, msg := probe.Do(ctx, p, podIP, c, nil)
-	if r != probe.Success {
+	if r != probe.Success && r != probe.Warning {
 		return fmt.Errorf("%s", msg)
 	}
 	return nil

@@ -20,7 +20,7 @@ type probeEvent struct {
 	kind    probe.Kind
 	result  probe.Result
 	msg     string
-	attempt bool // one failed attempt, not a verdict
+	attempt bool // one attempt (failed, or succeeded with a warning), not a verdict
 }
 
 // startProbes starts the container's probes; their verdicts come back to the worker's loop
@@ -40,6 +40,8 @@ func (w *worker) startProbes(s *podState, c *ctrState) {
 		send(probeEvent{id: id, kind: kind, result: r, msg: msg})
 	}, probe.WithFailedAttempts(func(kind probe.Kind, msg string) {
 		send(probeEvent{id: id, kind: kind, result: probe.Failure, msg: msg, attempt: true})
+	}), probe.WithWarnings(func(kind probe.Kind, msg string) {
+		send(probeEvent{id: id, kind: kind, result: probe.Warning, msg: msg, attempt: true})
 	}), probe.WithGroup(s.n.key()), probe.WithTicks(s.seen, s.earlier))
 }
 
@@ -52,6 +54,11 @@ func (w *worker) handleProbe(s *podState, e probeEvent) {
 		return
 	}
 	if e.attempt {
+		if e.result == probe.Warning {
+			// A success with something to report, as the kubelet's prober records it.
+			w.event(s, c, events.Warning, events.ReasonProbeWarning, "%s probe warning: %s", e.kind, truncate(e.msg, 512))
+			return
+		}
 		w.event(s, c, events.Warning, events.ReasonUnhealthy, "%s probe failed: %s", e.kind, truncate(e.msg, 512))
 		return
 	}

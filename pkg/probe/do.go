@@ -18,7 +18,8 @@ const maxOutput = 10 << 10
 // made by minipod itself towards the handler's host, or podIP when that is empty (grpc always
 // uses podIP, like the kubelet); exec runs through execFn. It returns the result and a message
 // worded as the kubelet words it: for a Failure what follows "<Kind> probe failed: " in the
-// kubelet's event, for Unknown the error that kept the attempt from being made.
+// kubelet's event, for a Warning (a success) what follows "<Kind> probe warning: ", for Unknown
+// the error that kept the attempt from being made.
 //
 // A Failure caused by ctx being cancelled (rather than by the probe's own timeout) is reported
 // as Unknown, since nothing was learned about the container.

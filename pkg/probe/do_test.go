@@ -79,7 +79,7 @@ func TestDoHTTPStatus(t *testing.T) {
 		{"/ok", Success, "all good"},
 		{"/created", Success, ""},
 		{"/redirect", Success, "all good"},
-		{"/elsewhere", Success, "Probe terminated redirects, Response body: "},
+		{"/elsewhere", Warning, "Probe terminated redirects, Response body: "},
 		{"/loop", Failure, "stopped after 10 redirects"},
 		{"/missing", Failure, "HTTP probe failed with statuscode: 404"},
 		{"/boom", Failure, "HTTP probe failed with statuscode: 500"},

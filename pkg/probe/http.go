@@ -79,7 +79,7 @@ func doHTTP(ctx context.Context, h *corev1.HTTPGetAction, podIP string, c *corev
 	if res.StatusCode >= http.StatusOK && res.StatusCode < http.StatusBadRequest {
 		if res.StatusCode >= http.StatusMultipleChoices {
 			// A redirect to another host was not followed: a success with a warning.
-			return Success, fmt.Sprintf("Probe terminated redirects, Response body: %v", string(body))
+			return Warning, fmt.Sprintf("Probe terminated redirects, Response body: %v", string(body))
 		}
 		return Success, string(body)
 	}

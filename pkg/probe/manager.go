@@ -114,6 +114,7 @@ type entry struct {
 	execFn    ExecFunc
 	onChange  func(kind Kind, r Result, msg string)
 	onFailed  func(kind Kind, msg string) // may be nil
+	onWarning func(kind Kind, msg string) // may be nil
 	probes    [len(kinds)]*probeState     // nil where the container has no such probe
 
 	g           *group // guarded by Manager.mu
@@ -292,6 +293,13 @@ func WithFailedAttempts(fn func(kind Kind, msg string)) AddOption {
 	return func(e *entry) { e.onFailed = fn }
 }
 
+// WithWarnings makes fn be called for every attempt that succeeded with a warning (Warning: an
+// HTTP redirect to another host), before any verdict change that attempt causes: the kubelet
+// records a ProbeWarning event for each. The same ordering rules as for onChange apply.
+func WithWarnings(fn func(kind Kind, msg string)) AddOption {
+	return func(e *entry) { e.onWarning = fn }
+}
+
 // Add starts probing one container. key is opaque (e.g. "ns/name/uid/container/attempt"); a key
 // already present is replaced. started is when the container started (zero: now). execFn runs
 // exec probes. onChange is called each time the verdict of a kind changes, with the new verdict
@@ -299,10 +307,10 @@ func WithFailedAttempts(fn func(kind Kind, msg string)) AddOption {
 // never concurrently for the same key, and no call starts after Remove(key) returns (one in
 // progress may still be finishing). It may call Add and Remove.
 //
-// onChange (and the WithFailedAttempts function) must not block. It runs after the attempt gave
-// its slot back, so it holds no other container's probes back, but until it returns its probe
-// does not run again, the key's other verdicts wait, and Run cannot return. Hand the verdict to
-// a channel with room, or drop it when the consumer is gone.
+// onChange (and the WithFailedAttempts and WithWarnings functions) must not block. It runs
+// after the attempt gave its slot back, so it holds no other container's probes back, but until
+// it returns its probe does not run again, the key's other verdicts wait, and Run cannot
+// return. Hand the verdict to a channel with room, or drop it when the consumer is gone.
 //
 // Initial verdicts, not reported through onChange: readiness Failure until it first succeeds,
 // liveness Success, startup Unknown until it succeeds or fails for good. A container without a
@@ -451,6 +459,10 @@ func (m *Manager) attempt(runCtx context.Context, s *slot) {
 	}
 	stop()
 	cancel()
+	warned := r == Warning && e.onWarning != nil
+	if r == Warning {
+		r = Success // a success with something to report, as the kubelet counts it
+	}
 
 	m.mu.Lock()
 	m.releaseLocked(s, time.Now())
@@ -470,12 +482,15 @@ func (m *Manager) attempt(runCtx context.Context, s *slot) {
 	}
 	m.mu.Unlock()
 
-	if changed || (r == Failure && e.onFailed != nil) {
+	if changed || warned || (r == Failure && e.onFailed != nil) {
 		// Delivered before the probe is rescheduled, so verdicts of one kind arrive in order.
 		e.cbMu.Lock()
 		if !e.removed.Load() {
 			if r == Failure && e.onFailed != nil {
 				e.onFailed(ps.kind, msg)
+			}
+			if warned {
+				e.onWarning(ps.kind, msg)
 			}
 			if changed {
 				e.onChange(ps.kind, verdict, msg)

@@ -95,7 +95,7 @@ func TestStrings(t *testing.T) {
 			t.Errorf("%d: %q", int(v), v.String())
 		}
 	}
-	for v, want := range map[Result]string{Unknown: "Unknown", Success: "Success", Failure: "Failure", Result(7): "Result(7)"} {
+	for v, want := range map[Result]string{Unknown: "Unknown", Success: "Success", Failure: "Failure", Warning: "Warning", Result(7): "Result(7)"} {
 		if v.String() != want {
 			t.Errorf("%d: %q", int(v), v.String())
 		}

@@ -34,11 +34,15 @@ func (k Kind) String() string {
 // Result is the outcome of a probe attempt, or a probe's verdict.
 type Result int
 
-// The results. Unknown is the zero value.
+// The results. Unknown is the zero value. Warning is an attempt that succeeded with something
+// to report (an HTTP redirect to another host, not followed), as the kubelet's probe.Warning:
+// it counts as a Success, and the kubelet records a ProbeWarning event with its message. A
+// verdict is never Warning.
 const (
 	Unknown Result = iota
 	Success
 	Failure
+	Warning
 )
 
 // String returns the result as the kubelet spells it.
@@ -50,6 +54,8 @@ func (r Result) String() string {
 		return "Success"
 	case Failure:
 		return "Failure"
+	case Warning:
+		return "Warning"
 	}
 	return fmt.Sprintf("Result(%d)", int(r))
 }
