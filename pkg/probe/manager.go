@@ -32,9 +32,10 @@ const slowAfter = time.Second
 // Per probe it follows the kubelet's worker: the first attempt is initialDelaySeconds after the
 // container started, later ones periodSeconds apart; a probe is never run twice at once; while
 // a startup probe is defined and has not succeeded, liveness and readiness are not run, and once
-// it succeeds it is not run again (readiness and liveness then start at once, or when their own
-// initial delay ends). After a Failure verdict from liveness or startup that probe stops: the
-// caller restarts the container and calls Remove (and Add for the new one).
+// it succeeds it is not run again (readiness then runs at once, liveness on its next tick with
+// WithTicks, else at once; neither before its own initial delay ends). After a Failure verdict
+// from liveness or startup that probe stops: the caller restarts the container and calls Remove
+// (and Add for the new one).
 //
 // On a kubelet every probe has a goroutine of its own, so a slow probe delays only itself. Here
 // attempts share slots, and fairness keeps that property:
@@ -511,11 +512,11 @@ func (m *Manager) attempt(runCtx context.Context, s *slot) {
 	case startedNow:
 		for _, k := range [...]Kind{Liveness, Readiness} {
 			if p := e.probes[k]; p != nil {
-				m.pushLocked(p, e.firstDue(p, now))
+				m.pushLocked(p, e.startedDue(p, now))
 			}
 		}
 	default:
-		next := ps.due.Add(period(ps.spec))
+		next := e.nextDue(ps)
 		if next.Before(now) {
 			next = now // the attempt outlasted the period: go again at once, like a ticker
 		}
@@ -531,14 +532,47 @@ func (e *entry) firstDue(ps *probeState, now time.Time) time.Time {
 	if now.After(t) {
 		t = now
 	}
-	p, origin := period(ps.spec), e.ticks
+	p := period(ps.spec)
+	return nextTick(e.origin(p), p, t)
+}
+
+// startedDue is when liveness or readiness first runs once the startup probe succeeded at now.
+// Liveness waits for its first tick (and its initial delay), as firstDue says. Readiness runs at
+// once when its initial delay is over: the kubelet computes the pod's status on the startup
+// verdict, and computing it for a started container that is not ready triggers its readiness
+// probe then and there (prober_manager.go, UpdatePodStatus); within the initial delay the
+// triggered run does nothing and the probe waits for its tick.
+func (e *entry) startedDue(ps *probeState, now time.Time) time.Time {
+	delayed := now.Before(e.started.Add(time.Duration(ps.spec.InitialDelaySeconds) * time.Second))
+	if ps.kind == Readiness && !delayed {
+		return now
+	}
+	return e.firstDue(ps, now)
+}
+
+// nextDue is when a probe runs next after the run due at ps.due: a period later, or with ticks
+// (WithTicks) on the first of them after it, so that a run off the ticks (readiness right after
+// startup) falls back in step, as a kubelet's ticker goes on beating through a triggered run.
+func (e *entry) nextDue(ps *probeState) time.Time {
+	p := period(ps.spec)
+	origin := e.origin(p)
+	if origin.IsZero() || ps.due.Before(origin) {
+		return ps.due.Add(p)
+	}
+	return nextTick(origin, p, ps.due.Add(time.Nanosecond))
+}
+
+// origin is when the ticks of a probe of period p began (WithTicks), shifted by its jitter;
+// zero without ticks.
+func (e *entry) origin(p time.Duration) time.Time {
+	origin := e.ticks
 	if e.jitter && !origin.IsZero() {
 		h := fnv.New64a()
 		h.Write([]byte(e.key))
 		// A period earlier, so that the first shifted tick comes within a period of origin.
 		origin = origin.Add(time.Duration(h.Sum64()%uint64(p)) - p)
 	}
-	return nextTick(origin, p, t)
+	return origin
 }
 
 // nextTick is the first tick at or after t of ticks that began at origin, period apart; t

@@ -428,3 +428,47 @@ func TestFirstDueTicks(t *testing.T) {
 		t.Errorf("6 adopted containers' probes fall due at only %d instants: not spread", len(seen))
 	}
 }
+
+// Once the startup probe succeeds, readiness runs at once (the kubelet triggers it when it
+// computes the status of a started container that is not ready), not on its next tick, and then
+// falls back in step with its ticks; liveness waits for its tick. As container_probe.go's
+// "should be ready immediately after startupProbe succeeds".
+func TestManagerReadinessAtOnceAfterStartup(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newScript()
+		m := NewManager(4)
+		defer runManager(m)()
+		c := &corev1.Container{
+			StartupProbe:   execProbeSpec("start", 0, 5, 1, 120),
+			LivenessProbe:  execProbeSpec("live", 0, 20, 1, 3),
+			ReadinessProbe: execProbeSpec("ready", 0, 30, 1, 3),
+		}
+		s.set("start", 1)
+		m.Add("k", c, "", s.t0.Add(time.Second), s.exec, s.onChange, WithTicks(s.t0, false))
+		s.at(12)
+		s.set("start", 0)
+		s.at(65)
+		wantInts(t, "startup runs", s.runsOf("start"), []int{5, 10, 15})
+		wantInts(t, "readiness runs", s.runsOf("ready"), []int{15, 30, 60})
+		wantInts(t, "liveness runs", s.runsOf("live"), []int{20, 40, 60})
+		wantEvents(t, s.eventList(), "15s Startup=Success", "15s Readiness=Success")
+	})
+}
+
+// Within its initial delay, readiness is not run at the startup verdict: it waits for its
+// first tick after the delay.
+func TestManagerReadinessDelayAfterStartup(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newScript()
+		m := NewManager(4)
+		defer runManager(m)()
+		c := &corev1.Container{
+			StartupProbe:   execProbeSpec("start", 0, 5, 1, 120),
+			ReadinessProbe: execProbeSpec("ready", 20, 30, 1, 3),
+		}
+		m.Add("k", c, "", s.t0, s.exec, s.onChange, WithTicks(s.t0, false))
+		s.at(40)
+		wantInts(t, "startup runs", s.runsOf("start"), []int{0})
+		wantInts(t, "readiness runs", s.runsOf("ready"), []int{30})
+	})
+}
