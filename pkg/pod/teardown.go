@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -36,9 +37,9 @@ func (w *worker) teardown(s *podState) {
 	}()
 }
 
-// terminate stops a pod gracefully and removes everything it had: SIGTERM to every container
-// at once, SIGKILL to those still running after the grace period, then the sandbox, its network
-// and files. It runs to the end, within its own deadlines, also while the daemon shuts down.
+// terminate stops a pod gracefully and removes everything it had: its containers' stop
+// signals (the sidecars' in turn, see stopAll), SIGKILL to those still running after the grace
+// period, then the sandbox, its network and files. It runs to the end, within its own deadlines, also while the daemon shuts down.
 func (w *worker) terminate(s *podState) {
 	ctx := context.WithoutCancel(s.ctx)
 	w.log.Info("stopping pod", "grace", s.rec.Grace)
@@ -69,29 +70,109 @@ func (w *worker) terminate(s *podState) {
 	w.removeFiles(ctx, s)
 }
 
-// stopAll stops the pod's app containers: the regular ones first, then the sidecars, as on a
-// kubelet: a sidecar (a proxy, a log shipper) serves the others until they are gone.
+// stopAll stops the pod's app containers as a kubelet does (killContainersWithSyncResult with
+// its terminationOrdering): every container's stop begins at once, and with it its preStop
+// hook; a regular container is then sent its stop signal, while a sidecar's signal waits until
+// every regular container has stopped and then the sidecar after it in the spec, so sidecars
+// stop one by one in reverse order, each serving the containers that started after it (a proxy,
+// a log shipper, the target of another sidecar's preStop hook) until they are gone. The waits
+// end with the grace period, which the whole pod shares.
 func (w *worker) stopAll(ctx context.Context, s *podState, list []runtime.Container) {
+	p := s.pod // nil for a pod an earlier run left, whose manifest is gone
 	specs := map[string]*corev1.Container{}
-	if s.pod != nil {
-		for i := range s.pod.Spec.Containers {
-			specs[s.pod.Spec.Containers[i].Name] = &s.pod.Spec.Containers[i]
+	if p != nil {
+		for i := range p.Spec.Containers {
+			specs[p.Spec.Containers[i].Name] = &p.Spec.Containers[i]
 		}
-		for i := range s.pod.Spec.InitContainers {
-			specs[s.pod.Spec.InitContainers[i].Name] = &s.pod.Spec.InitContainers[i]
+		for i := range p.Spec.InitContainers {
+			specs[p.Spec.InitContainers[i].Name] = &p.Spec.InitContainers[i]
+		}
+	}
+	order := stopOrder(p, list)
+	stopped := map[string]chan struct{}{}
+	for _, c := range list {
+		if c.Labels[runtime.LabelRole] == runtime.RoleApp {
+			stopped[c.ID] = make(chan struct{})
 		}
 	}
 	deadline := time.Now().Add(stopGrace(s.rec.Grace))
-	for _, sidecars := range []bool{false, true} {
-		var wg sync.WaitGroup
-		for _, c := range list {
-			if c.Labels[runtime.LabelRole] != runtime.RoleApp || (c.Labels[runtime.LabelSidecar] == "true") != sidecars {
+	var wg sync.WaitGroup
+	for _, c := range list {
+		if c.Labels[runtime.LabelRole] != runtime.RoleApp {
+			continue
+		}
+		var turn func(time.Time)
+		if after := order[c.ID]; len(after) > 0 {
+			turn = func(deadline time.Time) { waitStopped(after, stopped, deadline) }
+		}
+		wg.Go(func() {
+			defer close(stopped[c.ID])
+			w.stopContainer(ctx, c, specs[c.Labels[runtime.LabelContainer]], firstIP(s.ips), deadline, turn)
+		})
+	}
+	wg.Wait()
+}
+
+// waitStopped waits until every container in ids has stopped (its channel in stopped is
+// closed), or until deadline.
+func waitStopped(ids []string, stopped map[string]chan struct{}, deadline time.Time) {
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	for _, id := range ids {
+		select {
+		case <-stopped[id]:
+		case <-t.C:
+			return
+		}
+	}
+}
+
+// stopOrder says, for each of the pod's app containers in list (by ID), which containers must
+// have stopped before it is sent its stop signal, as the kubelet's terminationOrdering: a
+// sidecar waits for every regular container and for the next sidecar after it in the spec's
+// init containers; regular containers and the other init containers wait for nothing. A
+// sidecar the spec does not name (p nil: a pod an earlier run left, whose manifest is gone)
+// waits for the regular containers only, its place among the sidecars being unknown.
+func stopOrder(p *corev1.Pod, list []runtime.Container) map[string][]string {
+	byName := map[string][]string{}
+	var regular []string
+	for _, c := range list {
+		if c.Labels[runtime.LabelRole] != runtime.RoleApp {
+			continue
+		}
+		byName[c.Labels[runtime.LabelContainer]] = append(byName[c.Labels[runtime.LabelContainer]], c.ID)
+		if c.Labels[runtime.LabelInit] != "true" {
+			regular = append(regular, c.ID)
+		}
+	}
+	next := map[string]string{} // a sidecar's name -> the name of the sidecar after it
+	if p != nil {
+		later := ""
+		for i := len(p.Spec.InitContainers) - 1; i >= 0; i-- {
+			ic := &p.Spec.InitContainers[i]
+			if !isSidecar(ic) {
 				continue
 			}
-			wg.Go(func() { w.stopContainer(ctx, c, specs[c.Labels[runtime.LabelContainer]], firstIP(s.ips), deadline) })
+			if later != "" {
+				next[ic.Name] = later
+			}
+			later = ic.Name
 		}
-		wg.Wait()
 	}
+	order := map[string][]string{}
+	for _, c := range list {
+		if c.Labels[runtime.LabelRole] != runtime.RoleApp || c.Labels[runtime.LabelSidecar] != "true" {
+			continue
+		}
+		after := slices.Clone(regular)
+		if n, ok := next[c.Labels[runtime.LabelContainer]]; ok {
+			after = append(after, byName[n]...)
+		}
+		if len(after) > 0 {
+			order[c.ID] = after
+		}
+	}
+	return order
 }
 
 // removeAll removes the stopped containers and the sandbox. Every app container has stopped, so
@@ -159,28 +240,36 @@ func (w *worker) kill(s *podState, c *ctrState, grace int64) {
 	target := runtime.Container{ID: c.id, Labels: map[string]string{runtime.LabelStopSignal: c.stopSignal}}
 	spec, podIP := c.spec, firstIP(s.ips)
 	w.spawn(s, func() {
-		w.stopContainer(context.WithoutCancel(s.ctx), target, spec, podIP, time.Now().Add(stopGrace(grace)))
+		w.stopContainer(context.WithoutCancel(s.ctx), target, spec, podIP, time.Now().Add(stopGrace(grace)), nil)
 	})
 }
 
-// stopContainer runs the container's preStop hook, sends its stop signal, and waits until the
-// deadline for the exit before it sends SIGKILL. As on a kubelet, the hook's time comes out of
-// the grace period, but the signal always gets at least minStopGrace.
-func (w *worker) stopContainer(ctx context.Context, c runtime.Container, spec *corev1.Container, podIP string, deadline time.Time) {
+// stopContainer runs the container's preStop hook, waits for its turn (turn, when not nil,
+// returns once the containers it must outlive have stopped, or at the deadline it is given),
+// sends its stop signal, and waits until the deadline for the exit before it sends SIGKILL. As
+// on a kubelet, the hook's time and the wait come out of the grace period, but the signal
+// always gets at least minStopGrace.
+func (w *worker) stopContainer(ctx context.Context, c runtime.Container, spec *corev1.Container, podIP string, deadline time.Time, turn func(deadline time.Time)) {
 	rt := w.m.cfg.Runtime
 	st, err := rt.Task(ctx, c.ID, nil)
 	if err != nil || !st.Running {
 		return
 	}
+	waited := false
 	if spec != nil && spec.Lifecycle != nil && spec.Lifecycle.PreStop != nil {
 		hctx, cancel := context.WithDeadline(ctx, deadline)
 		if err := w.runHook(hctx, spec.Lifecycle.PreStop, c.ID, spec, podIP); err != nil {
 			w.log.Warn("preStop hook failed", "container", spec.Name, "err", err)
 		}
 		cancel()
-		if d := time.Now().Add(minStopGrace); deadline.Before(d) {
-			deadline = d
-		}
+		waited = true
+	}
+	if turn != nil && time.Now().Before(deadline) {
+		turn(deadline)
+		waited = true
+	}
+	if d := time.Now().Add(minStopGrace); waited && deadline.Before(d) {
+		deadline = d
 	}
 	sig, err := ParseSignal(c.Labels[runtime.LabelStopSignal])
 	if err != nil {

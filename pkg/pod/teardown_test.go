@@ -1,0 +1,188 @@
+package pod
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/minipod/minipod/pkg/events"
+	"github.com/minipod/minipod/pkg/runtime"
+)
+
+func TestStopOrder(t *testing.T) {
+	always := corev1.ContainerRestartPolicyAlways
+	pod := &corev1.Pod{Spec: corev1.PodSpec{
+		InitContainers: []corev1.Container{
+			{Name: "s1", RestartPolicy: &always},
+			{Name: "setup"},
+			{Name: "s2", RestartPolicy: &always},
+			{Name: "s3", RestartPolicy: &always},
+		},
+		Containers: []corev1.Container{{Name: "a"}, {Name: "b"}},
+	}}
+	ctr := func(id, name string, init, sidecar bool) runtime.Container {
+		l := map[string]string{runtime.LabelRole: runtime.RoleApp, runtime.LabelContainer: name}
+		if init {
+			l[runtime.LabelInit] = "true"
+		}
+		if sidecar {
+			l[runtime.LabelSidecar] = "true"
+		}
+		return runtime.Container{ID: id, Labels: l}
+	}
+	list := []runtime.Container{
+		{ID: "pause", Labels: map[string]string{runtime.LabelRole: runtime.RoleSandbox}},
+		ctr("s1-0", "s1", true, true),
+		ctr("setup-0", "setup", true, false),
+		ctr("s2-0", "s2", true, true),
+		ctr("s2-1", "s2", true, true), // a later attempt beside the exited one
+		ctr("s3-0", "s3", true, true),
+		ctr("a-0", "a", false, false),
+		ctr("b-0", "b", false, false),
+	}
+	tests := []struct {
+		name string
+		pod  *corev1.Pod
+		list []runtime.Container
+		want map[string][]string
+	}{
+		{"sidecars in reverse order, after the regular containers", pod, list, map[string][]string{
+			"s1-0": {"a-0", "b-0", "s2-0", "s2-1"},
+			"s2-0": {"a-0", "b-0", "s3-0"},
+			"s2-1": {"a-0", "b-0", "s3-0"},
+			"s3-0": {"a-0", "b-0"},
+		}},
+		{"a later sidecar not running is no one to wait for", pod, []runtime.Container{list[1], list[6]}, map[string][]string{
+			"s1-0": {"a-0"},
+		}},
+		// As the kubelet's terminationOrdering: a sidecar waits for the next one in the spec
+		// only, which is not running here, and not for those after that.
+		{"no regular container, the next sidecar not running", pod, []runtime.Container{list[1], list[5]}, map[string][]string{}},
+		{"no spec: sidecars after the regular containers, side by side", nil, list, map[string][]string{
+			"s1-0": {"a-0", "b-0"},
+			"s2-0": {"a-0", "b-0"},
+			"s2-1": {"a-0", "b-0"},
+			"s3-0": {"a-0", "b-0"},
+		}},
+		{"no sidecars", pod, []runtime.Container{list[2], list[6], list[7]}, map[string][]string{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := stopOrder(tt.pod, tt.list)
+			for _, ids := range got {
+				slices.Sort(ids)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// signalLog is the fake runtime, with a record of the stop signals sent and the hooks run.
+type signalLog struct {
+	*fakeRuntime
+	mu  sync.Mutex
+	log []string
+}
+
+func (l *signalLog) add(s string) {
+	l.mu.Lock()
+	l.log = append(l.log, s)
+	l.mu.Unlock()
+}
+
+func (l *signalLog) entries() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.log)
+}
+
+func (l *signalLog) Signal(ctx context.Context, id string, sig syscall.Signal) error {
+	cfg, _ := l.config(id)
+	l.add("signal " + cfg.Labels[runtime.LabelContainer])
+	return l.fakeRuntime.Signal(ctx, id, sig)
+}
+
+// managerOn runs a Manager on rt until the test ends.
+func managerOn(t *testing.T, rt Runtime) *Manager {
+	t.Helper()
+	dir := t.TempDir()
+	m := NewManager(Config{
+		Runtime: rt, Network: fakeNetwork{}, StateDir: dir + "/state", LogDir: dir + "/logs", NetNSDir: dir + "/netns",
+		PauseImage: "pause", HostIP: "192.0.2.1", NodeName: "node1", Events: events.NewRecorder(1000),
+		Backoff: Backoff{Initial: time.Second, Max: 4 * time.Second},
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("manager: %v", err)
+		}
+	})
+	return m
+}
+
+// sidecarPod is hostPod with the given sidecars (restartable init containers) before its
+// containers.
+func sidecarPod(name, uid string, sidecars []corev1.Container, ctrs ...corev1.Container) *corev1.Pod {
+	p := hostPod(name, uid, ctrs...)
+	always := corev1.ContainerRestartPolicyAlways
+	for _, c := range sidecars {
+		c.RestartPolicy = &always
+		c.ImagePullPolicy = corev1.PullIfNotPresent
+		if len(c.Command) == 0 {
+			c.Command = []string{"sleep", "1000"}
+		}
+		p.Spec.InitContainers = append(p.Spec.InitContainers, c)
+	}
+	return p
+}
+
+// When a pod goes, its regular containers stop first, then its sidecars one by one in reverse
+// order, as on a kubelet; a sidecar's preStop hook runs at once, and the sidecars before it
+// (here s1, which would serve the hook's request) stop only once it has stopped.
+func TestWorkerStopsSidecarsInReverseOrder(t *testing.T) {
+	rt := &signalLog{fakeRuntime: newFakeRuntime()}
+	rt.execHook = func(ctx context.Context, id string, cmd []string) (int, []byte, error) {
+		if strings.Join(cmd, " ") == "prestop s2" {
+			rt.add("hook s2")
+			time.Sleep(300 * time.Millisecond)
+			rt.add("hook s2 done")
+		}
+		return 0, nil, nil
+	}
+	m := managerOn(t, rt)
+	s2 := busybox("s2")
+	s2.Lifecycle = &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: []string{"prestop", "s2"}}}}
+	p := sidecarPod("web", "uid-web", []corev1.Container{busybox("s1"), s2}, busybox("main"))
+	grace := int64(10)
+	p.Spec.TerminationGracePeriodSeconds = &grace
+	m.Update([]*corev1.Pod{p})
+	waitFor(t, m, "main running", func(p *corev1.Pod) bool { return running(p, "main") })
+	m.Update(nil)
+	waitGone(t, m, "web")
+	got := rt.entries()
+	at := func(s string) int {
+		i := slices.Index(got, s)
+		if i < 0 {
+			t.Fatalf("no %q in %q", s, got)
+		}
+		return i
+	}
+	if !(at("signal main") < at("signal s2") && at("hook s2 done") < at("signal s2") && at("signal s2") < at("signal s1")) {
+		t.Errorf("stop order %q: want main, then s2 after its hook, then s1", got)
+	}
+	if at("hook s2") > at("signal main") {
+		t.Logf("s2's hook began after main's signal: %q", got)
+	}
+}
