@@ -6,6 +6,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/minipod/minipod/pkg/runtime"
 )
 
 func conditionOf(st corev1.PodStatus, t corev1.PodConditionType) corev1.PodCondition {
@@ -139,10 +141,132 @@ func TestPodStatusCompleted(t *testing.T) {
 			t.Errorf("%s: %+v", ct, c)
 		}
 	}
-	s.apps[0].exit.Code = 1 // Failed: the reason stays ContainersNotReady
+	if c := conditionOf(st, corev1.PodInitialized); c.Status != corev1.ConditionTrue || c.Reason != "PodCompleted" {
+		t.Errorf("Initialized: %+v", c)
+	}
+	s.apps[0].exit.Code = 1 // Failed: the kubelet's PodFailed, with no message
 	st, _ = podStatus(s, "", t0)
-	if c := conditionOf(st, corev1.PodReady); st.Phase != corev1.PodFailed || c.Reason != "ContainersNotReady" {
-		t.Errorf("failed pod: %s, %+v", st.Phase, c)
+	for _, ct := range []corev1.PodConditionType{corev1.PodReady, corev1.ContainersReady} {
+		if c := conditionOf(st, ct); st.Phase != corev1.PodFailed || c.Status != corev1.ConditionFalse || c.Reason != "PodFailed" || c.Message != "" {
+			t.Errorf("failed pod: %s, %+v", st.Phase, c)
+		}
+	}
+}
+
+// Init containers that completed are ready, as the kubelet's prober manager reports them; the
+// Initialized condition names those not done, as the kubelet's GeneratePodInitializedCondition.
+func TestPodStatusInitialized(t *testing.T) {
+	runningOK := func(c *ctrState) { c.id, c.ready, c.startedOK = c.spec.Name+"-0", true, true }
+	crashLoop := func(c *ctrState) { c.attempt, c.waitReason = 3, "CrashLoopBackOff" }
+	for _, tc := range []struct {
+		name     string
+		policy   corev1.RestartPolicy
+		terminal bool
+		inits    []*ctrState
+		apps     []*ctrState
+		ready    []bool // of each init container
+		status   corev1.ConditionStatus
+		message  string
+	}{
+		{name: "all completed", policy: corev1.RestartPolicyAlways,
+			inits:  []*ctrState{ctr("init1", ctrExited, initCtr, exitCode(0)), ctr("init2", ctrExited, initCtr, exitCode(0))},
+			apps:   []*ctrState{ctr("run1", ctrRunning, runningOK)},
+			ready:  []bool{true, true},
+			status: corev1.ConditionTrue},
+		{name: "first fails and restarts (Always)", policy: corev1.RestartPolicyAlways,
+			inits:   []*ctrState{ctr("init1", ctrExited, initCtr, exitCode(1), crashLoop), ctr("init2", ctrNew, initCtr)},
+			apps:    []*ctrState{ctr("run1", ctrNew)},
+			ready:   []bool{false, false},
+			status:  corev1.ConditionFalse,
+			message: "containers with incomplete status: [init1 init2]"},
+		{name: "second fails the pod (Never)", policy: corev1.RestartPolicyNever, terminal: true,
+			inits:   []*ctrState{ctr("init1", ctrExited, initCtr, exitCode(0)), ctr("init2", ctrExited, initCtr, exitCode(1))},
+			apps:    []*ctrState{ctr("run1", ctrNew)},
+			ready:   []bool{true, false},
+			status:  corev1.ConditionFalse,
+			message: "containers with incomplete status: [init2]"},
+		{name: "running init", policy: corev1.RestartPolicyAlways,
+			inits:   []*ctrState{ctr("init1", ctrRunning, initCtr, runningOK)},
+			apps:    []*ctrState{ctr("run1", ctrNew)},
+			ready:   []bool{false},
+			status:  corev1.ConditionFalse,
+			message: "containers with incomplete status: [init1]"},
+		{name: "sidecar not started yet", policy: corev1.RestartPolicyAlways,
+			inits:   []*ctrState{ctr("s", ctrRunning, sidecar), ctr("init2", ctrNew, initCtr)},
+			apps:    []*ctrState{ctr("run1", ctrNew)},
+			ready:   []bool{false, false},
+			status:  corev1.ConditionFalse,
+			message: "containers with incomplete status: [s init2]"},
+		{name: "sidecar restarting after the apps started", policy: corev1.RestartPolicyAlways,
+			inits:  []*ctrState{ctr("s", ctrExited, sidecar, exitCode(1), crashLoop)},
+			apps:   []*ctrState{ctr("run1", ctrRunning, runningOK)},
+			ready:  []bool{false},
+			status: corev1.ConditionTrue},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := readyPod(tc.policy, tc.inits, tc.apps)
+			s.terminal = tc.terminal
+			st, _ := podStatus(s, "", t0)
+			for i, want := range tc.ready {
+				if got := st.InitContainerStatuses[i].Ready; got != want {
+					t.Errorf("%s ready = %v, want %v", st.InitContainerStatuses[i].Name, got, want)
+				}
+			}
+			c := conditionOf(st, corev1.PodInitialized)
+			if c.Status != tc.status || c.Message != tc.message {
+				t.Errorf("Initialized = %s %q, want %s %q", c.Status, c.Message, tc.status, tc.message)
+			}
+			if want := ""; tc.status == corev1.ConditionFalse && c.Reason != "ContainersNotInitialized" || tc.status == corev1.ConditionTrue && c.Reason != want {
+				t.Errorf("Initialized reason = %q", c.Reason)
+			}
+		})
+	}
+}
+
+// A sidecar's readiness counts in ContainersReady and Ready, and the conditions name the
+// containers not ready, as the kubelet's GenerateContainersReadyCondition.
+func TestPodStatusReadyCountsSidecars(t *testing.T) {
+	up := func(ready bool) func(*ctrState) {
+		return func(c *ctrState) { c.id, c.ready, c.startedOK = c.spec.Name+"-0", ready, true }
+	}
+	for _, tc := range []struct {
+		name    string
+		inits   []*ctrState
+		apps    []*ctrState
+		status  corev1.ConditionStatus
+		message string
+	}{
+		{"all ready", []*ctrState{ctr("s", ctrRunning, sidecar, up(true)), ctr("i", ctrExited, initCtr, exitCode(0))},
+			[]*ctrState{ctr("a", ctrRunning, up(true))}, corev1.ConditionTrue, ""},
+		{"sidecar not ready", []*ctrState{ctr("s", ctrRunning, sidecar, up(false)), ctr("i", ctrExited, initCtr, exitCode(0))},
+			[]*ctrState{ctr("a", ctrRunning, up(true))}, corev1.ConditionFalse, "containers with unready status: [s]"},
+		{"sidecar and apps not ready", []*ctrState{ctr("s", ctrRunning, sidecar, up(false))},
+			[]*ctrState{ctr("a", ctrRunning, up(false)), ctr("b", ctrRunning, up(true)), ctr("c", ctrNew)}, corev1.ConditionFalse, "containers with unready status: [s a c]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st, _ := podStatus(readyPod(corev1.RestartPolicyAlways, tc.inits, tc.apps), "", t0)
+			for _, ct := range []corev1.PodConditionType{corev1.ContainersReady, corev1.PodReady} {
+				c := conditionOf(st, ct)
+				if c.Status != tc.status || c.Message != tc.message {
+					t.Errorf("%s = %s %q, want %s %q", ct, c.Status, c.Message, tc.status, tc.message)
+				}
+				if tc.status == corev1.ConditionFalse && c.Reason != "ContainersNotReady" {
+					t.Errorf("%s reason = %q", ct, c.Reason)
+				}
+			}
+		})
+	}
+}
+
+// A condition whose status stays keeps its transition time, but takes the new message.
+func TestPodStatusConditionMessageFollows(t *testing.T) {
+	s := readyPod(corev1.RestartPolicyAlways, []*ctrState{ctr("init1", ctrRunning, initCtr), ctr("init2", ctrNew, initCtr)}, []*ctrState{ctr("a", ctrNew)})
+	_, conds := podStatus(s, "", t0)
+	s.conds = conds
+	s.inits[0].phase, s.inits[0].exit = ctrExited, runtime.Exit{At: t0}
+	st, _ := podStatus(s, "", t0.Add(time.Minute))
+	if c := conditionOf(st, corev1.PodInitialized); !c.LastTransitionTime.Time.Equal(t0) || c.Message != "containers with incomplete status: [init2]" {
+		t.Errorf("Initialized: %+v", c)
 	}
 }
 

@@ -3,6 +3,7 @@ package pod
 import (
 	"cmp"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -125,19 +126,22 @@ func podStatus(s *podState, hostIP string, now time.Time) (corev1.PodStatus, map
 		}
 	}
 	policy := s.pod.Spec.RestartPolicy
-	initialized := true
+	// As the kubelet's GeneratePodInitializedCondition: a regular init container is done when
+	// it is ready (it exited 0), a sidecar when it has started.
+	var incomplete []string
 	for _, c := range s.inits {
 		cs := containerStatus(c, policy, s.terminal, s.volErr)
 		st.InitContainerStatuses = append(st.InitContainerStatuses, cs)
+		done := cs.Ready
 		if isSidecar(c.spec) {
-			if cs.State.Running == nil || cs.Started == nil || !*cs.Started {
-				initialized = false
-			}
-		} else if cs.State.Terminated == nil || cs.State.Terminated.ExitCode != 0 {
-			initialized = false
+			done = cs.Started != nil && *cs.Started
+		}
+		if !done {
+			incomplete = append(incomplete, c.spec.Name)
 		}
 	}
-	allReady := true
+	initialized := len(incomplete) == 0
+	anyStarted := false
 	for _, c := range s.apps {
 		cs := containerStatus(c, policy, s.terminal, s.volErr)
 		if w := cs.State.Waiting; w != nil && !initialized && c.phase == ctrNew && c.waitReason == "" {
@@ -146,9 +150,14 @@ func podStatus(s *podState, hostIP string, now time.Time) (corev1.PodStatus, map
 			w.Reason = "PodInitializing"
 		}
 		st.ContainerStatuses = append(st.ContainerStatuses, cs)
-		if !cs.Ready {
-			allReady = false
+		if cs.State.Running != nil || cs.State.Terminated != nil {
+			anyStarted = true
 		}
+	}
+	if anyStarted {
+		// As the kubelet's HasAnyRegularContainerStarted: a pod whose app containers have run
+		// was initialized, even while a sidecar restarts.
+		initialized = true
 	}
 	switch {
 	case s.terminal && !initialized:
@@ -162,20 +171,16 @@ func podStatus(s *podState, hostIP string, now time.Time) (corev1.PodStatus, map
 	if s.sandboxErr != nil {
 		st.Message = "FailedCreatePodSandBox: " + s.sandboxErr.Error()
 	}
-	ready := allReady && st.Phase == corev1.PodRunning
+	ready := readyCondition(s, st)
 	conds := map[corev1.PodConditionType]corev1.PodCondition{}
-	for t, ok := range map[corev1.PodConditionType]bool{
-		corev1.PodScheduled:              true,
-		corev1.PodReadyToStartContainers: s.sandboxOK,
-		corev1.PodInitialized:            initialized,
-		corev1.ContainersReady:           ready,
-		corev1.PodReady:                  ready,
+	for _, c := range []corev1.PodCondition{
+		{Type: corev1.PodScheduled, Status: corev1.ConditionTrue},
+		{Type: corev1.PodReadyToStartContainers, Status: conditionStatus(s.sandboxOK)},
+		initializedCondition(st.Phase, initialized, incomplete),
+		ready,
+		{Type: corev1.PodReady, Status: ready.Status, Reason: ready.Reason, Message: ready.Message},
 	} {
-		c := condition(s.conds, t, ok, now)
-		if !ok && st.Phase == corev1.PodSucceeded && (t == corev1.ContainersReady || t == corev1.PodReady) {
-			c.Reason = "PodCompleted" // the kubelet's reason once every container completed
-		}
-		conds[t] = c
+		conds[c.Type] = condition(s.conds, c, now)
 	}
 	for _, t := range []corev1.PodConditionType{corev1.PodReadyToStartContainers, corev1.PodInitialized, corev1.PodReady, corev1.ContainersReady, corev1.PodScheduled} {
 		st.Conditions = append(st.Conditions, conds[t])
@@ -183,26 +188,78 @@ func podStatus(s *podState, hostIP string, now time.Time) (corev1.PodStatus, map
 	return st, conds
 }
 
-// condition is the pod condition t with status ok: the one in prev if its status is the same,
-// else a new one that changed at now.
-func condition(prev map[corev1.PodConditionType]corev1.PodCondition, t corev1.PodConditionType, ok bool, now time.Time) corev1.PodCondition {
-	status := corev1.ConditionFalse
-	if ok {
-		status = corev1.ConditionTrue
-	}
-	if c, seen := prev[t]; seen && c.Status == status {
-		return c
-	}
-	c := corev1.PodCondition{Type: t, Status: status, LastTransitionTime: metav1.NewTime(now)}
-	if !ok {
-		switch t {
-		case corev1.PodReady, corev1.ContainersReady:
-			c.Reason = "ContainersNotReady"
-		case corev1.PodInitialized:
-			c.Reason = "ContainersNotInitialized"
-		}
+// The kubelet's condition reasons (pkg/kubelet/status/generate.go).
+const (
+	reasonPodCompleted             = "PodCompleted"
+	reasonPodFailed                = "PodFailed"
+	reasonContainersNotReady       = "ContainersNotReady"
+	reasonContainersNotInitialized = "ContainersNotInitialized"
+)
+
+// initializedCondition is the pod's Initialized condition as the kubelet's
+// GeneratePodInitializedCondition makes it: False names the init containers not done yet.
+func initializedCondition(phase corev1.PodPhase, initialized bool, incomplete []string) corev1.PodCondition {
+	c := corev1.PodCondition{Type: corev1.PodInitialized, Status: corev1.ConditionTrue}
+	switch {
+	case phase == corev1.PodSucceeded:
+		c.Reason = reasonPodCompleted
+	case !initialized:
+		c.Status = corev1.ConditionFalse
+		c.Reason = reasonContainersNotInitialized
+		c.Message = fmt.Sprintf("containers with incomplete status: %s", incomplete)
 	}
 	return c
+}
+
+// readyCondition is the pod's ContainersReady condition as the kubelet's
+// GenerateContainersReadyCondition makes it, from the statuses in st: the sidecars and the app
+// containers must all be ready, and False names those that are not. Its Ready condition says
+// the same (a pod without readiness gates).
+func readyCondition(s *podState, st corev1.PodStatus) corev1.PodCondition {
+	c := corev1.PodCondition{Type: corev1.ContainersReady, Status: corev1.ConditionFalse}
+	switch st.Phase {
+	case corev1.PodSucceeded:
+		c.Reason = reasonPodCompleted
+		return c
+	case corev1.PodFailed:
+		c.Reason = reasonPodFailed
+		return c
+	}
+	var unready []string
+	for i, ic := range s.inits {
+		if isSidecar(ic.spec) && !st.InitContainerStatuses[i].Ready {
+			unready = append(unready, ic.spec.Name)
+		}
+	}
+	for _, cs := range st.ContainerStatuses {
+		if !cs.Ready {
+			unready = append(unready, cs.Name)
+		}
+	}
+	if len(unready) == 0 {
+		c.Status = corev1.ConditionTrue
+		return c
+	}
+	c.Reason = reasonContainersNotReady
+	c.Message = fmt.Sprintf("containers with unready status: %s", unready)
+	return c
+}
+
+func conditionStatus(ok bool) corev1.ConditionStatus {
+	if ok {
+		return corev1.ConditionTrue
+	}
+	return corev1.ConditionFalse
+}
+
+// condition is want with its transition time: prev's if the status is the same, else now. As
+// on a kubelet, the reason and message are always want's.
+func condition(prev map[corev1.PodConditionType]corev1.PodCondition, want corev1.PodCondition, now time.Time) corev1.PodCondition {
+	want.LastTransitionTime = metav1.NewTime(now)
+	if c, seen := prev[want.Type]; seen && c.Status == want.Status {
+		want.LastTransitionTime = c.LastTransitionTime
+	}
+	return want
 }
 
 func allRunning(cs []corev1.ContainerStatus) bool {
@@ -263,6 +320,11 @@ func containerStatus(c *ctrState, policy corev1.RestartPolicy, terminal bool, vo
 			msg = "FailedMount: " + volErr.Error()
 		}
 		waiting(c.waitReason, msg)
+	}
+	if c.init && !isSidecar(c.spec) && cs.State.Terminated != nil && cs.State.Terminated.ExitCode == 0 {
+		// As the kubelet's prober manager reports it: an init container that completed is
+		// ready, which is what makes it count as done in the Initialized condition.
+		cs.Ready = true
 	}
 	cs.Started = &started
 	return cs
