@@ -54,12 +54,7 @@ func (w *worker) handleProbe(s *podState, e probeEvent) {
 		return
 	}
 	if e.attempt {
-		if e.result == probe.Warning {
-			// A success with something to report, as the kubelet's prober records it.
-			w.event(s, c, events.Warning, events.ReasonProbeWarning, "%s probe warning: %s", e.kind, truncate(e.msg, 512))
-			return
-		}
-		w.event(s, c, events.Warning, events.ReasonUnhealthy, "%s probe failed: %s", e.kind, truncate(e.msg, 512))
+		w.probeAttempt(s, c, e)
 		return
 	}
 	switch e.kind {
@@ -95,6 +90,60 @@ func (w *worker) handleProbe(s *podState, e probeEvent) {
 		grace = *pr.TerminationGracePeriodSeconds
 	}
 	w.kill(s, c, grace)
+}
+
+// probeAttempt records the event of one attempt: a failure, or a success with a warning.
+func (w *worker) probeAttempt(s *podState, c *ctrState, e probeEvent) {
+	if e.result == probe.Warning {
+		// A success with something to report, as the kubelet's prober records it.
+		w.event(s, c, events.Warning, events.ReasonProbeWarning, "%s probe warning: %s", e.kind, truncate(e.msg, 512))
+		return
+	}
+	w.event(s, c, events.Warning, events.ReasonUnhealthy, "%s probe failed: %s", e.kind, truncate(e.msg, 512))
+}
+
+// endProbes is where a pod version's probes go when it begins terminating, as on a kubelet:
+// liveness and startup stop (the kubelet's StopLivenessAndStartup: a terminating container is
+// never restarted), and readiness runs on, its results handed to end for the teardown to apply,
+// so that a container that stops serving is seen not ready while it terminates. Only the loop
+// calls it, as it hands s over.
+func (w *worker) endProbes(s *podState, end *ending) {
+	for _, c := range s.all() {
+		if c.id == "" {
+			continue
+		}
+		id := c.id
+		w.m.probes.Stop(id, probe.Liveness, probe.Startup)
+		send := func(e probeEvent) { end.post(func() { w.endingProbe(s, e) }) }
+		ok := w.m.probes.Handoff(id, func(kind probe.Kind, r probe.Result, msg string) {
+			send(probeEvent{id: id, kind: kind, result: r, msg: msg})
+		}, func(kind probe.Kind, msg string) {
+			send(probeEvent{id: id, kind: kind, result: probe.Failure, msg: msg, attempt: true})
+		}, func(kind probe.Kind, msg string) {
+			send(probeEvent{id: id, kind: kind, result: probe.Warning, msg: msg, attempt: true})
+		})
+		if !ok {
+			continue
+		}
+		// A verdict the loop had not applied yet (it was in the inbox) is not lost.
+		if r, ok := w.m.probes.Result(id, probe.Readiness); ok {
+			send(probeEvent{id: id, kind: probe.Readiness, result: r})
+		}
+	}
+}
+
+// endingProbe applies a readiness result while the pod terminates (the teardown's goroutine
+// calls it); liveness and startup results that were under way are not acted on.
+func (w *worker) endingProbe(s *podState, e probeEvent) {
+	c := s.byID(e.id)
+	if c == nil || !c.alive() || e.kind != probe.Readiness {
+		return
+	}
+	if e.attempt {
+		w.probeAttempt(s, c, e)
+		return
+	}
+	c.ready = e.result == probe.Success
 }
 
 // terminationMessage reads what an exited container left in its termination message file, or

@@ -18,18 +18,20 @@ import (
 )
 
 // teardown ends version s: its context is cancelled at once (a pull in flight is abandoned, a
-// hook cut short), and once every goroutine of the version has returned, a goroutine of the
-// worker's stops the pod and removes everything it had. The loop hands s over: it never touches
-// it again.
+// hook cut short), its liveness and startup probes stop while readiness runs on (endProbes), and
+// once every goroutine of the version has returned, a goroutine of the worker's stops the pod
+// and removes everything it had. The loop hands s over: it never touches it again.
 func (w *worker) teardown(s *podState) {
 	s.cancel()
+	end := newEnding()
+	w.endProbes(s, end)
 	w.tearing++
 	w.wg.Add(1)
 	go func() {
 		defer w.wg.Done()
 		s.wg.Wait()
 		s.slot.release()
-		w.terminate(s)
+		w.terminate(s, end)
 		w.inbox.post(func(w *worker) {
 			w.tearing--
 			w.adopted()
@@ -39,8 +41,11 @@ func (w *worker) teardown(s *podState) {
 
 // terminate stops a pod gracefully and removes everything it had: its containers' stop
 // signals (the sidecars' in turn, see stopAll), SIGKILL to those still running after the grace
-// period, then the sandbox, its network and files. It runs to the end, within its own deadlines, also while the daemon shuts down.
-func (w *worker) terminate(s *podState) {
+// period, then the sandbox, its network and files. It runs to the end, within its own
+// deadlines, also while the daemon shuts down. While the containers stop, it applies what end
+// brings (readiness results, exits) and publishes the terminating pod's status, as a kubelet
+// keeps reporting a pod until it is gone.
+func (w *worker) terminate(s *podState, end *ending) {
 	ctx := context.WithoutCancel(s.ctx)
 	w.log.Info("stopping pod", "grace", s.rec.Grace)
 	if s.pod != nil {
@@ -56,7 +61,12 @@ func (w *worker) terminate(s *podState) {
 	}
 	// The lease of a version torn down while it was being made.
 	w.deleteLease(ctx, s.lease)
-	w.stopAll(ctx, s, list)
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		w.stopAll(ctx, s, list, end)
+	}()
+	w.whileStopping(s, end, stopped)
 	sandboxErr := w.removeAll(ctx, s, list)
 	for _, c := range s.all() {
 		w.m.probes.Remove(c.id)
@@ -76,8 +86,8 @@ func (w *worker) terminate(s *podState) {
 // every regular container has stopped and then the sidecar after it in the spec, so sidecars
 // stop one by one in reverse order, each serving the containers that started after it (a proxy,
 // a log shipper, the target of another sidecar's preStop hook) until they are gone. The waits
-// end with the grace period, which the whole pod shares.
-func (w *worker) stopAll(ctx context.Context, s *podState, list []runtime.Container) {
+// end with the grace period, which the whole pod shares. Each exit it sees is handed to end.
+func (w *worker) stopAll(ctx context.Context, s *podState, list []runtime.Container, end *ending) {
 	p := s.pod // nil for a pod an earlier run left, whose manifest is gone
 	specs := map[string]*corev1.Container{}
 	if p != nil {
@@ -107,7 +117,9 @@ func (w *worker) stopAll(ctx context.Context, s *podState, list []runtime.Contai
 		}
 		wg.Go(func() {
 			defer close(stopped[c.ID])
-			w.stopContainer(ctx, c, specs[c.Labels[runtime.LabelContainer]], firstIP(s.ips), deadline, turn)
+			if exit, ok := w.stopContainer(ctx, c, specs[c.Labels[runtime.LabelContainer]], firstIP(s.ips), deadline, turn); ok {
+				end.post(func() { w.endingExit(s, c.ID, exit) })
+			}
 		})
 	}
 	wg.Wait()
@@ -173,6 +185,109 @@ func stopOrder(p *corev1.Pod, list []runtime.Container) map[string][]string {
 		}
 	}
 	return order
+}
+
+// ending carries what happens to a pod version while its containers stop, to the goroutine
+// that tears it down: readiness results (a kubelet keeps probing readiness while a pod
+// terminates) and the containers' exits. Probe callbacks and the stopping goroutines post;
+// whileStopping applies, on the teardown's goroutine, which owns the version's state then. It
+// is safe for concurrent use; once closed, what is posted is dropped.
+type ending struct {
+	mu     sync.Mutex
+	q      []func()
+	closed bool
+	wake   chan struct{} // capacity 1
+}
+
+func newEnding() *ending { return &ending{wake: make(chan struct{}, 1)} }
+
+// post queues fn, to run on the teardown's goroutine; it never blocks.
+func (e *ending) post(fn func()) {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return
+	}
+	e.q = append(e.q, fn)
+	e.mu.Unlock()
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take returns what was posted, oldest first; with last, nothing is taken after it.
+func (e *ending) take(last bool) []func() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	q := e.q
+	e.q = nil
+	e.closed = e.closed || last
+	return q
+}
+
+// whileStopping applies what end brings until stopped is closed (every container has been
+// stopped), and publishes the pod's status each time, with its deletion timestamp.
+func (w *worker) whileStopping(s *podState, end *ending, stopped <-chan struct{}) {
+	w.publishEnding(s)
+	for {
+		select {
+		case <-end.wake:
+			for _, fn := range end.take(false) {
+				fn()
+			}
+			w.publishEnding(s)
+		case <-stopped:
+			for _, fn := range end.take(true) {
+				fn()
+			}
+			w.publishEnding(s)
+			return
+		}
+	}
+}
+
+// endingExit applies the exit of a container stopped while the pod terminates.
+func (w *worker) endingExit(s *podState, id string, exit runtime.Exit) {
+	c := s.byID(id)
+	if c == nil || !c.alive() {
+		return
+	}
+	w.moveTo(c, ctrExited)
+	c.exit = exit
+	if c.exit.At.IsZero() {
+		c.exit.At = time.Now()
+	}
+	c.message = w.terminationMessage(s, c)
+}
+
+// publishEnding publishes the status of version s while it terminates, if the pod published
+// is still s marked as being deleted (publishTerminating). No container of a terminating pod
+// runs again (the kubelet's ShouldContainerBeRestarted is false for a pod being deleted), so
+// one that exited is reported terminated, not waiting for its restart.
+func (w *worker) publishEnding(s *podState) {
+	if s.pod == nil {
+		return
+	}
+	old := w.m.store.get(w.key)
+	if old == nil || old.UID != s.pod.UID || old.DeletionTimestamp == nil {
+		return
+	}
+	p := s.pod.DeepCopy()
+	p.Status, s.conds = podStatus(s, w.m.cfg.HostIP, time.Now())
+	for _, list := range [][]corev1.ContainerStatus{p.Status.InitContainerStatuses, p.Status.ContainerStatuses} {
+		for i := range list {
+			cs := &list[i]
+			c := s.byName(cs.Name)
+			if c == nil || c.phase != ctrExited || cs.State.Waiting == nil || cs.LastTerminationState.Terminated == nil {
+				continue
+			}
+			cs.State = corev1.ContainerState{Terminated: cs.LastTerminationState.Terminated}
+			cs.LastTerminationState = corev1.ContainerState{Terminated: c.last}
+		}
+	}
+	p.DeletionTimestamp, p.DeletionGracePeriodSeconds = old.DeletionTimestamp, old.DeletionGracePeriodSeconds
+	w.m.store.set(w.key, p)
 }
 
 // removeAll removes the stopped containers and the sandbox. Every app container has stopped, so
@@ -248,12 +363,13 @@ func (w *worker) kill(s *podState, c *ctrState, grace int64) {
 // returns once the containers it must outlive have stopped, or at the deadline it is given),
 // sends its stop signal, and waits until the deadline for the exit before it sends SIGKILL. As
 // on a kubelet, the hook's time and the wait come out of the grace period, but the signal
-// always gets at least minStopGrace.
-func (w *worker) stopContainer(ctx context.Context, c runtime.Container, spec *corev1.Container, podIP string, deadline time.Time, turn func(deadline time.Time)) {
+// always gets at least minStopGrace. It returns the exit of a container it stopped (ok false:
+// it was not running, or its exit did not come).
+func (w *worker) stopContainer(ctx context.Context, c runtime.Container, spec *corev1.Container, podIP string, deadline time.Time, turn func(deadline time.Time)) (exit runtime.Exit, ok bool) {
 	rt := w.m.cfg.Runtime
 	st, err := rt.Task(ctx, c.ID, nil)
 	if err != nil || !st.Running {
-		return
+		return runtime.Exit{}, false
 	}
 	waited := false
 	if spec != nil && spec.Lifecycle != nil && spec.Lifecycle.PreStop != nil {
@@ -281,15 +397,17 @@ func (w *worker) stopContainer(ctx context.Context, c runtime.Container, spec *c
 	t := time.NewTimer(time.Until(deadline))
 	defer t.Stop()
 	select {
-	case <-st.Wait.C:
-		return
+	case exit = <-st.Wait.C:
+		return exit, exit.Err == nil
 	case <-t.C:
 	}
 	w.log.Info("grace period over, killing", "id", c.ID)
 	_ = rt.Signal(ctx, c.ID, syscall.SIGKILL)
 	select {
-	case <-st.Wait.C:
+	case exit = <-st.Wait.C:
+		return exit, exit.Err == nil
 	case <-time.After(10 * time.Second):
+		return runtime.Exit{}, false
 	}
 }
 

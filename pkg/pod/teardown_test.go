@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -184,5 +185,81 @@ func TestWorkerStopsSidecarsInReverseOrder(t *testing.T) {
 	}
 	if at("hook s2") > at("signal main") {
 		t.Logf("s2's hook began after main's signal: %q", got)
+	}
+}
+
+// stubborn is the fake runtime whose container "a" does not exit on its stop signal, only on
+// SIGKILL, as a server finishing its requests: until then it answers its probes as sick.
+type stubborn struct {
+	*fakeRuntime
+	termed atomic.Bool
+}
+
+func (r *stubborn) Signal(ctx context.Context, id string, sig syscall.Signal) error {
+	if cfg, _ := r.config(id); cfg.Labels[runtime.LabelContainer] == "a" && sig != syscall.SIGKILL {
+		r.termed.Store(true)
+		return nil
+	}
+	return r.fakeRuntime.Signal(ctx, id, sig)
+}
+
+// While a pod terminates, its readiness probes run on and its containers' exits are reported,
+// so it is seen not ready before it is gone; its liveness probes stop, so a container that
+// answers them as sick while it stops is not killed for it. As container_probe.go's "should
+// mark readiness on pods to false [and disable liveness probes] while pod is in progress of
+// terminating".
+func TestWorkerReadinessWhileTerminating(t *testing.T) {
+	rt := &stubborn{fakeRuntime: newFakeRuntime()}
+	rt.execHook = func(ctx context.Context, id string, cmd []string) (int, []byte, error) {
+		if rt.termed.Load() {
+			return 1, []byte("sick"), nil
+		}
+		return 0, nil, nil
+	}
+	m := managerOn(t, rt)
+	a := busybox("a")
+	a.ReadinessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"ready"}}},
+		PeriodSeconds: 1, TimeoutSeconds: 1, SuccessThreshold: 1, FailureThreshold: 1}
+	a.LivenessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"live"}}},
+		PeriodSeconds: 1, TimeoutSeconds: 1, SuccessThreshold: 1, FailureThreshold: 1}
+	p := hostPod("web", "uid-web", a, busybox("b"))
+	grace := int64(5)
+	p.Spec.TerminationGracePeriodSeconds = &grace
+	m.Update([]*corev1.Pod{p})
+	podReady := func(p *corev1.Pod) bool {
+		for _, c := range p.Status.Conditions {
+			if c.Type == corev1.PodReady {
+				return c.Status == corev1.ConditionTrue
+			}
+		}
+		return false
+	}
+	waitFor(t, m, "ready", podReady)
+	m.Update(nil)
+	p = waitFor(t, m, "not ready while terminating", func(p *corev1.Pod) bool {
+		return p.DeletionTimestamp != nil && !podReady(p) && !p.Status.ContainerStatuses[0].Ready
+	})
+	if !rt.termed.Load() {
+		t.Errorf("not ready before a got its stop signal")
+	}
+	if len(rt.running("-a-")) != 1 {
+		t.Errorf("a no longer running when seen not ready")
+	}
+	waitFor(t, m, "b terminated while terminating", func(p *corev1.Pod) bool {
+		cs := p.Status.ContainerStatuses[1]
+		return p.DeletionTimestamp != nil && cs.State.Terminated != nil && cs.State.Waiting == nil && !cs.Ready
+	})
+	waitGone(t, m, "web")
+	var readinessFailed bool
+	for _, e := range m.cfg.Events.List("default", "web") {
+		if strings.Contains(e.Message, "Liveness probe failed") || strings.Contains(e.Message, "failed liveness probe") {
+			t.Errorf("liveness acted on while terminating: %s: %s", e.Reason, e.Message)
+		}
+		if e.Reason == events.ReasonUnhealthy && strings.HasPrefix(e.Message, "Readiness probe failed: sick") {
+			readinessFailed = true
+		}
+	}
+	if !readinessFailed {
+		t.Errorf("no Unhealthy event for the readiness probe that failed while terminating")
 	}
 }

@@ -113,6 +113,7 @@ type entry struct {
 	ticks     time.Time // from WithTicks: when the probes' period ticks began; zero: none
 	jitter    bool      // from WithTicks: each probe's ticks are shifted by a share of its period
 	execFn    ExecFunc
+	// The callbacks: set by Add, then guarded by cbMu (Handoff replaces them).
 	onChange  func(kind Kind, r Result, msg string)
 	onFailed  func(kind Kind, msg string) // may be nil
 	onWarning func(kind Kind, msg string) // may be nil
@@ -140,6 +141,8 @@ type probeState struct {
 	seq    uint64 // order among probes due at the same time
 	index  int    // position in the heap, -1 when not in it
 	queued bool   // in its group's queue
+
+	stopped atomic.Bool // Stop was called for it: never run or reported again
 }
 
 // NewManager returns a Manager with concurrency slots (DefaultConcurrency when concurrency <
@@ -407,6 +410,52 @@ func (m *Manager) Result(key string, kind Kind) (r Result, ok bool) {
 	return e.probes[kind].t.verdict, true
 }
 
+// Stop stops the given kinds of probe of the container added under key and lets its other
+// probes run on, as the kubelet stops liveness and startup probes when a pod begins
+// terminating and keeps probing readiness (StopLivenessAndStartup). No report of a stopped
+// probe starts after Stop returns; their verdicts stay what they were. It must not be called
+// from the container's own callbacks.
+func (m *Manager) Stop(key string, stop ...Kind) {
+	m.mu.Lock()
+	e := m.entries[key]
+	if e == nil {
+		m.mu.Unlock()
+		return
+	}
+	for _, k := range stop {
+		if k < 0 || int(k) >= len(kinds) || e.probes[k] == nil {
+			continue
+		}
+		ps := e.probes[k]
+		ps.stopped.Store(true)
+		m.unscheduleLocked(ps)
+	}
+	m.mu.Unlock()
+	// A report in progress finishes before Stop returns: later ones see stopped.
+	e.cbMu.Lock()
+	e.cbMu.Unlock()
+}
+
+// Handoff replaces the callbacks of the container added under key: onChange, and onFailed and
+// onWarning as WithFailedAttempts and WithWarnings give them (each may be nil). A report in
+// progress finishes first; no old callback starts after Handoff returns. It reports whether a
+// container is added under key, and must not be called from that container's callbacks.
+func (m *Manager) Handoff(key string, onChange func(kind Kind, r Result, msg string), onFailed, onWarning func(kind Kind, msg string)) bool {
+	m.mu.Lock()
+	e := m.entries[key]
+	m.mu.Unlock()
+	if e == nil {
+		return false
+	}
+	if onChange == nil {
+		onChange = func(Kind, Result, string) {}
+	}
+	e.cbMu.Lock()
+	e.onChange, e.onFailed, e.onWarning = onChange, onFailed, onWarning
+	e.cbMu.Unlock()
+	return true
+}
+
 func (m *Manager) removeLocked(key string) {
 	e := m.entries[key]
 	if e == nil {
@@ -417,20 +466,28 @@ func (m *Manager) removeLocked(key string) {
 	e.cancel()
 	g := e.g
 	for _, ps := range e.probes {
-		switch {
-		case ps == nil:
-		case ps.index >= 0:
-			heap.Remove(&m.due, ps.index)
-		case ps.queued:
-			ps.queued = false
-			i := slices.Index(g.queue, ps)
-			g.queue = slices.Delete(g.queue, i, i+1)
-			m.fixLocked(g)
+		if ps != nil {
+			m.unscheduleLocked(ps)
 		}
 	}
 	// Attempts in flight keep g until they end; a new entry of the same name makes a new group.
 	if g.refs--; g.refs == 0 {
 		delete(m.groups, g.id)
+	}
+}
+
+// unscheduleLocked takes a probe out of the heap or its group's queue, wherever it waits; one in
+// flight is left to its attempt.
+func (m *Manager) unscheduleLocked(ps *probeState) {
+	switch {
+	case ps.index >= 0:
+		heap.Remove(&m.due, ps.index)
+	case ps.queued:
+		g := ps.e.g
+		ps.queued = false
+		i := slices.Index(g.queue, ps)
+		g.queue = slices.Delete(g.queue, i, i+1)
+		m.fixLocked(g)
 	}
 }
 
@@ -460,15 +517,15 @@ func (m *Manager) attempt(runCtx context.Context, s *slot) {
 	}
 	stop()
 	cancel()
-	warned := r == Warning && e.onWarning != nil
-	if r == Warning {
+	warned := r == Warning
+	if warned {
 		r = Success // a success with something to report, as the kubelet counts it
 	}
 
 	m.mu.Lock()
 	m.releaseLocked(s, time.Now())
 	m.pokeIfRunnableLocked()
-	if e.removed.Load() {
+	if e.removed.Load() || ps.stopped.Load() {
 		m.mu.Unlock()
 		return
 	}
@@ -483,14 +540,14 @@ func (m *Manager) attempt(runCtx context.Context, s *slot) {
 	}
 	m.mu.Unlock()
 
-	if changed || warned || (r == Failure && e.onFailed != nil) {
+	if changed || warned || r == Failure {
 		// Delivered before the probe is rescheduled, so verdicts of one kind arrive in order.
 		e.cbMu.Lock()
-		if !e.removed.Load() {
+		if !e.removed.Load() && !ps.stopped.Load() {
 			if r == Failure && e.onFailed != nil {
 				e.onFailed(ps.kind, msg)
 			}
-			if warned {
+			if warned && e.onWarning != nil {
 				e.onWarning(ps.kind, msg)
 			}
 			if changed {
@@ -502,7 +559,7 @@ func (m *Manager) attempt(runCtx context.Context, s *slot) {
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if e.removed.Load() {
+	if e.removed.Load() || ps.stopped.Load() {
 		return
 	}
 	now := time.Now()
@@ -511,7 +568,7 @@ func (m *Manager) attempt(runCtx context.Context, s *slot) {
 		// The container is going to be restarted; probing resumes when it is added again.
 	case startedNow:
 		for _, k := range [...]Kind{Liveness, Readiness} {
-			if p := e.probes[k]; p != nil {
+			if p := e.probes[k]; p != nil && !p.stopped.Load() {
 				m.pushLocked(p, e.startedDue(p, now))
 			}
 		}

@@ -472,3 +472,50 @@ func TestManagerReadinessDelayAfterStartup(t *testing.T) {
 		wantInts(t, "readiness runs", s.runsOf("ready"), []int{30})
 	})
 }
+
+// When a pod begins terminating, liveness and startup stop and readiness runs on, reporting to
+// the callbacks Handoff gives.
+func TestManagerStopAndHandoff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newScript()
+		m := NewManager(4)
+		defer runManager(m)()
+		c := &corev1.Container{
+			LivenessProbe:  execProbeSpec("live", 0, 2, 1, 1),
+			ReadinessProbe: execProbeSpec("ready", 0, 2, 1, 1),
+		}
+		m.Add("k", c, "", s.t0, s.exec, s.onChange)
+		s.at(5)
+		m.Stop("k", Liveness, Startup)
+		var handed []string
+		var mu sync.Mutex
+		if !m.Handoff("k", func(k Kind, r Result, msg string) {
+			mu.Lock()
+			handed = append(handed, fmt.Sprintf("%ds %v=%v", s.since(), k, r))
+			mu.Unlock()
+		}, func(k Kind, msg string) {
+			mu.Lock()
+			handed = append(handed, fmt.Sprintf("%ds %v failed", s.since(), k))
+			mu.Unlock()
+		}, nil) {
+			t.Fatal("Handoff found no container")
+		}
+		s.set("live", 1)
+		s.set("ready", 1)
+		s.at(9)
+		wantInts(t, "liveness runs", s.runsOf("live"), []int{0, 2, 4})
+		wantInts(t, "readiness runs", s.runsOf("ready"), []int{0, 2, 4, 6, 8})
+		wantEvents(t, s.eventList(), "0s Readiness=Success")
+		mu.Lock()
+		defer mu.Unlock()
+		if want := []string{"6s Readiness failed", "6s Readiness=Failure", "8s Readiness failed"}; !slices.Equal(handed, want) {
+			t.Errorf("handed over: got %q, want %q", handed, want)
+		}
+		if r, _ := m.Result("k", Liveness); r != Success {
+			t.Errorf("liveness verdict %v after Stop, want Success kept", r)
+		}
+		if m.Handoff("other", nil, nil, nil) {
+			t.Error("Handoff of an unknown key reported true")
+		}
+	})
+}
