@@ -16,6 +16,7 @@ type plan struct {
 	start          []*ctrState // containers whose next attempt starts now
 	stop           []*ctrState // sidecars to stop: the regular containers are done for good
 	terminal       bool        // every container is finished for good (Succeeded or Failed)
+	deadline       bool        // the pod is past spec.activeDeadlineSeconds: it fails, stop lists its live containers
 	wake           time.Time   // when to plan again if nothing happens first; zero: never
 }
 
@@ -32,7 +33,23 @@ func (p *plan) wakeAt(t time.Time) {
 func computePlan(s *podState, now time.Time) plan {
 	var p plan
 	p.wakeAt(s.lostAt)
-	if s.terminal || s.sandboxBusy || s.volBusy {
+	if s.deadlineExceeded {
+		// Failed for its deadline: a container whose start was in flight is stopped too.
+		p.stop = liveContainers(s)
+		return p
+	}
+	if s.terminal {
+		return p
+	}
+	if d, ok := activeDeadline(s); ok {
+		if !now.Before(d) {
+			p.deadline, p.terminal = true, true
+			p.stop = liveContainers(s)
+			return p
+		}
+		p.wakeAt(d)
+	}
+	if s.sandboxBusy || s.volBusy {
 		return p
 	}
 	if !s.sandboxOK {
@@ -146,4 +163,27 @@ func noteExit(c *ctrState, b Backoff, policy corev1.RestartPolicy, now time.Time
 	}
 	c.restartAt, c.delay = b.NextRestart(c.exit.At, c.exit.At.Sub(c.started), c.delay)
 	return now.Before(c.restartAt)
+}
+
+// activeDeadline is when the pod passes its spec.activeDeadlineSeconds, counted from its
+// status.startTime as the kubelet's activeDeadlineHandler counts it; ok is false while there
+// is none (no deadline, or not started yet).
+func activeDeadline(s *podState) (at time.Time, ok bool) {
+	secs := s.pod.Spec.ActiveDeadlineSeconds
+	if secs == nil || s.startTime.IsZero() {
+		return time.Time{}, false
+	}
+	return s.startTime.Add(time.Duration(*secs) * time.Second), true
+}
+
+// liveContainers are the pod's containers whose process may run and that are not being
+// stopped yet, init containers first.
+func liveContainers(s *podState) []*ctrState {
+	var out []*ctrState
+	for _, c := range s.all() {
+		if c.phase == ctrRunning || c.phase == ctrLost {
+			out = append(out, c)
+		}
+	}
+	return out
 }

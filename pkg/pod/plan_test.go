@@ -287,3 +287,44 @@ func TestCtrTransitions(t *testing.T) {
 		t.Error("String")
 	}
 }
+
+// A pod past spec.activeDeadlineSeconds, counted from its start time, fails and its live
+// containers are stopped, as the kubelet's activeDeadlineHandler has it; before, the plan wakes
+// at the deadline.
+func TestPlanActiveDeadline(t *testing.T) {
+	secs := int64(30)
+	pod := func(inits, apps []*ctrState) *podState {
+		s := readyPod(corev1.RestartPolicyAlways, inits, apps)
+		s.pod.Spec.ActiveDeadlineSeconds = &secs
+		s.startTime = t0.Add(-20 * time.Second)
+		return s
+	}
+	s := pod(nil, []*ctrState{ctr("a", ctrRunning)})
+	if p := computePlan(s, t0); p.deadline || p.terminal || !p.wake.Equal(t0.Add(10*time.Second)) {
+		t.Errorf("before the deadline: %+v, want a wake at the deadline", p)
+	}
+	s = pod([]*ctrState{ctr("s", ctrRunning, sidecar, startedOK)},
+		[]*ctrState{ctr("a", ctrRunning), ctr("b", ctrStopping), ctr("c", ctrExited, exitCode(1)), ctr("d", ctrLost), ctr("e", ctrStarting)})
+	p := computePlan(s, t0.Add(10*time.Second))
+	if !p.deadline || !p.terminal || len(p.start) > 0 || !slices.Equal(ctrNames(p.stop), []string{"s", "a", "d"}) {
+		t.Errorf("at the deadline: deadline %v terminal %v start %v stop %v; want true, true, [], [s a d]", p.deadline, p.terminal, ctrNames(p.start), ctrNames(p.stop))
+	}
+	// Once failed for it, a container whose start was in flight is stopped when it runs.
+	s.deadlineExceeded, s.terminal = true, true
+	s.apps[0].phase, s.apps[3].phase, s.apps[4].phase = ctrStopping, ctrStopping, ctrRunning
+	s.inits[0].phase = ctrStopping
+	if p := computePlan(s, t0.Add(11*time.Second)); !slices.Equal(ctrNames(p.stop), []string{"e"}) || len(p.start) > 0 {
+		t.Errorf("after: stop %v start %v, want [e] []", ctrNames(p.stop), ctrNames(p.start))
+	}
+	// No start time yet, no deadline; a pod already finished keeps its phase.
+	s = pod(nil, []*ctrState{ctr("a", ctrRunning)})
+	s.startTime = time.Time{}
+	if p := computePlan(s, t0.Add(time.Hour)); p.deadline || !p.wake.IsZero() {
+		t.Errorf("not started: %+v", p)
+	}
+	s = pod(nil, []*ctrState{ctr("a", ctrExited, exitCode(0))})
+	s.terminal = true
+	if p := computePlan(s, t0.Add(time.Hour)); p.deadline {
+		t.Errorf("finished pod failed for its deadline: %+v", p)
+	}
+}

@@ -284,3 +284,19 @@ func TestPodStatusFailures(t *testing.T) {
 		t.Errorf("sandbox failure: message %q, IP %q", st.Message, st.PodIP)
 	}
 }
+
+// A pod failed for its active deadline is Failed with the kubelet's reason and message.
+func TestPodStatusDeadlineExceeded(t *testing.T) {
+	s := readyPod(corev1.RestartPolicyAlways, nil, []*ctrState{ctr("a", ctrExited, exitCode(137))})
+	s.terminal, s.deadlineExceeded = true, true
+	st, _ := podStatus(s, "", t0)
+	if st.Phase != corev1.PodFailed || st.Reason != "DeadlineExceeded" || st.Message != "Pod was active on the node longer than the specified deadline" {
+		t.Errorf("status: %s %q %q", st.Phase, st.Reason, st.Message)
+	}
+	if cs := st.ContainerStatuses[0]; cs.State.Terminated == nil || cs.State.Terminated.ExitCode != 137 {
+		t.Errorf("container: %+v", cs.State)
+	}
+	if c := conditionOf(st, corev1.PodReady); c.Status != corev1.ConditionFalse || c.Reason != "PodFailed" {
+		t.Errorf("Ready: %+v", c)
+	}
+}

@@ -171,6 +171,10 @@ func podStatus(s *podState, hostIP string, now time.Time) (corev1.PodStatus, map
 	if s.sandboxErr != nil {
 		st.Message = "FailedCreatePodSandBox: " + s.sandboxErr.Error()
 	}
+	if s.deadlineExceeded {
+		// As the kubelet's activeDeadlineHandler has it evicted.
+		st.Phase, st.Reason, st.Message = corev1.PodFailed, reasonDeadlineExceeded, messageDeadlineExceeded
+	}
 	ready := readyCondition(s, st)
 	conds := map[corev1.PodConditionType]corev1.PodCondition{}
 	for _, c := range []corev1.PodCondition{
@@ -187,6 +191,13 @@ func podStatus(s *podState, hostIP string, now time.Time) (corev1.PodStatus, map
 	}
 	return st, conds
 }
+
+// The kubelet's reason and message for a pod past its active deadline
+// (pkg/kubelet/active_deadline.go).
+const (
+	reasonDeadlineExceeded  = "DeadlineExceeded"
+	messageDeadlineExceeded = "Pod was active on the node longer than the specified deadline"
+)
 
 // The kubelet's condition reasons (pkg/kubelet/status/generate.go).
 const (

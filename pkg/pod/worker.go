@@ -92,7 +92,9 @@ type podState struct {
 	seen      time.Time // when the worker got this version: the start of its start latency
 	startDone bool      // the start latency was recorded
 	terminal  bool      // all containers finished for good (Succeeded or Failed)
-	earlier   bool      // made by an earlier run of the daemon (adopted or left to tear down)
+	// deadlineExceeded: the pod ran past spec.activeDeadlineSeconds and failed for it.
+	deadlineExceeded bool
+	earlier          bool // made by an earlier run of the daemon (adopted or left to tear down)
 	// While the sandbox and its first containers are created: a containerd lease that keeps
 	// what they are made of, and the snapshots made ahead by container ID, with the image
 	// each was made of (see prepareRootfs).
@@ -248,6 +250,11 @@ func (w *worker) execute(s *podState, p plan) {
 	if p.terminal {
 		s.terminal = true
 	}
+	if p.deadline && !s.deadlineExceeded {
+		s.deadlineExceeded = true
+		w.log.Info("pod past its active deadline, killing it")
+		w.event(s, nil, events.Normal, reasonDeadlineExceeded, messageDeadlineExceeded)
+	}
 	for _, c := range p.stop {
 		w.kill(s, c, s.rec.Grace)
 	}
@@ -399,7 +406,7 @@ func (w *worker) exited(s *podState, c *ctrState, exit runtime.Exit) {
 	closeLog(c)
 	c.message = w.terminationMessage(s, c)
 	c.waitReason, c.waitMessage = "", ""
-	if noteExit(c, w.m.cfg.Backoff, s.pod.Spec.RestartPolicy, time.Now()) {
+	if !s.terminal && noteExit(c, w.m.cfg.Backoff, s.pod.Spec.RestartPolicy, time.Now()) {
 		w.event(s, c, events.Warning, events.ReasonBackOff, "Back-off restarting failed container %s in pod %s_%s(%s)", c.spec.Name, s.pod.Name, s.pod.Namespace, s.pod.UID)
 		c.waitReason = "CrashLoopBackOff"
 		c.waitMessage = crashLoopMessage(s.pod, c)

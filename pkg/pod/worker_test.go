@@ -198,3 +198,38 @@ func TestWorkerShutdownLeavesPods(t *testing.T) {
 		t.Errorf("a pull still runs after Run returned")
 	}
 }
+
+// A pod past spec.activeDeadlineSeconds is killed and fails with DeadlineExceeded, and its
+// containers are not restarted, as on a kubelet.
+func TestWorkerActiveDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rt := newFakeRuntime()
+		m := testManager(t, rt)
+		p := hostPod("web", "uid-web", busybox("a"))
+		secs := int64(5)
+		p.Spec.ActiveDeadlineSeconds = &secs
+		m.Update([]*corev1.Pod{p})
+		waitFor(t, m, "running", func(p *corev1.Pod) bool { return running(p, "a") })
+		got := waitFor(t, m, "failed for its deadline", func(p *corev1.Pod) bool {
+			return p.Status.Phase == corev1.PodFailed && p.Status.Reason == "DeadlineExceeded"
+		})
+		if d := got.Status.StartTime; d == nil || time.Since(d.Time) < 5*time.Second {
+			t.Errorf("failed %s after its start, want 5s", time.Since(d.Time))
+		}
+		got = waitFor(t, m, "container killed", func(p *corev1.Pod) bool {
+			return p.Status.ContainerStatuses[0].State.Terminated != nil
+		})
+		time.Sleep(time.Minute) // on the bubble's clock
+		got = m.store.get("default/web")
+		if cs := got.Status.ContainerStatuses[0]; cs.RestartCount != 0 || len(rt.running("-a-")) != 0 || got.Status.Phase != corev1.PodFailed {
+			t.Errorf("after a minute: phase %s, restarts %d, running %v", got.Status.Phase, cs.RestartCount, rt.running("-a-"))
+		}
+		var found bool
+		for _, e := range m.cfg.Events.List("default", "web") {
+			found = found || e.Reason == "DeadlineExceeded" && e.Message == "Pod was active on the node longer than the specified deadline"
+		}
+		if !found {
+			t.Error("no DeadlineExceeded event")
+		}
+	})
+}
