@@ -222,7 +222,7 @@ func run(ctx context.Context, o *config.Config, log *slog.Logger) error {
 	aa := apparmor.System() // read once, as by the kubelet
 	scfg.Admit = func(p *corev1.Pod) error {
 		if err := pol.Admit(p); err != nil {
-			return &manifest.Error{Reason: policy.Reason, Message: err.Error()}
+			return &manifest.Error{Reason: policy.ReasonOf(err), Message: err.Error()}
 		}
 		if err := aa.Admit(p); err != nil {
 			return &manifest.Error{Reason: apparmor.Reason, Message: err.Error()}

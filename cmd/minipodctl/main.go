@@ -149,7 +149,7 @@ func validateFile(path string, strict bool, pol *policy.Policy) error {
 		return err
 	}
 	if err := pol.Admit(pod); err != nil {
-		return fmt.Errorf("%s: %w", policy.Reason, err)
+		return fmt.Errorf("%s: %w", policy.ReasonOf(err), err)
 	}
 	return nil
 }

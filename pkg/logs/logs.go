@@ -170,12 +170,14 @@ func (s *stream) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// Close writes what is left of an unterminated last line as a complete entry.
+// Close writes what is left of an unterminated last line as a partial entry, as containerd's
+// CRI logger does: the output had no newline there, and a reader must not add one (a
+// FallbackToLogsOnError message of "echo -n DONE" is "DONE").
 func (s *stream) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.buf) > 0 {
-		s.file.writeEntry(s.name, false, s.buf)
+		s.file.writeEntry(s.name, true, s.buf)
 		s.buf = s.buf[:0]
 	}
 	return nil
@@ -214,8 +216,9 @@ type Decoder struct {
 	W    io.Writer
 	Opts DecodeOptions
 	buf  []byte
-	// partial collects P entries until their F entry.
-	partial []byte
+	// midLine is set after a P entry: the next entry continues the same line, so it gets no
+	// timestamp of its own.
+	midLine bool
 }
 
 func (d *Decoder) Write(p []byte) (int, error) {
@@ -242,22 +245,18 @@ func (d *Decoder) line(l []byte) error {
 	if !d.Opts.Since.IsZero() && !e.Time.IsZero() && e.Time.Before(d.Opts.Since) {
 		return nil
 	}
-	if e.Partial {
-		d.partial = append(d.partial, e.Content...)
-		return nil
-	}
-	content := e.Content
-	if len(d.partial) > 0 {
-		content = append(d.partial, content...)
-		d.partial = nil
-	}
+	// A P entry is written at once, without a newline, as the kubelet's log reader does: a
+	// last line the container never ended stays unended, and a follower sees it now.
 	var out []byte
-	if d.Opts.Timestamps && !e.Time.IsZero() {
+	if d.Opts.Timestamps && !e.Time.IsZero() && !d.midLine {
 		out = append(out, e.Time.UTC().Format(time.RFC3339Nano)...)
 		out = append(out, ' ')
 	}
-	out = append(out, content...)
-	out = append(out, '\n')
+	out = append(out, e.Content...)
+	if !e.Partial {
+		out = append(out, '\n')
+	}
+	d.midLine = e.Partial
 	_, err := d.W.Write(out)
 	return err
 }

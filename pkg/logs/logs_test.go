@@ -2,6 +2,7 @@ package logs
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -63,7 +64,8 @@ func TestDecoder(t *testing.T) {
 		want string
 	}{
 		{"plain", DecodeOptions{}, "one\npartial\nnot a cri line\nlast\n"},
-		{"timestamps", DecodeOptions{Timestamps: true}, "2026-11-26T21:00:01Z one\n2026-11-26T21:00:03Z partial\nnot a cri line\n2026-11-26T21:00:04Z last\n"},
+		// A line cut into P entries carries one timestamp: its first entry's, as on a kubelet.
+		{"timestamps", DecodeOptions{Timestamps: true}, "2026-11-26T21:00:01Z one\n2026-11-26T21:00:02Z partial\nnot a cri line\n2026-11-26T21:00:04Z last\n"},
 		{"since", DecodeOptions{Since: time.Date(2026, 11, 26, 21, 0, 3, 0, time.UTC)}, "tial\nnot a cri line\nlast\n"},
 	} {
 		var out bytes.Buffer
@@ -126,5 +128,34 @@ func TestRotation(t *testing.T) {
 		if st.Size() > 200 {
 			t.Errorf("%s is %d bytes, over the 200 limit", f, st.Size())
 		}
+	}
+}
+
+// Output that ends without a newline is logged as a partial entry and read back without one,
+// as containerd's CRI logger and the kubelet's reader do (issue 23, deviation 5).
+func TestUnterminatedLastLine(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "0.log")
+	l, err := Open(path, DefaultRotation)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(l.Stdout, "first\nDONE")
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(raw), "\n"), "\n")
+	if len(lines) != 2 || !strings.HasSuffix(lines[1], " stdout P DONE") {
+		t.Fatalf("log %q: want the last line as a P entry", raw)
+	}
+	var out bytes.Buffer
+	if _, err := io.Copy(&Decoder{W: &out}, bytes.NewReader(raw)); err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != "first\nDONE" {
+		t.Errorf("decoded %q, want %q", out.String(), "first\nDONE")
 	}
 }

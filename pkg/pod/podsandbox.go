@@ -259,7 +259,15 @@ func (w *worker) writePodFiles(job sandboxJob, podIP string) (sandbox.Files, err
 		fqdn = fmt.Sprintf("%s.%s.%s.svc.%s", hostname(p), sub, p.Namespace, clusterDomain)
 	}
 	resolv := sandbox.ResolvConf(p.Spec.DNSPolicy, p.Spec.DNSConfig, w.m.cfg.ResolvConf)
-	return sandbox.WriteFiles(job.n.dir(), hostname(p), fqdn, podIP, aliases, resolv)
+	hosts := sandbox.ManagedHosts(hostname(p), fqdn, podIP, aliases)
+	if p.Spec.HostNetwork {
+		node, err := sandbox.NodeHosts()
+		if err != nil {
+			return sandbox.Files{}, err
+		}
+		hosts = sandbox.HostNetworkHosts(node, aliases)
+	}
+	return sandbox.WriteFilesWithHosts(job.n.dir(), hosts, hostname(p), resolv)
 }
 
 // attachment is the sandbox's CNI attachment; p may be nil (a teardown without the manifest
@@ -358,12 +366,13 @@ func podMounts(f sandbox.Files) []specs.Mount {
 	if f.Hosts == "" {
 		return nil
 	}
-	bind := func(src, dst string) specs.Mount {
-		return specs.Mount{Source: src, Destination: dst, Type: "bind", Options: []string{"rbind", "rprivate", "rw"}}
-	}
 	return []specs.Mount{
-		bind(f.Hosts, "/etc/hosts"),
-		bind(f.Hostname, "/etc/hostname"),
-		bind(f.ResolvConf, "/etc/resolv.conf"),
+		bindPodFile(f.Hosts, "/etc/hosts"),
+		bindPodFile(f.Hostname, "/etc/hostname"),
+		bindPodFile(f.ResolvConf, "/etc/resolv.conf"),
 	}
+}
+
+func bindPodFile(src, dst string) specs.Mount {
+	return specs.Mount{Source: src, Destination: dst, Type: "bind", Options: []string{"rbind", "rprivate", "rw"}}
 }

@@ -387,8 +387,11 @@ func containerLabels(job startJob, img runtime.Image) map[string]string {
 func (w *worker) containerMounts(job startJob, vars map[string]string) ([]specs.Mount, string, error) {
 	var mounts []specs.Mount
 	if !job.pod.Spec.HostNetwork {
-		// Host-network pods see the host's own files, as on a kubelet.
 		mounts = podMounts(job.files)
+	} else if job.files.Hosts != "" {
+		// Host-network pods see the node's name and resolv.conf, and the node's /etc/hosts
+		// with the pod's hostAliases, as on a kubelet.
+		mounts = []specs.Mount{bindPodFile(job.files.Hosts, "/etc/hosts")}
 	}
 	if job.vols != nil {
 		vm, err := job.vols.Mounts(job.spec, vars)
@@ -408,10 +411,25 @@ func (w *worker) containerMounts(job startJob, vars map[string]string) ([]specs.
 		if err := os.MkdirAll(filepath.Dir(termLog), 0o755); err != nil {
 			return nil, "CreateContainerError", err
 		}
-		if err := os.WriteFile(termLog, nil, 0o666); err != nil {
+		if err := createTermLog(termLog); err != nil {
 			return nil, "CreateContainerError", err
 		}
 		mounts = append(mounts, specs.Mount{Source: termLog, Destination: job.spec.TerminationMessagePath, Type: "bind", Options: []string{"rbind", "rprivate", "rw"}})
 	}
 	return mounts, "", nil
+}
+
+// createTermLog makes an empty termination message file that any user in the container can
+// write, as the kubelet does: a container running as a non-root user writes its message to
+// it too. The mode is set on the open file, so the umask cannot narrow it.
+func createTermLog(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return err
+	}
+	err = f.Chmod(0o666)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

@@ -151,15 +151,15 @@ func (p *Policy) check(pod *corev1.Pod, safeSysctls []string) field.ErrorList {
 	forbid(p.AllowHostIPC, pod.Spec.HostIPC, spec.Child("hostIPC"), "the host's IPC namespace")
 
 	// Sysctls: the safe set, and what the node allows besides. A kubelet refuses the pod at
-	// admission with SysctlForbidden; here it is one more policy violation.
+	// admission with SysctlForbidden; so does ReasonOf when nothing else is broken.
 	if psc := pod.Spec.SecurityContext; psc != nil {
 		for i, s := range psc.Sysctls {
 			if sysctlAllowed(safeSysctls, p.AllowedUnsafeSysctls, manifest.NormalizeSysctl(s.Name)) {
 				continue
 			}
 			errs = append(errs, field.Forbidden(spec.Child("securityContext", "sysctls").Index(i).Child("name"),
-				fmt.Sprintf("unsafe sysctl %s is not allowed by this node's policy (allowedUnsafeSysctls: %s; a kubelet refuses the pod with %s)",
-					s.Name, list(p.AllowedUnsafeSysctls), SysctlForbiddenReason)))
+				fmt.Sprintf("unsafe sysctl %s is not allowed by this node's policy (allowedUnsafeSysctls: %s)",
+					s.Name, list(p.AllowedUnsafeSysctls))))
 		}
 	}
 
@@ -252,6 +252,25 @@ func list(s []string) string {
 
 // Error is a policy refusal; its message lists the broken rules with their field paths.
 type Error struct{ Errs field.ErrorList }
+
+// ReasonOf is the status reason of a pod Admit refused with err: SysctlForbidden, as on a
+// kubelet, when sysctls are all it broke; PolicyViolation otherwise.
+func ReasonOf(err error) string {
+	var perr *Error
+	if errors.As(err, &perr) {
+		return perr.reason()
+	}
+	return Reason
+}
+
+func (e *Error) reason() string {
+	for _, err := range e.Errs {
+		if !strings.HasPrefix(err.Field, "spec.securityContext.sysctls[") {
+			return Reason
+		}
+	}
+	return SysctlForbiddenReason
+}
 
 func (e *Error) Error() string {
 	msgs := make([]string, len(e.Errs))

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"encoding/json"
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -195,10 +196,10 @@ func TestCheck(t *testing.T) {
 			"net.ipv4.ip_local_port_range", "net.ipv4.tcp_syncookies", "net.ipv4.ping_group_range")), nil},
 		{"sysctls: safe, written with slashes", Policy{}, pod(sysctls("net/ipv4/ip_unprivileged_port_start")), nil},
 		{"sysctls: unsafe with no policy", Policy{}, pod(sysctls("net.ipv4.ip_unprivileged_port_start", "net.core.somaxconn")),
-			[]string{"spec.securityContext.sysctls[1].name: Forbidden: unsafe sysctl net.core.somaxconn is not allowed by this node's policy (allowedUnsafeSysctls: none; a kubelet refuses the pod with SysctlForbidden)"}},
+			[]string{"spec.securityContext.sysctls[1].name: Forbidden: unsafe sysctl net.core.somaxconn is not allowed by this node's policy (allowedUnsafeSysctls: none)"}},
 		{"sysctls: an exact name allowed", Policy{AllowedUnsafeSysctls: []string{"net.core.somaxconn"}}, pod(sysctls("net.core.somaxconn")), nil},
 		{"sysctls: an exact name is not a prefix", Policy{AllowedUnsafeSysctls: []string{"net.core.somaxconn"}}, pod(sysctls("net.core.somaxconn2")),
-			[]string{"sysctls[0].name: Forbidden: unsafe sysctl net.core.somaxconn2 is not allowed by this node's policy (allowedUnsafeSysctls: net.core.somaxconn;"}},
+			[]string{"sysctls[0].name: Forbidden: unsafe sysctl net.core.somaxconn2 is not allowed by this node's policy (allowedUnsafeSysctls: net.core.somaxconn)"}},
 		{"sysctls: a prefix pattern", Policy{AllowedUnsafeSysctls: []string{"kernel.msg*", "net.ipv6.*"}},
 			pod(sysctls("kernel.msgmax", "kernel.msgmnb", "net.ipv6.conf.all.disable_ipv6", "kernel.sem", "net.ipv4.tcp_tw_reuse")),
 			[]string{"sysctls[3].name: Forbidden: unsafe sysctl kernel.sem", "sysctls[4].name: Forbidden: unsafe sysctl net.ipv4.tcp_tw_reuse"}},
@@ -461,5 +462,38 @@ func TestMarshalRoundTrip(t *testing.T) {
 	}
 	if b, _ := json.Marshal(Policy{AllowedHostPorts: []string{}}); string(b) != `{"allowedHostPorts":[]}` {
 		t.Errorf("an empty host port list marshals as %s", b)
+	}
+}
+
+// A pod refused for its sysctls alone has the kubelet's reason, SysctlForbidden; anything else
+// it breaks makes it a PolicyViolation (issue 23).
+func TestReasonOf(t *testing.T) {
+	unsafe := []corev1.Sysctl{{Name: "kernel.msgmax", Value: "1"}}
+	no := false
+	for _, tc := range []struct {
+		name string
+		pol  Policy
+		pod  func(*corev1.Pod)
+		want string
+	}{
+		{"unsafe sysctl", Policy{}, func(p *corev1.Pod) { p.Spec.SecurityContext = &corev1.PodSecurityContext{Sysctls: unsafe} }, SysctlForbiddenReason},
+		{"unsafe sysctl and host network", Policy{AllowHostNetwork: &no}, func(p *corev1.Pod) {
+			p.Spec.SecurityContext = &corev1.PodSecurityContext{Sysctls: unsafe}
+			p.Spec.HostNetwork = true
+		}, Reason},
+		{"host network", Policy{AllowHostNetwork: &no}, func(p *corev1.Pod) { p.Spec.HostNetwork = true }, Reason},
+	} {
+		p := &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}
+		tc.pod(p)
+		err := tc.pol.Admit(p)
+		if err == nil {
+			t.Fatalf("%s: admitted", tc.name)
+		}
+		if got := ReasonOf(err); got != tc.want {
+			t.Errorf("%s: reason %s, want %s (%v)", tc.name, got, tc.want, err)
+		}
+	}
+	if got := ReasonOf(errors.New("other")); got != Reason {
+		t.Errorf("another error: %s", got)
 	}
 }

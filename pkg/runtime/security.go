@@ -212,7 +212,12 @@ func withSeccompFile(path string) oci.SpecOpts {
 func namespaceOpts(cfg ContainerConfig) []oci.SpecOpts {
 	var opts []oci.SpecOpts
 	if cfg.Namespaces.HostNetwork {
-		opts = append(opts, oci.WithHostNamespace(specs.NetworkNamespace), oci.WithHostHostsFile, oci.WithHostResolvconf)
+		opts = append(opts, oci.WithHostNamespace(specs.NetworkNamespace), oci.WithHostResolvconf)
+		// The node's /etc/hosts, unless the pod brings its own (the kubelet's host-network
+		// file: the node's with the pod's hostAliases); a later mount would hide it.
+		if !slices.ContainsFunc(cfg.Mounts, func(m specs.Mount) bool { return m.Destination == "/etc/hosts" }) {
+			opts = append(opts, oci.WithHostHostsFile)
+		}
 	} else {
 		opts = append(opts, oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: cfg.NetNS}))
 	}

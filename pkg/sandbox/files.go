@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -40,11 +41,20 @@ type HostAlias struct {
 //
 // The pod IP's line names fqdn first when it is set (hostname with subdomain), as on a kubelet.
 func WriteFiles(dir, hostname, fqdn, podIP string, aliases []HostAlias, resolv []byte) (Files, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return Files{}, fmt.Errorf("create pod dir: %w", err)
-	}
+	return WriteFilesWithHosts(dir, ManagedHosts(hostname, fqdn, podIP, aliases), hostname, resolv)
+}
+
+// The kubelet's first lines of the /etc/hosts it writes: the upstream node tests tell a
+// kubelet-managed file by the first, and a host-network pod's file carries the second.
+const (
+	managedHostsHeader            = "# Kubernetes-managed hosts file.\n"
+	managedHostsHeaderHostNetwork = "# Kubernetes-managed hosts file (host network).\n"
+)
+
+// ManagedHosts is the /etc/hosts of a pod with a network namespace of its own.
+func ManagedHosts(hostname, fqdn, podIP string, aliases []HostAlias) []byte {
 	var h bytes.Buffer
-	h.WriteString("# Kubernetes-managed hosts file (minipod).\n")
+	h.WriteString(managedHostsHeader)
 	h.WriteString("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
 	h.WriteString("fe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n")
 	if podIP != "" && fqdn != "" {
@@ -52,15 +62,43 @@ func WriteFiles(dir, hostname, fqdn, podIP string, aliases []HostAlias, resolv [
 	} else if podIP != "" {
 		fmt.Fprintf(&h, "%s\t%s\n", podIP, hostname)
 	}
+	writeAliases(&h, aliases)
+	return h.Bytes()
+}
+
+// HostNetworkHosts is the /etc/hosts of a pod in the node's network namespace: the node's own
+// file, then the pod's hostAliases, as the kubelet writes it.
+func HostNetworkHosts(node []byte, aliases []HostAlias) []byte {
+	var h bytes.Buffer
+	h.WriteString(managedHostsHeaderHostNetwork)
+	h.Write(node)
+	writeAliases(&h, aliases)
+	return h.Bytes()
+}
+
+// writeAliases appends the hostAliases under one comment, an IP's names on one line.
+func writeAliases(h *bytes.Buffer, aliases []HostAlias) {
+	if len(aliases) == 0 {
+		return
+	}
+	h.WriteString("\n# Entries added by HostAliases.\n")
 	for _, a := range aliases {
-		fmt.Fprintf(&h, "\n# Entries added by HostAliases.\n%s\t%s\n", a.IP, strings.Join(a.Hostnames, "\t"))
+		fmt.Fprintf(h, "%s\t%s\n", a.IP, strings.Join(a.Hostnames, "\t"))
+	}
+}
+
+// WriteFilesWithHosts writes the pod's files into dir as WriteFiles does, with hosts as its
+// /etc/hosts.
+func WriteFilesWithHosts(dir string, hosts []byte, hostname string, resolv []byte) (Files, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return Files{}, fmt.Errorf("create pod dir: %w", err)
 	}
 	f := FilesIn(dir)
 	for _, w := range []struct {
 		path string
 		data []byte
 	}{
-		{f.Hosts, h.Bytes()},
+		{f.Hosts, hosts},
 		{f.Hostname, []byte(hostname + "\n")},
 		{f.ResolvConf, resolv},
 	} {
@@ -110,6 +148,33 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// NodeHosts reads the node's /etc/hosts for a host-network pod: a regular file of at most
+// 1 MiB (more is an error, not a cut file).
+func NodeHosts() ([]byte, error) { return readSmallFile("/etc/hosts", 1<<20) }
+
+func readSmallFile(path string, limit int64) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
+	}
+	return data, nil
 }
 
 // HostResolvConf returns the resolv.conf a pod with dnsPolicy Default gets: the host's, read the

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -247,5 +248,53 @@ func TestWriteFileAtomic(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(victim); string(b) != "untouched" {
 		t.Errorf("the link's target was written: %q", b)
+	}
+}
+
+// The /etc/hosts files are the kubelet's, byte for byte: its header (the upstream node tests
+// tell a kubelet-managed file by it), and the aliases under one comment. A host-network pod
+// gets the node's file with its aliases after it (issue 23).
+func TestHostsAsKubelet(t *testing.T) {
+	aliases := []HostAlias{{IP: "123.45.67.89", Hostnames: []string{"foo", "bar"}}, {IP: "10.0.0.1", Hostnames: []string{"baz"}}}
+	got := string(ManagedHosts("web", "", "10.88.0.5", aliases))
+	want := "# Kubernetes-managed hosts file.\n" +
+		"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n" +
+		"fe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n" +
+		"10.88.0.5\tweb\n" +
+		"\n# Entries added by HostAliases.\n123.45.67.89\tfoo\tbar\n10.0.0.1\tbaz\n"
+	if got != want {
+		t.Errorf("pod network:\n%q\nwant\n%q", got, want)
+	}
+	node := "127.0.0.1\tlocalhost\n192.168.1.10\tnode1\n"
+	got = string(HostNetworkHosts([]byte(node), aliases))
+	want = "# Kubernetes-managed hosts file (host network).\n" + node +
+		"\n# Entries added by HostAliases.\n123.45.67.89\tfoo\tbar\n10.0.0.1\tbaz\n"
+	if got != want {
+		t.Errorf("host network:\n%q\nwant\n%q", got, want)
+	}
+	if got := string(HostNetworkHosts([]byte(node), nil)); got != "# Kubernetes-managed hosts file (host network).\n"+node {
+		t.Errorf("host network without aliases: %q", got)
+	}
+}
+
+// The node's /etc/hosts is read only as a small regular file.
+func TestReadSmallFile(t *testing.T) {
+	dir := t.TempDir()
+	big := filepath.Join(dir, "big")
+	if err := os.WriteFile(big, make([]byte, 11), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readSmallFile(big, 10); err == nil {
+		t.Error("a file over the limit was read")
+	}
+	if b, err := readSmallFile(big, 11); err != nil || len(b) != 11 {
+		t.Errorf("a file at the limit: %d bytes, %v", len(b), err)
+	}
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readSmallFile(fifo, 10); err == nil {
+		t.Error("a FIFO was read")
 	}
 }

@@ -647,11 +647,11 @@ func kubeletScenarios() []scenario {
 		}
 		c.apply(name, manifest(name, "  restartPolicy: Never\n"+hn+"  hostAliases: [{ip: 123.45.67.89, hostnames: [foo, bar]}]\n  containers:\n"+
 			ctr("name: agnhost-container", "image: "+agnhostImage, cmd("args", "etc-hosts"))))
-		c.waitPod(name, podStartTimeout, "no longer running", func(p *corev1.Pod) (bool, string) {
+		p := c.waitPod(name, podStartTimeout, "no longer running", func(p *corev1.Pod) (bool, string) {
 			return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed, summary(p)
 		})
 		if out := c.logs(name, "agnhost-container"); !strings.Contains(out, "123.45.67.89\tfoo\tbar") {
-			c.t.Errorf("expected hosts file to contain entries from HostAliases. Got:\n%s", out)
+			c.t.Errorf("expected hosts file to contain entries from HostAliases. Got:\n%s\n(pod: %s)", out, summary(p))
 		}
 	}
 	return []scenario{

@@ -25,8 +25,6 @@ func TestConformance(t *testing.T) {
 // a deviation of issue 23, or a finding (docs/conformance.md says more). Once the daemon is
 // fixed, the entry goes and the scenario joins TestConformance.
 var pendingScenarios = map[string]string{
-	"runtime/should report termination message from log output if TerminationMessagePolicy FallbackToLogsOnError is set":    "deviation 5: the message is \"DONE\\n\" for output \"DONE\" with no newline (the log's unterminated last line is read as a full one)",
-	"runtime/should report termination message if TerminationMessagePath is set as non-root user and at a non-default path": "finding: the termination message file is root's with mode 0644, so a non-root container cannot write it (the kubelet makes it 0666)",
 
 	"security_context/When creating a pod with HostUsers must create the user namespace if set to false":                        "finding: hostUsers: false is accepted and ignored; the pod runs in the host's user namespace",
 	"security_context/When creating a pod with HostUsers should mount all volumes with proper permissions with hostUsers=false": "finding: hostUsers: false is ignored (the output matches only because there is no user namespace at all)",
@@ -40,9 +38,7 @@ var pendingScenarios = map[string]string{
 	"init_container/should not start app containers if init containers fail on a RestartAlways pod":                 "finding: the Initialized condition has no message (\"containers with incomplete status: [init1 init2]\")",
 	"init_container/should not start app containers and fail the pod if init containers fail on a RestartNever pod": "finding: the Initialized condition has no message (\"containers with incomplete status: [init2]\")",
 
-	"kubelet/with pods in a privileged namespace when scheduling an agnhost Pod with hostAliases and hostNetwork should write entries to /etc/hosts when hostNetwork is enabled": "finding: a hostNetwork pod's /etc/hosts is the node's file, without its hostAliases",
-	"kubelet_etc_hosts/should test kubelet managed /etc/hosts file": "finding: the managed /etc/hosts starts with \"# Kubernetes-managed hosts file (minipod).\", not \"# Kubernetes-managed hosts file.\"",
-	"pods/should allow activeDeadlineSeconds to be updated":         "finding: spec.activeDeadlineSeconds is validated but never enforced",
+	"pods/should allow activeDeadlineSeconds to be updated": "finding: spec.activeDeadlineSeconds is validated but never enforced",
 
 	"container_probe/should mark readiness on pods to false while pod is in progress of terminating when a pod has a readiness probe":         "finding: readiness probes stop when a pod starts terminating, so it stays Ready until it is gone",
 	"container_probe/should mark readiness on pods to false and disable liveness probes while pod is in progress of terminating":              "finding: readiness probes stop when a pod starts terminating, so it stays Ready until it is gone",
@@ -65,8 +61,6 @@ var pendingScenarios = map[string]string{
 	"container_restart_policy/Container Restart Rules should not restart container on rule mismatch, container restart policy Never": "finding: containers[].restartPolicy and restartPolicyRules are refused (ContainerRestartRules, beta and on since 1.35)",
 	"container_restart_policy/Container Restart Rules should restart container on container-level restart policy Never":              "finding: containers[].restartPolicy and restartPolicyRules are refused (ContainerRestartRules, beta and on since 1.35)",
 	"container_restart_policy/Container Restart Rules should restart container on container-level restart policy Always":             "finding: containers[].restartPolicy and restartPolicyRules are refused (ContainerRestartRules, beta and on since 1.35)",
-
-	"sysctl/should not launch unsafe, but not explicitly enabled sysctls on the node": "finding: the pod is refused with reason PolicyViolation, where a kubelet fails it with SysctlForbidden",
 
 	"downwardapi/Downward API tests for pod level resources should provide default limits.cpu/memory from pod level resources":                     "finding: spec.resources (pod-level resources, beta and on since 1.34) is accepted but ignored",
 	"downwardapi/Downward API tests for pod level resources should provide default limits.cpu/memory from pod level resources or node allocatable": "finding: spec.resources (pod-level resources, beta and on since 1.34) is accepted but ignored",

@@ -93,8 +93,8 @@ func TestPolicyHostPorts(t *testing.T) {
 
 // Sysctl names are validated as the API server validates them, and a pod may set the
 // kubelet's safe sysctls and no other unless the node allows it (allowedUnsafeSysctls, as the
-// kubelet's --allowed-unsafe-sysctls), with no policy configured at all: a kubelet refuses such
-// a pod with SysctlForbidden, minipod lists it with PolicyViolation and the field path. A
+// kubelet's --allowed-unsafe-sysctls), with no policy configured at all: as a kubelet, minipod
+// refuses such a pod with SysctlForbidden, and lists it with the field path. A
 // daemon restarted with the sysctl allowed runs the pod, with the value set in its network
 // namespace, and adopts the safe pod untouched.
 func TestPolicySysctls(t *testing.T) {
@@ -118,7 +118,7 @@ spec:
 		"badname.yaml": pod("badname", `{name: net.core.SOMAXCONN, value: "1234"}`),
 	}
 	const unsafeRefusal = "spec.securityContext.sysctls[1].name: Forbidden: unsafe sysctl net.core.somaxconn is not allowed by this node's policy " +
-		"(allowedUnsafeSysctls: none; a kubelet refuses the pod with SysctlForbidden)"
+		"(allowedUnsafeSysctls: none)"
 
 	d := newDaemon(t) // no policy at all
 	d.start()
@@ -126,7 +126,7 @@ spec:
 		d.writeManifest(name, content)
 	}
 	d.waitRunning("safe", 60*time.Second)
-	waitRefused(d, "unsafe", "PolicyViolation", unsafeRefusal)
+	waitRefused(d, "unsafe", "SysctlForbidden", unsafeRefusal)
 	waitRefused(d, "badname", "InvalidManifest", `spec.securityContext.sysctls[0].name: Invalid value: "net.core.SOMAXCONN": must have at most 253 characters`)
 	if got := podsInContainerd(t, d); fmt.Sprint(got) != "map[safe:2]" {
 		t.Errorf("containers per pod in containerd: %v, want only safe's 2", got)
