@@ -6,6 +6,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/minipod/minipod/pkg/logs"
 	"github.com/minipod/minipod/pkg/runtime"
@@ -145,4 +146,21 @@ func (c *ctrState) restarts(policy corev1.RestartPolicy) bool {
 		return policy != corev1.RestartPolicyNever && code != 0
 	}
 	return ShouldRestart(policy, code)
+}
+
+// startFailed records an attempt that was made but whose process could not be started
+// (RunContainerError) as containerd's CRI records one and the kubelet reports it: terminated
+// with exit code 128 and reason StartError, the error as its message, never started (startedAt
+// is 0 in Unix time) and finished when the start failed. As on a kubelet it was an attempt: it
+// becomes the container's last state, and the next attempt is its next restart.
+func (c *ctrState) startFailed(id string, attempt int, logPath string, err error, at time.Time) {
+	c.id, c.attempt, c.logPath = id, attempt, logPath
+	c.last = &corev1.ContainerStateTerminated{
+		ExitCode:    128,
+		Reason:      "StartError",
+		Message:     err.Error(),
+		StartedAt:   metav1.NewTime(time.Unix(0, 0)),
+		FinishedAt:  metav1.NewTime(at),
+		ContainerID: "containerd://" + id,
+	}
 }

@@ -90,3 +90,40 @@ func TestStopGrace(t *testing.T) {
 		}
 	}
 }
+
+// A container whose process could not be started is reported as containerd's CRI records it and
+// the kubelet shows it: its last state is terminated, exit code 128, reason StartError, the
+// error as its message, started at 0 in Unix time; and the attempt counts as one (issue 23,
+// deviation 10).
+func TestWorkerStartErrorLastState(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rt := newFakeRuntime()
+		rt.mu.Lock()
+		rt.startErr = errors.New(`exec: "nope": executable file not found in $PATH`)
+		rt.mu.Unlock()
+		m := testManager(t, rt)
+		m.Update([]*corev1.Pod{hostPod("web", "uid-web", busybox("a"))})
+		p := waitFor(t, m, "a failed start", func(p *corev1.Pod) bool {
+			return p.Status.ContainerStatuses[0].LastTerminationState.Terminated != nil
+		})
+		cs := p.Status.ContainerStatuses[0]
+		last := cs.LastTerminationState.Terminated
+		if last.ExitCode != 128 || last.Reason != "StartError" || last.Message != `exec: "nope": executable file not found in $PATH` ||
+			!last.StartedAt.Time.Equal(time.Unix(0, 0)) || last.FinishedAt.IsZero() || last.ContainerID == "" {
+			t.Errorf("last state %+v", last)
+		}
+		if w := cs.State.Waiting; w == nil || w.Reason != "RunContainerError" || cs.RestartCount != 0 || cs.ContainerID != last.ContainerID {
+			t.Errorf("state %+v, restarts %d, ID %s", cs.State, cs.RestartCount, cs.ContainerID)
+		}
+		waitFor(t, m, "a second failed start", func(p *corev1.Pod) bool {
+			return p.Status.ContainerStatuses[0].RestartCount == 1
+		})
+		rt.mu.Lock()
+		rt.startErr = nil
+		rt.mu.Unlock()
+		p = waitFor(t, m, "running", func(p *corev1.Pod) bool { return running(p, "a") })
+		if cs := p.Status.ContainerStatuses[0]; cs.RestartCount != 2 || cs.LastTerminationState.Terminated == nil || cs.LastTerminationState.Terminated.Reason != "StartError" {
+			t.Errorf("running: restarts %d, last state %+v", cs.RestartCount, cs.LastTerminationState)
+		}
+	})
+}

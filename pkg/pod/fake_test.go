@@ -34,6 +34,7 @@ type fakeRuntime struct {
 	execHook   func(ctx context.Context, id string, cmd []string) (int, []byte, error)
 	createErr  error       // CreateContainer of an app container fails with it while set
 	failedAt   []time.Time // when each CreateContainer failed so
+	startErr   error       // Start of an app container fails with it while set
 }
 
 type fakeContainer struct {
@@ -159,6 +160,9 @@ func (f *fakeRuntime) Start(ctx context.Context, id string, _ *runtime.Stdio) (u
 	c := f.containers[id]
 	if c == nil {
 		return 0, runtime.ExitWatch{}, fmt.Errorf("no container %s", id)
+	}
+	if f.startErr != nil && c.cfg.Labels[runtime.LabelRole] == runtime.RoleApp {
+		return 0, runtime.ExitWatch{}, f.startErr
 	}
 	c.running, c.exited = true, false
 	return noPID, c.watchLocked(), nil

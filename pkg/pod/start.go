@@ -109,6 +109,9 @@ func (w *worker) started(s *podState, c *ctrState, job startJob, r startResult) 
 	c.pulling = ""
 	if r.err != nil {
 		w.moveTo(c, ctrFailed)
+		if r.reason == reasonRunContainerError {
+			c.startFailed(job.id, job.attempt, job.n.logPath(c.spec.Name, job.attempt), r.err, time.Now())
+		}
 		c.waitReason, c.waitMessage, c.permanentErr = r.reason, r.err.Error(), r.permanent
 		// A start that failed is tried again with the doubling backoff, as a kubelet does
 		// for image pulls and for containers that could not be made or started.
@@ -170,6 +173,10 @@ func (w *worker) hookDone(s *podState, c *ctrState, id string, err error) {
 	w.startProbes(s, c)
 }
 
+// reasonRunContainerError is the waiting reason of a container whose process could not be
+// started, as the kubelet's ErrRunContainer.
+const reasonRunContainerError = "RunContainerError"
+
 // nextFailDelay is the backoff of failed starts: the crash backoff's numbers, as on a kubelet.
 func nextFailDelay(b Backoff, d time.Duration) time.Duration {
 	if d == 0 {
@@ -228,7 +235,7 @@ func (w *worker) runStart(ctx context.Context, job startJob, progress func(strin
 	r, err = w.runTask(ctx, job)
 	if err != nil {
 		_ = cfg.Runtime.Remove(context.WithoutCancel(ctx), job.id)
-		return fail("RunContainerError", err, false)
+		return fail(reasonRunContainerError, err, false)
 	}
 	r.imageID, r.stopSignal = img.ID, img.Config.StopSignal
 	r.hook = job.spec.Lifecycle != nil && job.spec.Lifecycle.PostStart != nil
