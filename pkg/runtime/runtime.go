@@ -496,7 +496,12 @@ func (r *Runtime) Task(ctx context.Context, id string, stdio *Stdio) (TaskState,
 	}
 	// Registered before the status is read, so that an exit right after it is not missed.
 	w := r.exits.wait(task.ID(), task.Pid(), task.IO())
-	st, err := task.Status(ctx)
+	var st client.Status
+	err = whileUnknown(ctx, id, func() (bool, error) {
+		var err error
+		st, err = task.Status(ctx)
+		return err == nil && st.Status == client.Unknown, err
+	})
 	if err != nil {
 		r.exits.forget(id, w)
 		return TaskState{}, fmt.Errorf("task status %s: %w", id, err)
@@ -523,12 +528,16 @@ func (r *Runtime) Task(ctx context.Context, id string, stdio *Stdio) (TaskState,
 // ended task and two for a running one, where the client's container and task objects make
 // three. Every pod stop asks this of each of its containers.
 func (r *Runtime) taskState(ctx context.Context, id string) (TaskState, error) {
-	get := func() (*tasktypes.Process, error) {
-		resp, err := r.client.TaskService().Get(ctx, &tasks.GetRequest{ContainerID: id})
-		if err != nil {
-			return nil, errgrpc.ToNative(err)
-		}
-		return resp.GetProcess(), nil
+	get := func() (p *tasktypes.Process, err error) {
+		err = whileUnknown(ctx, id, func() (bool, error) {
+			resp, err := r.client.TaskService().Get(ctx, &tasks.GetRequest{ContainerID: id})
+			if err != nil {
+				return false, errgrpc.ToNative(err)
+			}
+			p = resp.GetProcess()
+			return p.GetStatus() == tasktypes.Status_UNKNOWN, nil
+		})
+		return p, err
 	}
 	p, err := get()
 	if err == nil && taskRunning(p) {
@@ -554,6 +563,33 @@ func (r *Runtime) taskState(ctx context.Context, id string) (TaskState, error) {
 		ts.Exit = Exit{Unknown: true, At: time.Now()}
 	}
 	return ts, nil
+}
+
+// unknownWait bounds how long a task's state is asked again while containerd reports it
+// UNKNOWN. containerd answers UNKNOWN, with pid 0 and no error, when the task's shim did not
+// answer its state query within containerd's own short timeout: on a loaded machine, or while
+// the shim is busy with an exec. That says nothing of the task; taken as "never started", it
+// would have a running container restarted.
+var unknownWait = 10 * time.Second
+
+// whileUnknown calls ask until it reports a known state (or fails), backing off from 50 ms,
+// for at most unknownWait.
+func whileUnknown(ctx context.Context, id string, ask func() (unknown bool, err error)) error {
+	deadline := time.Now().Add(unknownWait)
+	for delay := 50 * time.Millisecond; ; delay = min(2*delay, time.Second) {
+		unknown, err := ask()
+		if err != nil || !unknown {
+			return err
+		}
+		if time.Now().Add(delay).After(deadline) {
+			return fmt.Errorf("task %s: containerd reports its state as unknown (its shim does not answer)", id)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(delay):
+		}
+	}
 }
 
 // taskRunning is what Task counts as running: the client's Running, Paused and Pausing.

@@ -119,12 +119,31 @@ func (d *daemon) containerdView() containerdView {
 		}
 		v.created[id] = info.CreatedAt
 	}
-	for i, line := range strings.Split(ctr("tasks", "ls"), "\n") {
-		if f := strings.Fields(line); i > 0 && len(f) >= 3 && f[2] == "RUNNING" {
-			v.pids[f[0]] = f[1]
+	// containerd lists a task whose shim did not answer its state query in time (a loaded
+	// machine, a probe exec in flight) as UNKNOWN with pid 0: that says nothing of the task,
+	// so the list is read again until every task has a known state.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		var unknown []string
+		for i, line := range strings.Split(ctr("tasks", "ls"), "\n") {
+			f := strings.Fields(line)
+			if i == 0 || len(f) < 3 {
+				continue
+			}
+			switch f[2] {
+			case "RUNNING":
+				v.pids[f[0]] = f[1]
+			case "UNKNOWN":
+				unknown = append(unknown, f[0])
+			}
 		}
+		if len(unknown) == 0 {
+			return v
+		}
+		if time.Now().After(deadline) {
+			d.t.Fatalf("containerd reports the state of tasks %v as UNKNOWN for 30 s", unknown)
+		}
+		clear(v.pids)
 	}
-	return v
 }
 
 func (v containerdView) String() string {
