@@ -104,6 +104,9 @@ func (w *worker) adoptContainer(ctx context.Context, s *podState, c *ctrState, r
 		c.started = t
 	}
 	c.stopSignal = rc.Labels[runtime.LabelStopSignal]
+	if u, ok := runtime.ParseProcessUser(rc.Labels[runtime.LabelUser]); ok {
+		c.user = &u // containers made by builds before the label have none to report
+	}
 	if img, err := cfg.Runtime.GetImage(ctx, c.spec.Image); err == nil {
 		c.imageID = img.ID
 	}

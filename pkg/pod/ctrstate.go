@@ -89,6 +89,7 @@ type ctrState struct {
 	started time.Time
 	imageID string
 	logPath string
+	user    *runtime.ProcessUser // the current attempt's process identity, once created
 
 	log        *logs.File
 	stdin      *io.PipeWriter // held open for stdin: true

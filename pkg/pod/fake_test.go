@@ -137,6 +137,24 @@ func (f *fakeRuntime) DeleteLease(ctx context.Context, id string) error {
 
 func (f *fakeRuntime) DeleteLeases(ctx context.Context) error { return nil }
 
+func (f *fakeRuntime) ProcessUser(_ context.Context, id string) (runtime.ProcessUser, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, ok := f.containers[id]
+	if !ok {
+		return runtime.ProcessUser{}, fmt.Errorf("container %s: not found", id)
+	}
+	u := runtime.ProcessUser{}
+	if sec := c.cfg.Security; sec.UID != nil {
+		u.UID = *sec.UID
+	}
+	if sec := c.cfg.Security; sec.GID != nil {
+		u.GID = *sec.GID
+	}
+	u.Groups = append([]int64{u.GID}, c.cfg.Security.SupplementalGroups...)
+	return u, nil
+}
+
 func (f *fakeRuntime) CreateContainer(ctx context.Context, cfg runtime.ContainerConfig) error {
 	if err := ctx.Err(); err != nil {
 		return err

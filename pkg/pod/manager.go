@@ -52,6 +52,7 @@ type Images interface {
 // Containers makes, runs, finds and removes containers and their tasks.
 type Containers interface {
 	CreateContainer(ctx context.Context, cfg runtime.ContainerConfig) error
+	ProcessUser(ctx context.Context, id string) (runtime.ProcessUser, error)
 	Start(ctx context.Context, id string, stdio *runtime.Stdio) (uint32, runtime.ExitWatch, error)
 	Task(ctx context.Context, id string, stdio *runtime.Stdio) (runtime.TaskState, error)
 	Signal(ctx context.Context, id string, sig syscall.Signal) error

@@ -36,6 +36,7 @@ func Security(pod *corev1.Pod, c *corev1.Container, imageUser, seccompDir string
 		// Volumes are owned by the fsGroup; the kubelet adds it to every container's groups.
 		sec.SupplementalGroups = append(sec.SupplementalGroups, *psc.FSGroup)
 	}
+	sec.StrictGroups = psc.SupplementalGroupsPolicy != nil && *psc.SupplementalGroupsPolicy == corev1.SupplementalGroupsPolicyStrict
 	if csc.Privileged != nil {
 		sec.Privileged = *csc.Privileged
 	}

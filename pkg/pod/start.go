@@ -53,6 +53,7 @@ type startResult struct {
 	startedAt  time.Time
 	imageID    string
 	stopSignal string
+	user       *runtime.ProcessUser
 	hook       bool // a postStart hook runs now; hookDone follows
 
 	reason    string // the waiting reason when err is set
@@ -124,7 +125,7 @@ func (w *worker) started(s *podState, c *ctrState, job startJob, r startResult) 
 	c.log, c.stdin = r.log, r.stdin
 	c.exit, c.message, c.hookErr = runtime.Exit{}, "", ""
 	c.started = r.startedAt
-	c.imageID, c.stopSignal = r.imageID, r.stopSignal
+	c.imageID, c.stopSignal, c.user = r.imageID, r.stopSignal, r.user
 	c.restartAt, c.failDelay = time.Time{}, 0
 	c.waitReason, c.waitMessage, c.permanentErr = "", "", false
 	c.hookBusy = r.hook
@@ -238,6 +239,9 @@ func (w *worker) runStart(ctx context.Context, job startJob, progress func(strin
 		return fail(reasonRunContainerError, err, false)
 	}
 	r.imageID, r.stopSignal = img.ID, img.Config.StopSignal
+	if u, err := cfg.Runtime.ProcessUser(ctx, job.id); err == nil {
+		r.user = &u // from the spec just made: no call to containerd
+	}
 	r.hook = job.spec.Lifecycle != nil && job.spec.Lifecycle.PostStart != nil
 	w.log.Info("container started", "container", job.spec.Name, "attempt", job.attempt)
 	w.m.trim.touch()

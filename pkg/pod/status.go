@@ -293,6 +293,11 @@ func containerStatus(c *ctrState, policy corev1.RestartPolicy, terminal bool, vo
 	}
 	if c.id != "" {
 		cs.ContainerID = "containerd://" + c.id
+		if u := c.user; u != nil {
+			// The process's identity as the runtime made it: the image's groups for the user
+			// merged in unless supplementalGroupsPolicy is Strict.
+			cs.User = &corev1.ContainerUser{Linux: &corev1.LinuxContainerUser{UID: u.UID, GID: u.GID, SupplementalGroups: slices.Clone(u.Groups)}}
+		}
 	}
 	if c.last != nil {
 		cs.LastTerminationState.Terminated = c.last

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path"
 	"strconv"
@@ -55,6 +56,7 @@ const (
 	LabelStopSignal   = "minipod.io/stop-signal"
 	LabelLastState    = "minipod.io/last-state" // JSON of the previous attempt's termination
 	LabelBackoff      = "minipod.io/backoff"    // crash backoff delay when this attempt started
+	LabelUser         = "minipod.io/user"       // the process's uid:gid:groups (ProcessUser)
 
 	RoleSandbox = "sandbox"
 	RoleApp     = "app"
@@ -332,7 +334,7 @@ func (r *Runtime) CreateContainer(ctx context.Context, cfg ContainerConfig) erro
 	if cfg.TTY {
 		opts = append(opts, oci.WithTTY)
 	}
-	opts = append(opts, securityOpts(cfg.Security)...)
+	opts = append(opts, securityOpts(cfg.Security, cfg.User)...)
 	if cfg.RootfsPropagation != "" {
 		prop := cfg.RootfsPropagation
 		opts = append(opts, func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
@@ -355,17 +357,46 @@ func (r *Runtime) CreateContainer(ctx context.Context, cfg ContainerConfig) erro
 	if r := cfg.Resources; r.MemoryLimit > 0 {
 		opts = append(opts, oci.WithMemoryLimit(uint64(r.MemoryLimit)))
 	}
+	// The process as the spec ends up: its user goes into a label (a restarted daemon reports
+	// it without reading the spec back), and the whole of it primes the exec cache.
+	var proc *specs.Process
+	opts = append(opts, func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+		proc = s.Process
+		return nil
+	})
 	_, err = r.client.NewContainer(ctx, cfg.ID,
 		r.withRootfs(cfg.ID, imageName, meta, cfg.RootfsReady),
 		client.WithContainerLabels(cfg.Labels),
 		client.WithNewSpec(opts...),
+		func(_ context.Context, _ *client.Client, c *containers.Container) error {
+			if proc != nil {
+				c.Labels = maps.Clone(c.Labels)
+				if c.Labels == nil {
+					c.Labels = map[string]string{}
+				}
+				c.Labels[LabelUser] = processUserOf(proc.User).String()
+			}
+			return nil
+		},
 	)
 	if err != nil {
 		// NewContainer may have made the snapshot before failing on the spec.
 		_ = r.removeSnapshot(ctx, r.snapshotter, cfg.ID)
 		return fmt.Errorf("create container %s: %w", cfg.ID, err)
 	}
+	if proc != nil {
+		r.procs.Store(cfg.ID, proc)
+	}
 	return nil
+}
+
+// ProcessUser is the user, group and groups the container's process runs with, from its spec.
+func (r *Runtime) ProcessUser(ctx context.Context, id string) (ProcessUser, error) {
+	proc, err := r.processSpec(r.ns(ctx), id)
+	if err != nil {
+		return ProcessUser{}, err
+	}
+	return processUserOf(proc.User), nil
 }
 
 func nsFile(t specs.LinuxNamespaceType) string {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -23,11 +24,15 @@ import (
 type Security struct {
 	UID, GID           *int64 // nil: the image's user
 	SupplementalGroups []int64
-	Privileged         bool
-	CapAdd, CapDrop    []string // "ALL" allowed; names with or without CAP_
-	ReadOnlyRootfs     bool
-	NoNewPrivileges    bool
-	Sysctls            map[string]string
+	// StrictGroups is supplementalGroupsPolicy Strict: the process gets its primary group and
+	// SupplementalGroups only. Otherwise (Merge, the default) the groups the image's
+	// /etc/group gives its user come too, as under containerd's CRI.
+	StrictGroups    bool
+	Privileged      bool
+	CapAdd, CapDrop []string // "ALL" allowed; names with or without CAP_
+	ReadOnlyRootfs  bool
+	NoNewPrivileges bool
+	Sysctls         map[string]string
 	// Seccomp is "" or "Unconfined" (none, the Kubernetes default), "RuntimeDefault", or the
 	// path of a Localhost profile.
 	Seccomp string
@@ -45,7 +50,9 @@ type Namespaces struct {
 	SharePID bool
 }
 
-func securityOpts(sec Security) []oci.SpecOpts {
+// securityOpts are the spec options of sec; imageUser is the image's (or the container's
+// configured) user, "name" or "uid[:gid]", whose groups the image's /etc/group may list.
+func securityOpts(sec Security, imageUser string) []oci.SpecOpts {
 	var opts []oci.SpecOpts
 	if sec.Privileged {
 		opts = append(opts, oci.WithPrivileged, oci.WithAllDevicesAllowed, oci.WithHostDevices)
@@ -53,9 +60,18 @@ func securityOpts(sec Security) []oci.SpecOpts {
 	if sec.UID != nil || sec.GID != nil {
 		opts = append(opts, withIDs(sec.UID, sec.GID))
 	}
-	if sec.UID != nil || sec.GID != nil || len(sec.SupplementalGroups) > 0 {
-		opts = append(opts, withGroups(sec.SupplementalGroups))
+	// The groups the image gives the user are looked up as containerd's CRI looks them up: by
+	// the uid the container runs as, else the image's user; nobody to look up, none to add.
+	lookup := imageUser
+	if sec.UID != nil {
+		lookup = strconv.FormatInt(*sec.UID, 10)
 	}
+	lookup, _, _ = strings.Cut(lookup, ":")
+	imageGroups := lookup != "" && !sec.StrictGroups
+	if imageGroups {
+		opts = append(opts, oci.WithAdditionalGIDs(lookup))
+	}
+	opts = append(opts, withGroups(sec.SupplementalGroups, imageGroups))
 	if len(sec.CapAdd) > 0 || len(sec.CapDrop) > 0 {
 		opts = append(opts, withCaps(sec.CapAdd, sec.CapDrop))
 	}
@@ -141,19 +157,78 @@ func withIDs(uid, gid *int64) oci.SpecOpts {
 }
 
 // withGroups sets the process's groups as containerd's CRI does for a pod's securityContext:
-// its primary group, then the supplemental ones (fsGroup among them). Nothing else: a group
-// the default spec carries (root's 0) would give a non-root user root's group files.
-func withGroups(extra []int64) oci.SpecOpts {
+// its primary group, the image's groups for its user when imageGroups (set by
+// oci.WithAdditionalGIDs before), then the supplemental ones (fsGroup among them). Nothing
+// else: a group the default spec carries (root's 0) would give a non-root user root's group
+// files.
+func withGroups(extra []int64, imageGroups bool) oci.SpecOpts {
 	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
 		gids := []uint32{s.Process.User.GID}
-		for _, g := range extra {
-			if !slices.Contains(gids, uint32(g)) {
-				gids = append(gids, uint32(g))
+		add := func(g uint32) {
+			if !slices.Contains(gids, g) {
+				gids = append(gids, g)
 			}
+		}
+		if imageGroups {
+			for _, g := range s.Process.User.AdditionalGids {
+				add(g)
+			}
+		}
+		for _, g := range extra {
+			add(uint32(g))
 		}
 		s.Process.User.AdditionalGids = gids
 		return nil
 	}
+}
+
+// ProcessUser is the identity a container's process runs with: what the kubelet reports as
+// containerStatuses[].user.linux.
+type ProcessUser struct {
+	UID, GID int64
+	Groups   []int64 // the primary group first, as in the spec
+}
+
+// String is the form of LabelUser: "uid:gid:g1,g2".
+func (u ProcessUser) String() string {
+	groups := make([]string, len(u.Groups))
+	for i, g := range u.Groups {
+		groups[i] = strconv.FormatInt(g, 10)
+	}
+	return fmt.Sprintf("%d:%d:%s", u.UID, u.GID, strings.Join(groups, ","))
+}
+
+// ParseProcessUser reads a LabelUser value; ok is false for anything else.
+func ParseProcessUser(v string) (u ProcessUser, ok bool) {
+	parts := strings.Split(v, ":")
+	if len(parts) != 3 {
+		return ProcessUser{}, false
+	}
+	var err error
+	if u.UID, err = strconv.ParseInt(parts[0], 10, 64); err != nil {
+		return ProcessUser{}, false
+	}
+	if u.GID, err = strconv.ParseInt(parts[1], 10, 64); err != nil {
+		return ProcessUser{}, false
+	}
+	if parts[2] != "" {
+		for _, f := range strings.Split(parts[2], ",") {
+			g, err := strconv.ParseInt(f, 10, 64)
+			if err != nil {
+				return ProcessUser{}, false
+			}
+			u.Groups = append(u.Groups, g)
+		}
+	}
+	return u, true
+}
+
+func processUserOf(u specs.User) ProcessUser {
+	pu := ProcessUser{UID: int64(u.UID), GID: int64(u.GID)}
+	for _, g := range u.AdditionalGids {
+		pu.Groups = append(pu.Groups, int64(g))
+	}
+	return pu
 }
 
 func normCap(c string) string {

@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/containerd/containerd/v2/pkg/oci"
@@ -50,7 +51,7 @@ func TestAppArmorOpts(t *testing.T) {
 		host, loads, loadErr = tc.host, nil, tc.loadErr
 		s := &oci.Spec{Process: &specs.Process{ApparmorProfile: ""}, Linux: &specs.Linux{}}
 		var err error
-		for _, o := range securityOpts(tc.sec) {
+		for _, o := range securityOpts(tc.sec, "") {
 			if err = o(context.Background(), nil, nil, s); err != nil {
 				break
 			}
@@ -66,4 +67,41 @@ func errString(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// The groups are the primary group, then the image's groups for the user (Merge, the default:
+// set before by oci.WithAdditionalGIDs), then the pod's supplementalGroups; with Strict the
+// image's are left out. Each group once, in that order (issue 23).
+func TestWithGroups(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		imageGroups bool
+		want        []uint32
+	}{
+		{"merge", true, []uint32{1000, 50000, 60000, 2000}},
+		{"strict", false, []uint32{1000, 60000, 2000}},
+	} {
+		// What oci.WithAdditionalGIDs leaves: the primary group first, then the image's.
+		s := &oci.Spec{Process: &specs.Process{User: specs.User{UID: 1000, GID: 1000, AdditionalGids: []uint32{1000, 50000}}}}
+		if err := withGroups([]int64{60000, 2000, 1000}, tc.imageGroups)(context.Background(), nil, nil, s); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(s.Process.User.AdditionalGids, tc.want) {
+			t.Errorf("%s: groups %v, want %v", tc.name, s.Process.User.AdditionalGids, tc.want)
+		}
+	}
+}
+
+func TestProcessUserLabel(t *testing.T) {
+	for _, u := range []ProcessUser{{UID: 1000, GID: 1000, Groups: []int64{1000, 50000, 60000}}, {UID: 0, GID: 0}} {
+		got, ok := ParseProcessUser(u.String())
+		if !ok || got.UID != u.UID || got.GID != u.GID || !slices.Equal(got.Groups, u.Groups) {
+			t.Errorf("%s: parsed %+v %v", u, got, ok)
+		}
+	}
+	for _, bad := range []string{"", "1000", "1000:x:1", "1:2:3,a", "1:2:3:4"} {
+		if _, ok := ParseProcessUser(bad); ok {
+			t.Errorf("%q parsed", bad)
+		}
+	}
 }

@@ -29,9 +29,6 @@ var pendingScenarios = map[string]string{
 	"security_context/When creating a pod with HostUsers must create the user namespace if set to false":                        "finding: hostUsers: false is accepted and ignored; the pod runs in the host's user namespace",
 	"security_context/When creating a pod with HostUsers should mount all volumes with proper permissions with hostUsers=false": "finding: hostUsers: false is ignored (the output matches only because there is no user namespace at all)",
 	"security_context/When creating a pod with HostUsers should set FSGroup to user inside the container with hostUsers=false":  "finding: hostUsers: false is ignored (the output matches only because there is no user namespace at all)",
-	"security_context/SupplementalGroupsPolicy nil, node supports it, should add SupplementalGroups":                            "finding: the groups the image's /etc/group gives the user are not added, and containerStatuses[].user is not reported",
-	"security_context/SupplementalGroupsPolicy Merge, node supports it, should add SupplementalGroups":                          "finding: the groups the image's /etc/group gives the user are not added, and containerStatuses[].user is not reported",
-	"security_context/SupplementalGroupsPolicy Strict, node supports it, should NOT add SupplementalGroups":                     "finding: containerStatuses[].user is not reported (and Strict is accepted without being known to be supported)",
 
 	"init_container/should invoke init containers on a RestartNever pod":                                            "finding: init containers that completed are reported ready: false",
 	"init_container/should invoke init containers on a RestartAlways pod":                                           "finding: init containers that completed are reported ready: false",
