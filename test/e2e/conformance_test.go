@@ -25,17 +25,9 @@ func TestConformance(t *testing.T) {
 // a deviation of issue 23, or a finding (docs/conformance.md says more). Once the daemon is
 // fixed, the entry goes and the scenario joins TestConformance.
 var pendingScenarios = map[string]string{
-
 	"security_context/When creating a pod with HostUsers must create the user namespace if set to false":                        "finding: hostUsers: false is accepted and ignored; the pod runs in the host's user namespace",
 	"security_context/When creating a pod with HostUsers should mount all volumes with proper permissions with hostUsers=false": "finding: hostUsers: false is ignored (the output matches only because there is no user namespace at all)",
 	"security_context/When creating a pod with HostUsers should set FSGroup to user inside the container with hostUsers=false":  "finding: hostUsers: false is ignored (the output matches only because there is no user namespace at all)",
-
-	"init_container/should invoke init containers on a RestartNever pod":                                            "finding: init containers that completed are reported ready: false",
-	"init_container/should invoke init containers on a RestartAlways pod":                                           "finding: init containers that completed are reported ready: false",
-	"init_container/should not start app containers if init containers fail on a RestartAlways pod":                 "finding: the Initialized condition has no message (\"containers with incomplete status: [init1 init2]\")",
-	"init_container/should not start app containers and fail the pod if init containers fail on a RestartNever pod": "finding: the Initialized condition has no message (\"containers with incomplete status: [init2]\")",
-
-	"pods/should allow activeDeadlineSeconds to be updated": "finding: spec.activeDeadlineSeconds is validated but never enforced",
 
 	"container_probe/should mark readiness on pods to false while pod is in progress of terminating when a pod has a readiness probe":         "finding: readiness probes stop when a pod starts terminating, so it stays Ready until it is gone",
 	"container_probe/should mark readiness on pods to false and disable liveness probes while pod is in progress of terminating":              "finding: readiness probes stop when a pod starts terminating, so it stays Ready until it is gone",
@@ -43,16 +35,10 @@ var pendingScenarios = map[string]string{
 	"container_probe_sidecar/should mark readiness on pods to false while pod is in progress of terminating when a pod has a readiness probe": "finding: readiness probes stop when a pod starts terminating, so it stays Ready until it is gone",
 	"container_probe_sidecar/should mark readiness on pods to false and disable liveness probes while pod is in progress of terminating":      "finding: readiness probes stop when a pod starts terminating, so it stays Ready until it is gone",
 	"container_probe_sidecar/should *not* be restarted with a non-local redirect http liveness probe":                                         "finding: no ProbeWarning event for a probe that succeeded with a warning",
-	"container_probe_sidecar/with readiness probe should not be ready before initial delay and never restart":                                 "finding: a sidecar's readiness does not count in the pod's Ready and ContainersReady",
-	"container_probe_sidecar/with readiness probe that fails should never be ready and never restart":                                         "finding: a sidecar's readiness does not count in the pod's Ready and ContainersReady",
-	"container_probe_sidecar/should not be ready with an exec readiness probe timeout":                                                        "finding: a sidecar's readiness does not count in the pod's Ready and ContainersReady",
-	"container_probe_sidecar/should be ready immediately after startupProbe succeeds":                                                         "finding: a sidecar's readiness does not count in the pod's Ready (the port passes only because of that)",
 	"container_probe/should be ready immediately after startupProbe succeeds":                                                                 "finding: the first readiness probe after the startup probe succeeds waits for its period (up to 30 s here); the kubelet runs it at once",
 
 	"lifecycle_hook_restartable_init/should execute prestop http hook properly":  "finding: sidecars are stopped all at once, so the sidecar that forwards the hook's request may be gone before the hooked sidecar's preStop runs (the kubelet stops sidecars one by one, in reverse order)",
 	"lifecycle_hook_restartable_init/should execute prestop https hook properly": "finding: sidecars are stopped all at once, so the sidecar that forwards the hook's request may be gone before the hooked sidecar's preStop runs (the kubelet stops sidecars one by one, in reverse order)",
-
-	"container_restart_backoff/Should be restarted the container with an exponential backoff": "finding: the first restart after a crash waits 10 s (the kubelet restarts at once), so every delay is one step late",
 
 	"container_restart_policy/Container Restart Rules should restart container on rule match":                                        "finding: containers[].restartPolicy and restartPolicyRules are refused (ContainerRestartRules, beta and on since 1.35)",
 	"container_restart_policy/Container Restart Rules should not restart container on rule mismatch, container restart policy Never": "finding: containers[].restartPolicy and restartPolicyRules are refused (ContainerRestartRules, beta and on since 1.35)",
