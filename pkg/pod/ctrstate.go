@@ -134,7 +134,10 @@ func isSidecar(c *corev1.Container) bool {
 	return c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways
 }
 
-// restarts reports whether an exited container runs again under the pod's restart policy.
+// restarts reports whether an exited container runs again, by its own restart policy and rules
+// or else the pod's policy, as the kubelet decides with ContainerRestartRules. A sidecar always
+// does; an init container that exited 0 is done whatever its policy. An exit whose code is not
+// known counts as 137, the code its status reports.
 func (c *ctrState) restarts(policy corev1.RestartPolicy) bool {
 	if c.init && isSidecar(c.spec) {
 		return true
@@ -143,10 +146,10 @@ func (c *ctrState) restarts(policy corev1.RestartPolicy) bool {
 	if c.exit.Unknown {
 		code = 137
 	}
-	if c.init {
-		return policy != corev1.RestartPolicyNever && code != 0
+	if c.init && code == 0 {
+		return false
 	}
-	return ShouldRestart(policy, code)
+	return ContainerShouldRestart(c.spec, policy, code)
 }
 
 // startFailed records an attempt that was made but whose process could not be started

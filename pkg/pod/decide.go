@@ -1,6 +1,7 @@
 package pod
 
 import (
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -46,7 +47,8 @@ func (b Backoff) NextRestart(finishedAt time.Time, ranFor, delay time.Duration) 
 	return at, next
 }
 
-// ShouldRestart says whether a container that exited with code restarts under policy.
+// ShouldRestart says whether a container that exited with code restarts under the pod's
+// policy, for a container without a restart policy of its own.
 func ShouldRestart(policy corev1.RestartPolicy, exitCode int32) bool {
 	switch policy {
 	case corev1.RestartPolicyAlways:
@@ -58,15 +60,70 @@ func ShouldRestart(policy corev1.RestartPolicy, exitCode int32) bool {
 	}
 }
 
-// Phase computes a pod's phase from its app container statuses the way the kubelet does
-// (pkg/kubelet/kubelet_pods.go getPhase), for a pod whose sandbox and init containers are done
-// when initialized is true.
-func Phase(policy corev1.RestartPolicy, initialized bool, statuses []corev1.ContainerStatus) corev1.PodPhase {
+// ContainerShouldRestart says whether container c, which exited with exitCode, runs again under
+// the pod's policy, as the kubelet decides with ContainerRestartRules (beta and on since 1.35;
+// pkg/api/v1/pod ContainerShouldRestart): c's restartPolicyRules in order, the first that matches
+// the exit code deciding; then c's own restartPolicy; without one, the pod's. A nil c has no
+// policy of its own.
+func ContainerShouldRestart(c *corev1.Container, policy corev1.RestartPolicy, exitCode int32) bool {
+	if c == nil || c.RestartPolicy == nil {
+		return ShouldRestart(policy, exitCode)
+	}
+	if r, ok := matchRestartRule(c.RestartPolicyRules, exitCode); ok && r.Action == corev1.ContainerRestartRuleActionRestart {
+		return true
+	}
+	switch *c.RestartPolicy {
+	case corev1.ContainerRestartPolicyAlways:
+		return true
+	case corev1.ContainerRestartPolicyOnFailure:
+		return exitCode != 0
+	case corev1.ContainerRestartPolicyNever:
+		return false
+	}
+	return ShouldRestart(policy, exitCode)
+}
+
+// matchRestartRule returns the first rule whose exit codes match exitCode: In when it is one of
+// the values, NotIn when it is none of them. A rule without exit codes or with another operator
+// matches nothing.
+func matchRestartRule(rules []corev1.ContainerRestartRule, exitCode int32) (corev1.ContainerRestartRule, bool) {
+	for _, r := range rules {
+		if r.ExitCodes == nil {
+			continue
+		}
+		in := slices.Contains(r.ExitCodes.Values, exitCode)
+		switch r.ExitCodes.Operator {
+		case corev1.ContainerRestartRuleOnExitCodesOpIn:
+			if in {
+				return r, true
+			}
+		case corev1.ContainerRestartRuleOnExitCodesOpNotIn:
+			if !in {
+				return r, true
+			}
+		}
+	}
+	return corev1.ContainerRestartRule{}, false
+}
+
+// Phase computes a pod's phase from its app containers' statuses the way the kubelet does with
+// ContainerRestartRules (pkg/kubelet/kubelet_pods.go getPhase): statuses[i] is the status of
+// containers[i]. initialized says the sandbox and the init containers are done; terminal says
+// the pod is finished for good, its containers never to run again.
+//
+// Once no container runs, the pod runs on while one of its exited containers will restart, by
+// its own policy and rules or the pod's; otherwise it succeeded if they all exited 0, and failed
+// if not.
+func Phase(policy corev1.RestartPolicy, containers []*corev1.Container, statuses []corev1.ContainerStatus, initialized, terminal bool) corev1.PodPhase {
 	if !initialized {
 		return corev1.PodPending
 	}
-	var running, waiting, stopped, succeeded int
-	for _, s := range statuses {
+	var running, waiting, stopped, succeeded, restarting int
+	for i, s := range statuses {
+		var c *corev1.Container
+		if i < len(containers) {
+			c = containers[i]
+		}
 		switch {
 		case s.State.Running != nil:
 			running++
@@ -75,11 +132,14 @@ func Phase(policy corev1.RestartPolicy, initialized bool, statuses []corev1.Cont
 			if s.State.Terminated.ExitCode == 0 {
 				succeeded++
 			}
-		case s.State.Waiting != nil:
-			if s.LastTerminationState.Terminated != nil {
-				stopped++
-			} else {
-				waiting++
+			if ContainerShouldRestart(c, policy, s.State.Terminated.ExitCode) {
+				restarting++
+			}
+		case s.State.Waiting != nil && s.LastTerminationState.Terminated != nil:
+			// Waiting for its next attempt (CrashLoopBackOff) counts as stopped.
+			stopped++
+			if ContainerShouldRestart(c, policy, s.LastTerminationState.Terminated.ExitCode) {
+				restarting++
 			}
 		default:
 			waiting++
@@ -90,22 +150,12 @@ func Phase(policy corev1.RestartPolicy, initialized bool, statuses []corev1.Cont
 		return corev1.PodPending
 	case running > 0:
 		return corev1.PodRunning
-	case stopped > 0:
-		switch policy {
-		case corev1.RestartPolicyAlways:
-			// Containers in backoff will run again.
-			return corev1.PodRunning
-		case corev1.RestartPolicyOnFailure:
-			if stopped == succeeded {
-				return corev1.PodSucceeded
-			}
-			return corev1.PodRunning
-		default:
-			if stopped == succeeded {
-				return corev1.PodSucceeded
-			}
-			return corev1.PodFailed
-		}
+	case stopped == 0:
+		return corev1.PodPending
+	case restarting > 0 && !terminal:
+		return corev1.PodRunning
+	case stopped == succeeded:
+		return corev1.PodSucceeded
 	}
-	return corev1.PodPending
+	return corev1.PodFailed
 }

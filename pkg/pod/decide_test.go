@@ -112,7 +112,81 @@ func TestPhase(t *testing.T) {
 		{"onfailure failed restarts", corev1.RestartPolicyOnFailure, true, []corev1.ContainerStatus{failed}, corev1.PodRunning},
 		{"always stopped restarts", corev1.RestartPolicyAlways, true, []corev1.ContainerStatus{ok}, corev1.PodRunning},
 	} {
-		if got := Phase(tc.policy, tc.init, tc.cs); got != tc.want {
+		if got := Phase(tc.policy, nil, tc.cs, tc.init, false); got != tc.want {
+			t.Errorf("%s: Phase = %s, want %s", tc.name, got, tc.want)
+		}
+	}
+}
+
+// The kubelet's ContainerShouldRestart: the container's rules in order, then its own policy,
+// then the pod's.
+func TestContainerShouldRestart(t *testing.T) {
+	policy := func(v corev1.ContainerRestartPolicy) *corev1.ContainerRestartPolicy { return &v }
+	rule := func(op corev1.ContainerRestartRuleOnExitCodesOperator, codes ...int32) corev1.ContainerRestartRule {
+		return corev1.ContainerRestartRule{Action: corev1.ContainerRestartRuleActionRestart,
+			ExitCodes: &corev1.ContainerRestartRuleOnExitCodes{Operator: op, Values: codes}}
+	}
+	in42 := rule(corev1.ContainerRestartRuleOnExitCodesOpIn, 42)
+	for _, tc := range []struct {
+		name string
+		pod  corev1.RestartPolicy
+		c    *corev1.Container
+		code int32
+		want bool
+	}{
+		{"no container: the pod's Never", corev1.RestartPolicyNever, nil, 1, false},
+		{"no own policy: the pod's OnFailure", corev1.RestartPolicyOnFailure, &corev1.Container{}, 1, true},
+		{"rules without a policy are not looked at", corev1.RestartPolicyNever, &corev1.Container{RestartPolicyRules: []corev1.ContainerRestartRule{in42}}, 42, false},
+		{"own Never over the pod's Always", corev1.RestartPolicyAlways, &corev1.Container{RestartPolicy: policy(corev1.ContainerRestartPolicyNever)}, 1, false},
+		{"own Always over the pod's Never", corev1.RestartPolicyNever, &corev1.Container{RestartPolicy: policy(corev1.ContainerRestartPolicyAlways)}, 0, true},
+		{"own OnFailure, success", corev1.RestartPolicyAlways, &corev1.Container{RestartPolicy: policy(corev1.ContainerRestartPolicyOnFailure)}, 0, false},
+		{"own OnFailure, failure", corev1.RestartPolicyNever, &corev1.Container{RestartPolicy: policy(corev1.ContainerRestartPolicyOnFailure)}, 2, true},
+		{"rule In matches", corev1.RestartPolicyNever, &corev1.Container{RestartPolicy: policy(corev1.ContainerRestartPolicyNever), RestartPolicyRules: []corev1.ContainerRestartRule{in42}}, 42, true},
+		{"rule In does not match", corev1.RestartPolicyAlways, &corev1.Container{RestartPolicy: policy(corev1.ContainerRestartPolicyNever), RestartPolicyRules: []corev1.ContainerRestartRule{in42}}, 1, false},
+		{"rule NotIn matches", corev1.RestartPolicyNever, &corev1.Container{RestartPolicy: policy(corev1.ContainerRestartPolicyNever),
+			RestartPolicyRules: []corev1.ContainerRestartRule{rule(corev1.ContainerRestartRuleOnExitCodesOpNotIn, 0, 1)}}, 2, true},
+		{"rule NotIn does not match", corev1.RestartPolicyNever, &corev1.Container{RestartPolicy: policy(corev1.ContainerRestartPolicyNever),
+			RestartPolicyRules: []corev1.ContainerRestartRule{rule(corev1.ContainerRestartRuleOnExitCodesOpNotIn, 0, 1)}}, 1, false},
+		{"no rule matches: own OnFailure", corev1.RestartPolicyNever, &corev1.Container{RestartPolicy: policy(corev1.ContainerRestartPolicyOnFailure), RestartPolicyRules: []corev1.ContainerRestartRule{in42}}, 3, true},
+		{"a later rule matches", corev1.RestartPolicyNever, &corev1.Container{RestartPolicy: policy(corev1.ContainerRestartPolicyNever),
+			RestartPolicyRules: []corev1.ContainerRestartRule{in42, rule(corev1.ContainerRestartRuleOnExitCodesOpIn, 7)}}, 7, true},
+		{"RestartAllContainers is not acted on", corev1.RestartPolicyNever, &corev1.Container{RestartPolicy: policy(corev1.ContainerRestartPolicyNever),
+			RestartPolicyRules: []corev1.ContainerRestartRule{{Action: corev1.ContainerRestartRuleActionRestartAllContainers, ExitCodes: in42.ExitCodes}}}, 42, false},
+	} {
+		if got := ContainerShouldRestart(tc.c, tc.pod, tc.code); got != tc.want {
+			t.Errorf("%s: ContainerShouldRestart(code %d) = %v, want %v", tc.name, tc.code, got, tc.want)
+		}
+	}
+}
+
+// The phase with containers of their own restart policy, as the kubelet's getPhase computes it
+// with ContainerRestartRules.
+func TestPhaseContainerPolicies(t *testing.T) {
+	never, always := corev1.ContainerRestartPolicyNever, corev1.ContainerRestartPolicyAlways
+	own := func(p *corev1.ContainerRestartPolicy) *corev1.Container { return &corev1.Container{RestartPolicy: p} }
+	exited := func(code int32) corev1.ContainerStatus {
+		return corev1.ContainerStatus{State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: code}}}
+	}
+	backoff := corev1.ContainerStatus{
+		State:                corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}},
+		LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 1}},
+	}
+	for _, tc := range []struct {
+		name     string
+		policy   corev1.RestartPolicy
+		cs       []*corev1.Container
+		st       []corev1.ContainerStatus
+		terminal bool
+		want     corev1.PodPhase
+	}{
+		{"own Never failed in a pod of Always", corev1.RestartPolicyAlways, []*corev1.Container{own(&never)}, []corev1.ContainerStatus{exited(1)}, false, corev1.PodFailed},
+		{"own Never succeeded in a pod of Always", corev1.RestartPolicyAlways, []*corev1.Container{own(&never)}, []corev1.ContainerStatus{exited(0)}, false, corev1.PodSucceeded},
+		{"own Always restarting in a pod of Never", corev1.RestartPolicyNever, []*corev1.Container{own(&always)}, []corev1.ContainerStatus{backoff}, false, corev1.PodRunning},
+		{"one restarts, one done for good", corev1.RestartPolicyNever, []*corev1.Container{own(&always), nil}, []corev1.ContainerStatus{backoff, exited(2)}, false, corev1.PodRunning},
+		{"one of the pod's Always, one done for good", corev1.RestartPolicyAlways, []*corev1.Container{nil, own(&never)}, []corev1.ContainerStatus{exited(0), exited(2)}, false, corev1.PodRunning},
+		{"terminal: by the exit codes", corev1.RestartPolicyNever, []*corev1.Container{own(&always)}, []corev1.ContainerStatus{exited(0)}, true, corev1.PodSucceeded},
+	} {
+		if got := Phase(tc.policy, tc.cs, tc.st, true, tc.terminal); got != tc.want {
 			t.Errorf("%s: Phase = %s, want %s", tc.name, got, tc.want)
 		}
 	}

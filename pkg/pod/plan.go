@@ -98,7 +98,7 @@ func planInits(s *podState, now time.Time, p *plan) bool {
 		case c.phase == ctrExited && !isSidecar(c.spec) && c.exit.Code == 0 && !c.exit.Unknown:
 			continue // done
 		case c.phase == ctrExited && !c.restarts(policy):
-			p.terminal = true // an init container failed under restartPolicy Never
+			p.terminal = true // an init container failed and does not restart, by its policy or the pod's
 			return false
 		}
 		if due(c, now, p) {
@@ -109,8 +109,8 @@ func planInits(s *podState, now time.Time, p *plan) bool {
 	return true
 }
 
-// planApps plans the app containers: they start together, each as its restart policy and
-// backoff say.
+// planApps plans the app containers: they start together, each as its restart policy (its own
+// and its rules, or the pod's) and backoff say.
 func planApps(s *podState, now time.Time, p *plan) {
 	policy := s.pod.Spec.RestartPolicy
 	finished := len(s.apps) > 0

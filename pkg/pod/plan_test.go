@@ -140,6 +140,91 @@ func TestPlanRestartPolicy(t *testing.T) {
 	}
 }
 
+// ownPolicy gives a container its own restart policy and rules (ContainerRestartRules).
+func ownPolicy(policy corev1.ContainerRestartPolicy, rules ...corev1.ContainerRestartRule) func(*ctrState) {
+	return func(c *ctrState) { c.spec.RestartPolicy, c.spec.RestartPolicyRules = &policy, rules }
+}
+
+// restartOn is a rule that restarts the container on the exit codes in (In) or not in (NotIn)
+// codes.
+func restartOn(op corev1.ContainerRestartRuleOnExitCodesOperator, codes ...int32) corev1.ContainerRestartRule {
+	return corev1.ContainerRestartRule{Action: corev1.ContainerRestartRuleActionRestart,
+		ExitCodes: &corev1.ContainerRestartRuleOnExitCodes{Operator: op, Values: codes}}
+}
+
+// A container's own restart policy and rules override the pod's, as the kubelet decides with
+// ContainerRestartRules (computePodActions, ShouldContainerBeRestarted, ContainerShouldRestart);
+// the pod ends once no app container restarts.
+func TestPlanContainerRestartPolicy(t *testing.T) {
+	in42 := restartOn(corev1.ContainerRestartRuleOnExitCodesOpIn, 42)
+	for _, tc := range []struct {
+		name     string
+		policy   corev1.RestartPolicy
+		app      *ctrState
+		start    bool
+		terminal bool
+	}{
+		{"rule matches under Never", corev1.RestartPolicyNever, ctr("a", ctrExited, exitCode(42), ownPolicy(corev1.ContainerRestartPolicyNever, in42)), true, false},
+		{"rule does not match under Never", corev1.RestartPolicyNever, ctr("a", ctrExited, exitCode(1), ownPolicy(corev1.ContainerRestartPolicyNever, in42)), false, true},
+		{"own Never in a pod of Always", corev1.RestartPolicyAlways, ctr("a", ctrExited, exitCode(1), ownPolicy(corev1.ContainerRestartPolicyNever)), false, true},
+		{"own Always in a pod of Never", corev1.RestartPolicyNever, ctr("a", ctrExited, exitCode(1), ownPolicy(corev1.ContainerRestartPolicyAlways)), true, false},
+		{"own Always after success", corev1.RestartPolicyNever, ctr("a", ctrExited, exitCode(0), ownPolicy(corev1.ContainerRestartPolicyAlways)), true, false},
+		{"own OnFailure after success", corev1.RestartPolicyAlways, ctr("a", ctrExited, exitCode(0), ownPolicy(corev1.ContainerRestartPolicyOnFailure)), false, true},
+		{"own OnFailure after failure", corev1.RestartPolicyNever, ctr("a", ctrExited, exitCode(3), ownPolicy(corev1.ContainerRestartPolicyOnFailure)), true, false},
+		{"NotIn matches", corev1.RestartPolicyNever, ctr("a", ctrExited, exitCode(2), ownPolicy(corev1.ContainerRestartPolicyNever, restartOn(corev1.ContainerRestartRuleOnExitCodesOpNotIn, 0, 1))), true, false},
+		{"NotIn does not match", corev1.RestartPolicyNever, ctr("a", ctrExited, exitCode(0), ownPolicy(corev1.ContainerRestartPolicyNever, restartOn(corev1.ContainerRestartRuleOnExitCodesOpNotIn, 0, 1))), false, true},
+		{"no rule matches: own OnFailure", corev1.RestartPolicyAlways, ctr("a", ctrExited, exitCode(0), ownPolicy(corev1.ContainerRestartPolicyOnFailure, in42)), false, true},
+		{"unknown end counts as 137", corev1.RestartPolicyNever, ctr("a", ctrExited, unknownExit, ownPolicy(corev1.ContainerRestartPolicyNever, restartOn(corev1.ContainerRestartRuleOnExitCodesOpIn, 137))), true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := computePlan(readyPod(tc.policy, nil, []*ctrState{tc.app}), t0)
+			if got := len(p.start) == 1; got != tc.start {
+				t.Errorf("start = %v, want %v (exit %+v)", got, tc.start, tc.app.exit)
+			}
+			if p.terminal != tc.terminal {
+				t.Errorf("terminal = %v, want %v", p.terminal, tc.terminal)
+			}
+		})
+	}
+	// The pod goes on while one app container restarts, whatever the others' policies.
+	s := readyPod(corev1.RestartPolicyNever, nil, []*ctrState{
+		ctr("a", ctrExited, exitCode(1)),
+		ctr("b", ctrExited, exitCode(1), ownPolicy(corev1.ContainerRestartPolicyOnFailure)),
+	})
+	if p := computePlan(s, t0); p.terminal || !slices.Equal(ctrNames(p.start), []string{"b"}) {
+		t.Errorf("one of two restarts: terminal %v, start %v; want false, [b]", p.terminal, ctrNames(p.start))
+	}
+}
+
+// An init container's own policy and rules decide whether it runs again after a failure (the
+// kubelet's computeInitContainerActions with ContainerRestartRules); one that exited 0 is done
+// whatever they say.
+func TestPlanInitContainerRestartPolicy(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		policy   corev1.RestartPolicy
+		init     *ctrState
+		start    []string
+		terminal bool
+	}{
+		{"own Never in a pod of Always ends the pod", corev1.RestartPolicyAlways, ctr("i", ctrExited, initCtr, exitCode(1), ownPolicy(corev1.ContainerRestartPolicyNever)), nil, true},
+		{"own OnFailure in a pod of Never restarts", corev1.RestartPolicyNever, ctr("i", ctrExited, initCtr, exitCode(1), ownPolicy(corev1.ContainerRestartPolicyOnFailure)), []string{"i"}, false},
+		{"rule matches under Never", corev1.RestartPolicyNever, ctr("i", ctrExited, initCtr, exitCode(42), ownPolicy(corev1.ContainerRestartPolicyNever, restartOn(corev1.ContainerRestartRuleOnExitCodesOpIn, 42))), []string{"i"}, false},
+		{"rule does not match under Never", corev1.RestartPolicyNever, ctr("i", ctrExited, initCtr, exitCode(1), ownPolicy(corev1.ContainerRestartPolicyNever, restartOn(corev1.ContainerRestartRuleOnExitCodesOpIn, 42))), nil, true},
+		{"success is done even with a matching rule", corev1.RestartPolicyNever, ctr("i", ctrExited, initCtr, exitCode(0), ownPolicy(corev1.ContainerRestartPolicyNever, restartOn(corev1.ContainerRestartRuleOnExitCodesOpIn, 0))), []string{"a"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := computePlan(readyPod(tc.policy, []*ctrState{tc.init}, []*ctrState{ctr("a", ctrNew)}), t0)
+			if got := ctrNames(p.start); !slices.Equal(got, tc.start) {
+				t.Errorf("start = %v, want %v", got, tc.start)
+			}
+			if p.terminal != tc.terminal {
+				t.Errorf("terminal = %v, want %v", p.terminal, tc.terminal)
+			}
+		})
+	}
+}
+
 func TestPlanBackoff(t *testing.T) {
 	a := ctr("a", ctrExited, exitCode(1), restartIn(10*time.Second))
 	b := ctr("b", ctrFailed, restartIn(20*time.Second))
@@ -238,9 +323,15 @@ func TestNoteExit(t *testing.T) {
 		{"capped", corev1.RestartPolicyAlways, 1, time.Second, 40 * time.Second, true, 40 * time.Second, 40 * time.Second},
 		{"long run resets", corev1.RestartPolicyAlways, 1, 80 * time.Second, 40 * time.Second, false, 0, 10 * time.Second},
 		{"success under OnFailure: no restart", corev1.RestartPolicyOnFailure, 0, time.Second, 10 * time.Second, false, -1, 10 * time.Second},
+		// The container's own policy decides; the backoff is the same.
+		{"own Always under Never waits", corev1.RestartPolicyNever, 1, time.Second, 10 * time.Second, true, 10 * time.Second, 20 * time.Second},
+		{"own Always under Never, first crash", corev1.RestartPolicyNever, 0, time.Second, 0, false, 0, 10 * time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := ctr("a", ctrExited)
+			if tc.policy == corev1.RestartPolicyNever {
+				ownPolicy(corev1.ContainerRestartPolicyAlways)(c)
+			}
 			c.started = t0.Add(-tc.ran)
 			c.exit = runtime.Exit{Code: tc.code, At: t0}
 			c.delay = tc.delay

@@ -146,7 +146,7 @@ func podStatus(s *podState, hostIP string, now time.Time) (corev1.PodStatus, map
 		cs := containerStatus(c, policy, s.terminal, s.volErr)
 		if w := cs.State.Waiting; w != nil && !initialized && c.phase == ctrNew && c.waitReason == "" {
 			// As on a kubelet: app containers wait for the init containers (also in a pod that
-			// failed in one of them under restartPolicy Never).
+			// failed in one of them that does not restart).
 			w.Reason = "PodInitializing"
 		}
 		st.ContainerStatuses = append(st.ContainerStatuses, cs)
@@ -159,14 +159,18 @@ func podStatus(s *podState, hostIP string, now time.Time) (corev1.PodStatus, map
 		// was initialized, even while a sidecar restarts.
 		initialized = true
 	}
+	apps := make([]*corev1.Container, len(s.apps))
+	for i, c := range s.apps {
+		apps[i] = c.spec
+	}
 	switch {
 	case s.terminal && !initialized:
-		// An init container failed under restartPolicy Never.
+		// An init container failed and does not restart, by its own policy or the pod's.
 		st.Phase = corev1.PodFailed
 	case s.terminal:
-		st.Phase = Phase(policy, true, st.ContainerStatuses)
+		st.Phase = Phase(policy, apps, st.ContainerStatuses, true, true)
 	default:
-		st.Phase = Phase(policy, initialized && s.sandboxOK, st.ContainerStatuses)
+		st.Phase = Phase(policy, apps, st.ContainerStatuses, initialized && s.sandboxOK, false)
 	}
 	if s.sandboxErr != nil {
 		st.Message = "FailedCreatePodSandBox: " + s.sandboxErr.Error()
