@@ -371,18 +371,8 @@ func validateContainer(c *corev1.Container, init bool, volumes map[string]corev1
 			[]corev1.TerminationMessagePolicy{corev1.TerminationMessageReadFile, corev1.TerminationMessageFallbackToLogsOnError}))
 	}
 
-	sidecar := false
-	if c.RestartPolicy != nil {
-		switch {
-		case !init:
-			errs = append(errs, field.Forbidden(p.Child("restartPolicy"), "may not be set for non-init containers"))
-		case *c.RestartPolicy == corev1.ContainerRestartPolicyAlways:
-			sidecar = true
-		default:
-			errs = append(errs, field.NotSupported(p.Child("restartPolicy"), *c.RestartPolicy,
-				[]corev1.ContainerRestartPolicy{corev1.ContainerRestartPolicyAlways}))
-		}
-	}
+	errs = append(errs, validateRestartPolicy(c, init, p)...)
+	sidecar := init && c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways
 	if init && !sidecar {
 		// A plain init container runs to completion: probes and hooks have nothing to act on.
 		const why = "may not be set for init containers without restartPolicy=Always"
@@ -411,6 +401,72 @@ func validateContainer(c *corev1.Container, init bool, volumes map[string]corev1
 	errs = append(errs, validateVolumeMounts(c, volumes, p.Child("volumeMounts"))...)
 	errs = append(errs, validateResources(&c.Resources, p.Child("resources"))...)
 	errs = append(errs, validateSecurityContext(c.SecurityContext, p.Child("securityContext"))...)
+	return errs
+}
+
+// The container-level restart policies, the restart rules' operators and their actions, each
+// list sorted as the API server lists them in its messages.
+var (
+	containerRestartPolicies = []corev1.ContainerRestartPolicy{
+		corev1.ContainerRestartPolicyAlways, corev1.ContainerRestartPolicyNever, corev1.ContainerRestartPolicyOnFailure,
+	}
+	restartRuleOperators = []corev1.ContainerRestartRuleOnExitCodesOperator{
+		corev1.ContainerRestartRuleOnExitCodesOpIn, corev1.ContainerRestartRuleOnExitCodesOpNotIn,
+	}
+	// RestartAllContainers (RestartAllContainersOnContainerExits, beta and on since 1.36) is
+	// refused as an API server with that gate off refuses it: minipod does not restart a whole
+	// pod in place.
+	restartRuleActions = []corev1.ContainerRestartRuleAction{corev1.ContainerRestartRuleActionRestart}
+)
+
+// Limits of the API server on restart rules.
+const (
+	maxRestartRules     = 20
+	maxRestartExitCodes = 255
+)
+
+// validateRestartPolicy checks a container's restartPolicy and restartPolicyRules as the API
+// server does with ContainerRestartRules (beta and on since 1.35) and without
+// RestartAllContainersOnContainerExits: any container may set one of the three policies,
+// overriding the pod's, and rules that restart it on some exit codes; rules need an explicit
+// policy. An init container with restartPolicy Always is a sidecar, which takes no rules.
+func validateRestartPolicy(c *corev1.Container, init bool, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	policy, rules := c.RestartPolicy, c.RestartPolicyRules
+	switch {
+	case policy == nil && len(rules) == 0:
+		return nil
+	case init && policy != nil && *policy == corev1.ContainerRestartPolicyAlways:
+		if len(rules) > 0 {
+			errs = append(errs, field.Forbidden(p.Child("restartPolicyRules"), "restartPolicyRules are not allowed for init containers with restart policy Always"))
+		}
+		return errs
+	case policy == nil:
+		errs = append(errs, field.Required(p.Child("restartPolicy"), "must specify restartPolicy when restart rules are used"))
+	case !slices.Contains(containerRestartPolicies, *policy):
+		errs = append(errs, field.NotSupported(p.Child("restartPolicy"), *policy, containerRestartPolicies))
+	}
+	rp := p.Child("restartPolicyRules")
+	if len(rules) > maxRestartRules {
+		errs = append(errs, field.TooMany(rp, len(rules), maxRestartRules))
+	}
+	for i, r := range rules {
+		ip := rp.Index(i)
+		if !slices.Contains(restartRuleActions, r.Action) {
+			errs = append(errs, field.NotSupported(ip.Child("action"), r.Action, restartRuleActions))
+		}
+		if r.ExitCodes == nil {
+			errs = append(errs, field.Required(ip.Child("exitCodes"), "must be specified"))
+			continue
+		}
+		ep := ip.Child("exitCodes")
+		if !slices.Contains(restartRuleOperators, r.ExitCodes.Operator) {
+			errs = append(errs, field.NotSupported(ep.Child("operator"), r.ExitCodes.Operator, restartRuleOperators))
+		}
+		if len(r.ExitCodes.Values) > maxRestartExitCodes {
+			errs = append(errs, field.TooMany(ep.Child("values"), len(r.ExitCodes.Values), maxRestartExitCodes))
+		}
+	}
 	return errs
 }
 

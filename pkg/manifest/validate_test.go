@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -94,10 +95,8 @@ func TestValidate(t *testing.T) {
 		{"image padded", func(p *corev1.Pod) { c0(p).Image = " busybox" }, "spec.containers[0].image: Invalid value"},
 		{"restartPolicy", func(p *corev1.Pod) { p.Spec.RestartPolicy = "Sometimes" }, `spec.restartPolicy: Unsupported value: "Sometimes"`},
 		{"init restartPolicy", func(p *corev1.Pod) {
-			p.Spec.InitContainers[0].RestartPolicy = ptrTo(corev1.ContainerRestartPolicyOnFailure)
-		}, `spec.initContainers[0].restartPolicy: Unsupported value: "OnFailure": supported values: "Always"`},
-		{"app container restartPolicy", func(p *corev1.Pod) { c0(p).RestartPolicy = ptrTo(corev1.ContainerRestartPolicyAlways) },
-			"spec.containers[0].restartPolicy: Forbidden"},
+			p.Spec.InitContainers[0].RestartPolicy = ptrTo(corev1.ContainerRestartPolicy("Sometimes"))
+		}, `spec.initContainers[0].restartPolicy: Unsupported value: "Sometimes": supported values: "Always", "Never", "OnFailure"`},
 		{"probe on plain init container", func(p *corev1.Pod) {
 			p.Spec.InitContainers[0].LivenessProbe = c0(p).StartupProbe
 		}, "spec.initContainers[0].livenessProbe: Forbidden: may not be set for init containers without restartPolicy=Always"},
@@ -259,5 +258,92 @@ func TestValidateEveryProblem(t *testing.T) {
 func TestValidateNil(t *testing.T) {
 	if errs := Validate(nil); len(errs) == 0 {
 		t.Fatal("Validate(nil): got no errors")
+	}
+}
+
+// Container-level restartPolicy and restartPolicyRules (ContainerRestartRules, beta and on since
+// 1.35) against the API server's validateContainerRestartPolicy and
+// validateInitContainerRestartPolicy, without RestartAllContainersOnContainerExits.
+func TestValidateRestartRules(t *testing.T) {
+	rule := func(action corev1.ContainerRestartRuleAction, op corev1.ContainerRestartRuleOnExitCodesOperator, codes ...int32) corev1.ContainerRestartRule {
+		return corev1.ContainerRestartRule{Action: action, ExitCodes: &corev1.ContainerRestartRuleOnExitCodes{Operator: op, Values: codes}}
+	}
+	restart42 := rule(corev1.ContainerRestartRuleActionRestart, corev1.ContainerRestartRuleOnExitCodesOpIn, 42)
+	policy := func(v string) *corev1.ContainerRestartPolicy { return ptrTo(corev1.ContainerRestartPolicy(v)) }
+	many := func(n int) []int32 {
+		out := make([]int32, n)
+		for i := range out {
+			out[i] = int32(i)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name   string
+		init   bool // set on the first init container, else on the app container
+		policy *corev1.ContainerRestartPolicy
+		rules  []corev1.ContainerRestartRule
+		want   []string
+	}{
+		{name: "policy Never", policy: policy("Never")},
+		{name: "policy OnFailure", policy: policy("OnFailure")},
+		{name: "policy Always", policy: policy("Always")},
+		{name: "rule In", policy: policy("Never"), rules: []corev1.ContainerRestartRule{restart42}},
+		{name: "rule NotIn, no values", policy: policy("Always"),
+			rules: []corev1.ContainerRestartRule{rule(corev1.ContainerRestartRuleActionRestart, corev1.ContainerRestartRuleOnExitCodesOpNotIn)}},
+		{name: "20 rules, 255 codes", policy: policy("Never"),
+			rules: slices.Repeat([]corev1.ContainerRestartRule{rule(corev1.ContainerRestartRuleActionRestart, corev1.ContainerRestartRuleOnExitCodesOpIn, many(255)...)}, 20)},
+		{name: "init container policy Never with a rule", init: true, policy: policy("Never"), rules: []corev1.ContainerRestartRule{restart42}},
+		{name: "init container policy OnFailure", init: true, policy: policy("OnFailure")},
+		{name: "unknown policy", policy: policy("Sometimes"),
+			want: []string{`spec.containers[0].restartPolicy: Unsupported value: "Sometimes": supported values: "Always", "Never", "OnFailure"`}},
+		{name: "rules without a policy", rules: []corev1.ContainerRestartRule{restart42},
+			want: []string{"spec.containers[0].restartPolicy: Required value: must specify restartPolicy when restart rules are used"}},
+		{name: "init rules without a policy", init: true, rules: []corev1.ContainerRestartRule{restart42},
+			want: []string{"spec.initContainers[0].restartPolicy: Required value: must specify restartPolicy when restart rules are used"}},
+		{name: "sidecar takes no rules", init: true, policy: policy("Always"), rules: []corev1.ContainerRestartRule{restart42},
+			want: []string{"spec.initContainers[0].restartPolicyRules: Forbidden: restartPolicyRules are not allowed for init containers with restart policy Always"}},
+		{name: "no action", policy: policy("Never"),
+			rules: []corev1.ContainerRestartRule{rule("", corev1.ContainerRestartRuleOnExitCodesOpIn, 1)},
+			want:  []string{`spec.containers[0].restartPolicyRules[0].action: Unsupported value: "": supported values: "Restart"`}},
+		{name: "RestartAllContainers is not supported", policy: policy("Never"),
+			rules: []corev1.ContainerRestartRule{rule(corev1.ContainerRestartRuleActionRestartAllContainers, corev1.ContainerRestartRuleOnExitCodesOpIn, 1)},
+			want:  []string{`spec.containers[0].restartPolicyRules[0].action: Unsupported value: "RestartAllContainers": supported values: "Restart"`}},
+		{name: "no exitCodes", policy: policy("Never"),
+			rules: []corev1.ContainerRestartRule{{Action: corev1.ContainerRestartRuleActionRestart}},
+			want:  []string{"spec.containers[0].restartPolicyRules[0].exitCodes: Required value: must be specified"}},
+		{name: "unknown operator", policy: policy("Never"),
+			rules: []corev1.ContainerRestartRule{restart42, rule(corev1.ContainerRestartRuleActionRestart, "Exists", 1)},
+			want:  []string{`spec.containers[0].restartPolicyRules[1].exitCodes.operator: Unsupported value: "Exists": supported values: "In", "NotIn"`}},
+		{name: "too many rules", policy: policy("Never"), rules: slices.Repeat([]corev1.ContainerRestartRule{restart42}, 21),
+			want: []string{"spec.containers[0].restartPolicyRules: Too many: 21: must have at most 20 items"}},
+		{name: "too many exit codes", policy: policy("Never"),
+			rules: []corev1.ContainerRestartRule{rule(corev1.ContainerRestartRuleActionRestart, corev1.ContainerRestartRuleOnExitCodesOpNotIn, many(256)...)},
+			want:  []string{"spec.containers[0].restartPolicyRules[0].exitCodes.values: Too many: 256: must have at most 255 items"}},
+		{name: "every problem of a rule, in order", policy: policy("Sometimes"),
+			rules: []corev1.ContainerRestartRule{{Action: "Stop", ExitCodes: &corev1.ContainerRestartRuleOnExitCodes{Values: many(300)}}},
+			want: []string{
+				`spec.containers[0].restartPolicy: Unsupported value: "Sometimes": supported values: "Always", "Never", "OnFailure"`,
+				`spec.containers[0].restartPolicyRules[0].action: Unsupported value: "Stop": supported values: "Restart"`,
+				`spec.containers[0].restartPolicyRules[0].exitCodes.operator: Unsupported value: "": supported values: "In", "NotIn"`,
+				"spec.containers[0].restartPolicyRules[0].exitCodes.values: Too many: 300: must have at most 255 items",
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pod := minimalPod()
+			pod.Spec.InitContainers = []corev1.Container{{Name: "setup", Image: "busybox:1.36"}}
+			c := &pod.Spec.Containers[0]
+			if tc.init {
+				c = &pod.Spec.InitContainers[0]
+			}
+			c.RestartPolicy, c.RestartPolicyRules = tc.policy, tc.rules
+			SetDefaults(pod)
+			var got []string
+			for _, err := range Validate(pod) {
+				got = append(got, err.Error())
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("got errors %q\nwant %q", got, tc.want)
+			}
+		})
 	}
 }
