@@ -98,7 +98,12 @@ func ResourceValue(pod *corev1.Pod, c *corev1.Container, sel *corev1.ResourceFie
 	}
 	q, set := list[corev1.ResourceName(name)]
 	if !set && kind == "limits" {
-		if nq, ok := NodeCapacity(corev1.ResourceName(name), podDir); ok {
+		// The pod's own limit (spec.resources) comes first, then the node's: the kubelet's
+		// defaultPodLimitsForDownwardAPI, for the resources a pod may limit.
+		rn := corev1.ResourceName(name)
+		if pq, ok := podLimit(pod, rn); ok {
+			q = pq
+		} else if nq, ok := NodeCapacity(rn, podDir); ok {
 			q = nq
 		}
 	}
@@ -145,4 +150,14 @@ func parentDir(d string) string {
 		return ""
 	}
 	return p
+}
+
+// podLimit is the pod-level limit (spec.resources.limits) of cpu or memory, when set and not
+// zero.
+func podLimit(pod *corev1.Pod, rn corev1.ResourceName) (resource.Quantity, bool) {
+	if pod.Spec.Resources == nil || (rn != corev1.ResourceCPU && rn != corev1.ResourceMemory) {
+		return resource.Quantity{}, false
+	}
+	q, ok := pod.Spec.Resources.Limits[rn]
+	return q, ok && !q.IsZero()
 }

@@ -30,6 +30,8 @@ func SetDefaults(pod *corev1.Pod) {
 			f(&pod.Spec.Volumes[i])
 		}
 	}
+	// After the containers' own requests are defaulted: the pod's depend on them.
+	defaultPodResources(&pod.Spec)
 }
 
 // forEachContainer visits init then app containers. Ephemeral containers are not visited: they

@@ -105,6 +105,7 @@ func validateSpec(spec *corev1.PodSpec, p *field.Path) field.ErrorList {
 			errs = append(errs, validateContainer(&spec.InitContainers[i], true, volumes, grace, names, p.Child("initContainers").Index(i))...)
 		}
 		errs = append(errs, validateHostPorts(spec, p)...)
+		errs = append(errs, validatePodResources(spec, p.Child("resources"))...)
 	}
 	if len(spec.EphemeralContainers) > 0 {
 		errs = append(errs, field.Forbidden(p.Child("ephemeralContainers"), "cannot be set on create"))

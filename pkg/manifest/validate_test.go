@@ -189,6 +189,18 @@ func TestValidate(t *testing.T) {
 		{"requests above limits", func(p *corev1.Pod) { c0(p).Resources.Requests["cpu"] = resource.MustParse("2") }, `spec.containers[0].resources.requests: Invalid value: "2": must be less than or equal to cpu limit of 1`},
 		{"negative quantity", func(p *corev1.Pod) { c0(p).Resources.Limits["memory"] = resource.MustParse("-1Mi") }, `spec.containers[0].resources.limits[memory]: Invalid value: "-1Mi": must be greater than or equal to 0`},
 		{"unknown resource", func(p *corev1.Pod) { c0(p).Resources.Limits["gpu"] = resource.MustParse("1") }, `spec.containers[0].resources.limits[gpu]: Invalid value: "gpu": must be a standard resource for containers`},
+		{"pod-level: unsupported resource", func(p *corev1.Pod) {
+			p.Spec.Resources = &corev1.ResourceRequirements{Limits: corev1.ResourceList{"ephemeral-storage": resource.MustParse("1Gi")}}
+		}, `spec.resources.limits[ephemeral-storage]: Unsupported value: "ephemeral-storage": supported values: "cpu", "hugepages-", "memory"`},
+		{"pod-level: requests below the containers'", func(p *corev1.Pod) {
+			p.Spec.Resources = &corev1.ResourceRequirements{Requests: corev1.ResourceList{"cpu": resource.MustParse("100m")}}
+		}, `spec.resources.requests[cpu]: Invalid value: "100m": must be greater than or equal to aggregate container requests of 250m`},
+		{"pod-level: a container limit above the pod's", func(p *corev1.Pod) {
+			p.Spec.Resources = &corev1.ResourceRequirements{Limits: corev1.ResourceList{"cpu": resource.MustParse("500m")}, Requests: corev1.ResourceList{"cpu": resource.MustParse("2")}}
+		}, `spec.resources.containers[0][cpu].limits: Invalid value: "1": must be less than or equal to pod limits of 500m`},
+		{"pod-level: requests above limits", func(p *corev1.Pod) {
+			p.Spec.Resources = &corev1.ResourceRequirements{Limits: corev1.ResourceList{"memory": resource.MustParse("64Mi")}, Requests: corev1.ResourceList{"memory": resource.MustParse("128Mi")}}
+		}, `spec.resources.requests: Invalid value: "128Mi": must be less than or equal to memory limit of 64Mi`},
 		{"fractional extended resource", func(p *corev1.Pod) { c0(p).Resources.Limits["example.com/gpu"] = resource.MustParse("500m") }, "spec.containers[0].resources.limits[example.com/gpu]: Invalid value: \"500m\": must be an integer"},
 		{"ephemeral containers", func(p *corev1.Pod) {
 			p.Spec.EphemeralContainers = []corev1.EphemeralContainer{{EphemeralContainerCommon: corev1.EphemeralContainerCommon{Name: "debug", Image: "busybox"}}}
@@ -258,6 +270,45 @@ func TestValidateEveryProblem(t *testing.T) {
 func TestValidateNil(t *testing.T) {
 	if errs := Validate(nil); len(errs) == 0 {
 		t.Fatal("Validate(nil): got no errors")
+	}
+}
+
+// What a pod's containers request together: app containers and sidecars at once, an init
+// container beside the sidecars started before it, the larger figure counting.
+func TestAggregateRequests(t *testing.T) {
+	always := corev1.ContainerRestartPolicyAlways
+	req := func(cpu string) corev1.ResourceRequirements {
+		return corev1.ResourceRequirements{Requests: corev1.ResourceList{"cpu": resource.MustParse(cpu)}}
+	}
+	spec := &corev1.PodSpec{
+		InitContainers: []corev1.Container{
+			{Name: "side", RestartPolicy: &always, Resources: req("200m")},
+			{Name: "init", Resources: req("1500m")},
+		},
+		Containers: []corev1.Container{{Name: "a", Resources: req("300m")}, {Name: "b", Resources: req("400m")}},
+	}
+	if got := AggregateRequests(spec)[corev1.ResourceCPU]; got.MilliValue() != 1700 {
+		t.Errorf("init beside the sidecar: %s, want 1700m", got.String())
+	}
+	spec.InitContainers[1].Resources = req("100m")
+	if got := AggregateRequests(spec)[corev1.ResourceCPU]; got.MilliValue() != 900 {
+		t.Errorf("apps and sidecar: %s, want 900m", got.String())
+	}
+}
+
+// A pod-level limit without a request gives the request, unless the containers request the
+// resource themselves.
+func TestDefaultPodResources(t *testing.T) {
+	spec := &corev1.PodSpec{
+		Resources:  &corev1.ResourceRequirements{Limits: corev1.ResourceList{"cpu": resource.MustParse("1250m"), "memory": resource.MustParse("64Mi")}},
+		Containers: []corev1.Container{{Name: "a", Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{"memory": resource.MustParse("8Mi")}}}},
+	}
+	defaultPodResources(spec)
+	if got := spec.Resources.Requests[corev1.ResourceCPU]; got.MilliValue() != 1250 {
+		t.Errorf("cpu request %s, want the limit", got.String())
+	}
+	if _, set := spec.Resources.Requests[corev1.ResourceMemory]; set {
+		t.Error("memory request defaulted although a container requests memory")
 	}
 }
 

@@ -192,6 +192,10 @@ func (w *worker) runSandbox(ctx context.Context, job sandboxJob, r *sandboxResul
 		return cniErr
 	}
 	defer waitCNI()
+	// The pod's cgroup gets its pod-level limits before anything runs in it.
+	if err := sandbox.SetPodCgroup(job.n.cgroupParent(), podCgroupLimits(job.pod)); err != nil {
+		return err
+	}
 	pid, watch, err := w.startPause(ctx, job, r.rec, r.lease)
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/minipod/minipod/pkg/runtime"
+	"github.com/minipod/minipod/pkg/sandbox"
 )
 
 // The kubelet's conversions from Kubernetes resources to cgroup values
@@ -39,4 +40,22 @@ func Resources(r corev1.ResourceRequirements) runtime.Resources {
 		out.MemoryLimit = lim.Value()
 	}
 	return out
+}
+
+// podCgroupLimits are the pod-level resources (spec.resources) as the pod cgroup's limits, by
+// the same conversions. Only what the pod asks for is set: a pod that requests no CPU keeps
+// the default weight beside the other pods.
+func podCgroupLimits(p *corev1.Pod) sandbox.PodCgroupLimits {
+	r := p.Spec.Resources
+	if r == nil {
+		return sandbox.PodCgroupLimits{}
+	}
+	res := Resources(*r)
+	l := sandbox.PodCgroupLimits{CPUQuota: res.CPUQuota, CPUPeriod: res.CPUPeriod, MemoryLimit: res.MemoryLimit}
+	_, req := r.Requests[corev1.ResourceCPU]
+	_, lim := r.Limits[corev1.ResourceCPU]
+	if req || lim {
+		l.CPUShares = res.CPUShares
+	}
+	return l
 }

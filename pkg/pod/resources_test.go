@@ -7,6 +7,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/minipod/minipod/pkg/runtime"
+	"github.com/minipod/minipod/pkg/sandbox"
 )
 
 func TestResources(t *testing.T) {
@@ -29,5 +30,24 @@ func TestResources(t *testing.T) {
 		if got := Resources(tc.r); got != tc.want {
 			t.Errorf("%s: got %+v, want %+v", tc.name, got, tc.want)
 		}
+	}
+}
+
+// The pod cgroup gets only what spec.resources asks for, by the container conversions.
+func TestPodCgroupLimits(t *testing.T) {
+	p := &corev1.Pod{}
+	if l := podCgroupLimits(p); l != (sandbox.PodCgroupLimits{}) {
+		t.Errorf("no pod-level resources: %+v", l)
+	}
+	p.Spec.Resources = &corev1.ResourceRequirements{Limits: corev1.ResourceList{"memory": resource.MustParse("64Mi")}}
+	if l := podCgroupLimits(p); l != (sandbox.PodCgroupLimits{MemoryLimit: 64 << 20}) {
+		t.Errorf("memory only: %+v (no CPU weight may be set)", l)
+	}
+	p.Spec.Resources = &corev1.ResourceRequirements{
+		Requests: corev1.ResourceList{"cpu": resource.MustParse("250m")},
+		Limits:   corev1.ResourceList{"cpu": resource.MustParse("1250m")},
+	}
+	if l := podCgroupLimits(p); l != (sandbox.PodCgroupLimits{CPUShares: 256, CPUQuota: 125000, CPUPeriod: 100000}) {
+		t.Errorf("cpu: %+v", l)
 	}
 }

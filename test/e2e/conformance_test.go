@@ -29,24 +29,10 @@ var pendingScenarios = map[string]string{
 	"security_context/When creating a pod with HostUsers should mount all volumes with proper permissions with hostUsers=false": "finding: hostUsers: false is ignored (the output matches only because there is no user namespace at all)",
 	"security_context/When creating a pod with HostUsers should set FSGroup to user inside the container with hostUsers=false":  "finding: hostUsers: false is ignored (the output matches only because there is no user namespace at all)",
 
-	"container_probe/should mark readiness on pods to false while pod is in progress of terminating when a pod has a readiness probe":         "finding: readiness probes stop when a pod starts terminating, so it stays Ready until it is gone",
-	"container_probe/should mark readiness on pods to false and disable liveness probes while pod is in progress of terminating":              "finding: readiness probes stop when a pod starts terminating, so it stays Ready until it is gone",
-	"container_probe/should *not* be restarted with a non-local redirect http liveness probe":                                                 "finding: no ProbeWarning event for a probe that succeeded with a warning",
-	"container_probe_sidecar/should mark readiness on pods to false while pod is in progress of terminating when a pod has a readiness probe": "finding: readiness probes stop when a pod starts terminating, so it stays Ready until it is gone",
-	"container_probe_sidecar/should mark readiness on pods to false and disable liveness probes while pod is in progress of terminating":      "finding: readiness probes stop when a pod starts terminating, so it stays Ready until it is gone",
-	"container_probe_sidecar/should *not* be restarted with a non-local redirect http liveness probe":                                         "finding: no ProbeWarning event for a probe that succeeded with a warning",
-	"container_probe/should be ready immediately after startupProbe succeeds":                                                                 "finding: the first readiness probe after the startup probe succeeds waits for its period (up to 30 s here); the kubelet runs it at once",
-
-	"lifecycle_hook_restartable_init/should execute prestop http hook properly":  "finding: sidecars are stopped all at once, so the sidecar that forwards the hook's request may be gone before the hooked sidecar's preStop runs (the kubelet stops sidecars one by one, in reverse order)",
-	"lifecycle_hook_restartable_init/should execute prestop https hook properly": "finding: sidecars are stopped all at once, so the sidecar that forwards the hook's request may be gone before the hooked sidecar's preStop runs (the kubelet stops sidecars one by one, in reverse order)",
-
 	"container_restart_policy/Container Restart Rules should restart container on rule match":                                        "finding: containers[].restartPolicy and restartPolicyRules are refused (ContainerRestartRules, beta and on since 1.35)",
 	"container_restart_policy/Container Restart Rules should not restart container on rule mismatch, container restart policy Never": "finding: containers[].restartPolicy and restartPolicyRules are refused (ContainerRestartRules, beta and on since 1.35)",
 	"container_restart_policy/Container Restart Rules should restart container on container-level restart policy Never":              "finding: containers[].restartPolicy and restartPolicyRules are refused (ContainerRestartRules, beta and on since 1.35)",
 	"container_restart_policy/Container Restart Rules should restart container on container-level restart policy Always":             "finding: containers[].restartPolicy and restartPolicyRules are refused (ContainerRestartRules, beta and on since 1.35)",
-
-	"downwardapi/Downward API tests for pod level resources should provide default limits.cpu/memory from pod level resources":                     "finding: spec.resources (pod-level resources, beta and on since 1.34) is accepted but ignored",
-	"downwardapi/Downward API tests for pod level resources should provide default limits.cpu/memory from pod level resources or node allocatable": "finding: spec.resources (pod-level resources, beta and on since 1.34) is accepted but ignored",
 }
 
 // allScenarios are all ported scenarios; it fails the test when pendingScenarios names one that
