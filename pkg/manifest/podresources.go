@@ -113,25 +113,30 @@ func AggregateRequests(spec *corev1.PodSpec) corev1.ResourceList {
 	return sum
 }
 
-// defaultPodResources gives each pod-level limit without a request that request, as a
-// container's requests default to its limits, unless the containers request the resource
-// themselves (then the pod asks for no more than they do).
+// defaultPodResources fills in pod-level requests as the API server does when the pod has
+// pod-level limits: a resource the containers request gets their aggregate request (cpu and
+// memory, which may be overcommitted), and any other limited resource its limit.
 func defaultPodResources(spec *corev1.PodSpec) {
 	r := spec.Resources
 	if r == nil || len(r.Limits) == 0 {
 		return
 	}
+	reqs := r.Requests
+	if reqs == nil {
+		reqs = corev1.ResourceList{}
+	}
 	aggr := AggregateRequests(spec)
+	for _, rn := range sortedKeys(aggr) {
+		if _, set := reqs[rn]; !set && (rn == corev1.ResourceCPU || rn == corev1.ResourceMemory) {
+			reqs[rn] = aggr[rn].DeepCopy()
+		}
+	}
 	for _, rn := range sortedKeys(r.Limits) {
-		if _, set := r.Requests[rn]; set || !IsPodLevelResource(rn) {
-			continue
+		if _, set := reqs[rn]; !set && IsPodLevelResource(rn) {
+			reqs[rn] = r.Limits[rn].DeepCopy()
 		}
-		if _, asked := aggr[rn]; asked {
-			continue
-		}
-		if r.Requests == nil {
-			r.Requests = corev1.ResourceList{}
-		}
-		r.Requests[rn] = r.Limits[rn].DeepCopy()
+	}
+	if len(reqs) > 0 {
+		r.Requests = reqs
 	}
 }

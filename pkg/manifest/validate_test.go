@@ -296,8 +296,8 @@ func TestAggregateRequests(t *testing.T) {
 	}
 }
 
-// A pod-level limit without a request gives the request, unless the containers request the
-// resource themselves.
+// A pod-level limit without a request gives the request, or the containers' aggregate request
+// when they request the resource (the API server's defaulting).
 func TestDefaultPodResources(t *testing.T) {
 	spec := &corev1.PodSpec{
 		Resources:  &corev1.ResourceRequirements{Limits: corev1.ResourceList{"cpu": resource.MustParse("1250m"), "memory": resource.MustParse("64Mi")}},
@@ -307,8 +307,8 @@ func TestDefaultPodResources(t *testing.T) {
 	if got := spec.Resources.Requests[corev1.ResourceCPU]; got.MilliValue() != 1250 {
 		t.Errorf("cpu request %s, want the limit", got.String())
 	}
-	if _, set := spec.Resources.Requests[corev1.ResourceMemory]; set {
-		t.Error("memory request defaulted although a container requests memory")
+	if got := spec.Resources.Requests[corev1.ResourceMemory]; got.Value() != 8<<20 {
+		t.Errorf("memory request %s, want the containers' 8Mi", got.String())
 	}
 }
 

@@ -112,6 +112,8 @@ func (w *worker) sandboxDone(s *podState, r sandboxResult) {
 
 const sandboxRetry = 5 * time.Second
 
+var errNoUserNamespaces = errors.New("can't set `spec.hostUsers: false`, runtime does not support user namespaces")
+
 // makeSandbox makes the network namespace, attaches it with CNI, writes the pod's files and
 // starts the pause container. A failed step undoes the earlier ones.
 func (w *worker) makeSandbox(ctx context.Context, job sandboxJob) (r sandboxResult) {
@@ -121,6 +123,14 @@ func (w *worker) makeSandbox(ctx context.Context, job sandboxJob) (r sandboxResu
 		if err := cfg.Runtime.Remove(ctx, id); err != nil {
 			w.log.Warn("remove container", "id", id, "err", err)
 		}
+	}
+	// minipod makes no user namespaces yet: they need ID-mapped mounts, so that the root
+	// filesystem and volumes belong to the namespace's IDs, which runc 1.1 lacks. The kubelet
+	// refuses such a pod's sandbox on a runtime without user namespaces, with these words; so
+	// does minipod, rather than run the pod in the host's user namespace unasked.
+	if hu := job.pod.Spec.HostUsers; hu != nil && !*hu {
+		r.err = errNoUserNamespaces
+		return r
 	}
 	// Anything left of an earlier sandbox goes first. Its record is written before any part of
 	// a sandbox exists and removed after all of them are gone, so without a record there is

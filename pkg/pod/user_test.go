@@ -2,6 +2,7 @@ package pod
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -30,5 +31,25 @@ func TestContainerStatusUser(t *testing.T) {
 	want := runtime.ProcessUser{UID: 1000, GID: 3000, Groups: []int64{3000, 4000}}
 	if back, ok := runtime.ParseProcessUser(want.String()); !ok || fmt.Sprint(back) != fmt.Sprint(want) {
 		t.Errorf("label round trip: %+v %v", back, ok)
+	}
+}
+
+// hostUsers: false is refused at the sandbox, as the kubelet refuses it on a runtime without
+// user namespaces, and nothing runs in the host's user namespace in its place.
+func TestHostUsersFalseRefused(t *testing.T) {
+	rt := newFakeRuntime()
+	m := testManager(t, rt)
+	no := false
+	p := hostPod("userns", "uid-userns", busybox("a"))
+	p.Spec.HostUsers = &no
+	m.Update([]*corev1.Pod{p})
+	got := waitFor(t, m, "sandbox refused", func(p *corev1.Pod) bool {
+		return strings.Contains(p.Status.Message, "FailedCreatePodSandBox: can't set `spec.hostUsers: false`, runtime does not support user namespaces")
+	})
+	if got.Status.Phase != corev1.PodPending {
+		t.Errorf("phase %s, want Pending", got.Status.Phase)
+	}
+	if n, _ := rt.count(); n != 0 {
+		t.Errorf("%d containers made", n)
 	}
 }

@@ -25,14 +25,9 @@ func TestConformance(t *testing.T) {
 // a deviation of issue 23, or a finding (docs/conformance.md says more). Once the daemon is
 // fixed, the entry goes and the scenario joins TestConformance.
 var pendingScenarios = map[string]string{
-	"security_context/When creating a pod with HostUsers must create the user namespace if set to false":                        "finding: hostUsers: false is accepted and ignored; the pod runs in the host's user namespace",
-	"security_context/When creating a pod with HostUsers should mount all volumes with proper permissions with hostUsers=false": "finding: hostUsers: false is ignored (the output matches only because there is no user namespace at all)",
-	"security_context/When creating a pod with HostUsers should set FSGroup to user inside the container with hostUsers=false":  "finding: hostUsers: false is ignored (the output matches only because there is no user namespace at all)",
-
-	"container_restart_policy/Container Restart Rules should restart container on rule match":                                        "finding: containers[].restartPolicy and restartPolicyRules are refused (ContainerRestartRules, beta and on since 1.35)",
-	"container_restart_policy/Container Restart Rules should not restart container on rule mismatch, container restart policy Never": "finding: containers[].restartPolicy and restartPolicyRules are refused (ContainerRestartRules, beta and on since 1.35)",
-	"container_restart_policy/Container Restart Rules should restart container on container-level restart policy Never":              "finding: containers[].restartPolicy and restartPolicyRules are refused (ContainerRestartRules, beta and on since 1.35)",
-	"container_restart_policy/Container Restart Rules should restart container on container-level restart policy Always":             "finding: containers[].restartPolicy and restartPolicyRules are refused (ContainerRestartRules, beta and on since 1.35)",
+	"security_context/When creating a pod with HostUsers must create the user namespace if set to false":                        "refused: minipod makes no user namespaces yet, so a pod with hostUsers: false fails at its sandbox as a kubelet's does on a runtime without them (\"can't set `spec.hostUsers: false`, runtime does not support user namespaces\"); they need ID-mapped mounts of the root filesystem and volumes, which runc 1.1 lacks",
+	"security_context/When creating a pod with HostUsers should mount all volumes with proper permissions with hostUsers=false": "refused: minipod makes no user namespaces yet, so a pod with hostUsers: false fails at its sandbox as a kubelet's does on a runtime without them (\"can't set `spec.hostUsers: false`, runtime does not support user namespaces\"); they need ID-mapped mounts of the root filesystem and volumes, which runc 1.1 lacks",
+	"security_context/When creating a pod with HostUsers should set FSGroup to user inside the container with hostUsers=false":  "refused: minipod makes no user namespaces yet, so a pod with hostUsers: false fails at its sandbox as a kubelet's does on a runtime without them (\"can't set `spec.hostUsers: false`, runtime does not support user namespaces\"); they need ID-mapped mounts of the root filesystem and volumes, which runc 1.1 lacks",
 }
 
 // allScenarios are all ported scenarios; it fails the test when pendingScenarios names one that
