@@ -313,18 +313,17 @@ func (fakeNetwork) CachedIPs(a sandbox.Attachment) []string                  { r
 // testManager runs a Manager on the fake runtime until the test ends.
 func testManager(t *testing.T, rt *fakeRuntime) *Manager {
 	t.Helper()
+	return managerOn(t, rt)
+}
+
+// managerOn runs a Manager on rt until the test ends.
+func managerOn(t *testing.T, rt Runtime) *Manager {
+	t.Helper()
 	dir := t.TempDir()
 	m := NewManager(Config{
-		Runtime:    rt,
-		Network:    fakeNetwork{},
-		StateDir:   dir + "/state",
-		LogDir:     dir + "/logs",
-		NetNSDir:   dir + "/netns",
-		PauseImage: "pause",
-		HostIP:     "192.0.2.1",
-		NodeName:   "node1",
-		Events:     events.NewRecorder(1000),
-		Backoff:    Backoff{Initial: time.Second, Max: 4 * time.Second},
+		Runtime: rt, Network: fakeNetwork{}, StateDir: dir + "/state", LogDir: dir + "/logs", NetNSDir: dir + "/netns",
+		PauseImage: "pause", HostIP: "192.0.2.1", NodeName: "node1", Events: events.NewRecorder(1000),
+		Backoff: Backoff{Initial: time.Second, Max: 4 * time.Second},
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

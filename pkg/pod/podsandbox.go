@@ -14,6 +14,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/minipod/minipod/pkg/config"
 	"github.com/minipod/minipod/pkg/events"
 	"github.com/minipod/minipod/pkg/runtime"
 	"github.com/minipod/minipod/pkg/sandbox"
@@ -275,7 +276,9 @@ func (w *worker) writePodFiles(job sandboxJob, podIP string) (sandbox.Files, err
 	resolv := sandbox.ResolvConf(p.Spec.DNSPolicy, p.Spec.DNSConfig, w.m.cfg.ResolvConf)
 	hosts := sandbox.ManagedHosts(hostname(p), fqdn, podIP, aliases)
 	if p.Spec.HostNetwork {
-		node, err := sandbox.NodeHosts()
+		// The node's file, opened as a file the daemon trusts: a regular file (never a FIFO
+		// waited on) of at most 1 MiB.
+		node, err := config.ReadTrusted("node hosts file", "/etc/hosts", false, true, 1<<20)
 		if err != nil {
 			return sandbox.Files{}, err
 		}

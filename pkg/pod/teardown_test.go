@@ -112,27 +112,6 @@ func (l *signalLog) Signal(ctx context.Context, id string, sig syscall.Signal) e
 	return l.fakeRuntime.Signal(ctx, id, sig)
 }
 
-// managerOn runs a Manager on rt until the test ends.
-func managerOn(t *testing.T, rt Runtime) *Manager {
-	t.Helper()
-	dir := t.TempDir()
-	m := NewManager(Config{
-		Runtime: rt, Network: fakeNetwork{}, StateDir: dir + "/state", LogDir: dir + "/logs", NetNSDir: dir + "/netns",
-		PauseImage: "pause", HostIP: "192.0.2.1", NodeName: "node1", Events: events.NewRecorder(1000),
-		Backoff: Backoff{Initial: time.Second, Max: 4 * time.Second},
-	})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("manager: %v", err)
-		}
-	})
-	return m
-}
-
 // sidecarPod is hostPod with the given sidecars (restartable init containers) before its
 // containers.
 func sidecarPod(name, uid string, sidecars []corev1.Container, ctrs ...corev1.Container) *corev1.Pod {

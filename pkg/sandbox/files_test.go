@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 )
 
@@ -274,27 +273,5 @@ func TestHostsAsKubelet(t *testing.T) {
 	}
 	if got := string(HostNetworkHosts([]byte(node), nil)); got != "# Kubernetes-managed hosts file (host network).\n"+node {
 		t.Errorf("host network without aliases: %q", got)
-	}
-}
-
-// The node's /etc/hosts is read only as a small regular file.
-func TestReadSmallFile(t *testing.T) {
-	dir := t.TempDir()
-	big := filepath.Join(dir, "big")
-	if err := os.WriteFile(big, make([]byte, 11), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := readSmallFile(big, 10); err == nil {
-		t.Error("a file over the limit was read")
-	}
-	if b, err := readSmallFile(big, 11); err != nil || len(b) != 11 {
-		t.Errorf("a file at the limit: %d bytes, %v", len(b), err)
-	}
-	fifo := filepath.Join(dir, "fifo")
-	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := readSmallFile(fifo, 10); err == nil {
-		t.Error("a FIFO was read")
 	}
 }
