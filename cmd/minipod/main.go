@@ -191,6 +191,7 @@ func run(ctx context.Context, o *config.Config, log *slog.Logger) error {
 		InsecureSecretPerms: o.InsecureManifestPerms,
 		// Enforced again where hostPath volumes are mounted: links a pod plants there.
 		AllowedHostPaths: o.Policy.AllowedHostPaths,
+		AllowedDevices:   o.Policy.AllowedDevices,
 	})
 	var airgapper *airgap.Watcher
 	dir, importImages := o.ImageDir()

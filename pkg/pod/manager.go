@@ -94,6 +94,9 @@ type Config struct {
 	// AllowedHostPaths is the node policy's allowedHostPaths (nil: any host path); hostPath
 	// volumes are opened and mounted only below them (volume.Config.AllowedHostPaths).
 	AllowedHostPaths []string
+	// AllowedDevices is the node policy's allowedDevices (nil: unset, any device node a
+	// hostPath may name); checked on what a hostPath volume really mounts.
+	AllowedDevices []string
 	// Credentials for registries; nil means anonymous pulls.
 	Credentials runtime.Credentials
 	// Events and Metrics may be nil.

@@ -320,7 +320,7 @@ func (w *worker) containerConfig(job startJob, img runtime.Image) (runtime.Conta
 	if err != nil {
 		return runtime.ContainerConfig{}, "CreateContainerConfigError", &permanentError{err}
 	}
-	mounts, reason, err := w.containerMounts(job, vars)
+	mounts, devices, reason, err := w.containerMounts(job, vars)
 	if err != nil {
 		return runtime.ContainerConfig{}, reason, err
 	}
@@ -340,6 +340,7 @@ func (w *worker) containerConfig(job startJob, img runtime.Image) (runtime.Conta
 		NetNS:             job.rec.NetNS,
 		JoinPID:           job.pausePID,
 		Mounts:            mounts,
+		Devices:           devices,
 		CgroupParent:      job.n.cgroupParent(),
 		Resources:         Resources(spec.Resources),
 		Security:          sec,
@@ -394,8 +395,10 @@ func containerLabels(job startJob, img runtime.Image) map[string]string {
 	return l
 }
 
-// containerMounts are the pod's files, the container's volumes and its termination message file.
-func (w *worker) containerMounts(job startJob, vars map[string]string) ([]specs.Mount, string, error) {
+// containerMounts are the pod's files, the container's volumes and its termination message
+// file, with the device cgroup rules of the device nodes its hostPath volumes are.
+func (w *worker) containerMounts(job startJob, vars map[string]string) ([]specs.Mount, []specs.LinuxDeviceCgroup, string, error) {
+	var devices []specs.LinuxDeviceCgroup
 	var mounts []specs.Mount
 	if !job.pod.Spec.HostNetwork {
 		mounts = podMounts(job.files)
@@ -405,29 +408,32 @@ func (w *worker) containerMounts(job startJob, vars map[string]string) ([]specs.
 		mounts = []specs.Mount{bindPodFile(job.files.Hosts, "/etc/hosts")}
 	}
 	if job.vols != nil {
-		vm, err := job.vols.Mounts(job.spec, vars)
+		vm, devs, err := job.vols.MountsAndDevices(job.spec, vars)
 		if err != nil {
 			reason := "CreateContainerConfigError"
 			var verr *volume.Error
 			if errors.As(err, &verr) {
 				reason = verr.Reason
 			}
-			return nil, reason, err
+			return nil, nil, reason, err
 		}
 		mounts = append(mounts, vm...)
+		for _, d := range devs {
+			devices = append(devices, specs.LinuxDeviceCgroup{Allow: true, Type: d.Type, Major: &d.Major, Minor: &d.Minor, Access: d.Access})
+		}
 	}
 	if job.spec.TerminationMessagePath != "" {
 		// The container writes its termination message into a host file, read after it exits.
 		termLog := job.n.termLogPath(job.spec.Name, job.attempt)
 		if err := os.MkdirAll(filepath.Dir(termLog), 0o755); err != nil {
-			return nil, "CreateContainerError", err
+			return nil, nil, "CreateContainerError", err
 		}
 		if err := createTermLog(termLog); err != nil {
-			return nil, "CreateContainerError", err
+			return nil, nil, "CreateContainerError", err
 		}
 		mounts = append(mounts, specs.Mount{Source: termLog, Destination: job.spec.TerminationMessagePath, Type: "bind", Options: []string{"rbind", "rprivate", "rw"}})
 	}
-	return mounts, "", nil
+	return mounts, devices, "", nil
 }
 
 // createTermLog makes an empty termination message file that any user in the container can

@@ -6,6 +6,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/minipod/minipod/pkg/events"
+	"github.com/minipod/minipod/pkg/policy"
 	"github.com/minipod/minipod/pkg/volume"
 )
 
@@ -29,7 +30,8 @@ func (w *worker) startVolumes(s *podState, refresh bool) {
 			w.post(s, func() { w.volumesRefreshed(s, changed, err) })
 			return
 		}
-		vols, err := volume.Prepare(volume.Config{PodDir: s.n.dir(), ConfigMapDir: cfg.ConfigMapDir, SecretDir: cfg.SecretDir, InsecureSecretPerms: cfg.InsecureSecretPerms, AllowedHostPaths: cfg.AllowedHostPaths}, pod, podIP)
+		vols, err := volume.Prepare(volume.Config{PodDir: s.n.dir(), ConfigMapDir: cfg.ConfigMapDir, SecretDir: cfg.SecretDir, InsecureSecretPerms: cfg.InsecureSecretPerms, AllowedHostPaths: cfg.AllowedHostPaths,
+			DeviceAllowed: deviceAllowed(cfg.AllowedDevices), DeviceRefusal: func(path string) string { return policy.DeviceRefusal(path, cfg.AllowedDevices) }}, pod, podIP)
 		w.post(s, func() { w.volumesMade(s, vols, err) })
 	})
 }
@@ -66,4 +68,12 @@ func hasSourcedVolumes(p *corev1.Pod) bool {
 		}
 	}
 	return false
+}
+
+// deviceAllowed is the policy's allowedDevices as the volume package asks it; nil when unset.
+func deviceAllowed(allowed []string) func(string) bool {
+	if allowed == nil {
+		return nil
+	}
+	return func(path string) bool { return policy.DeviceAllowed(allowed, path) }
 }

@@ -60,11 +60,17 @@ type Policy struct {
 	// prefixes ending in '*' (kernel.msg*, net.core.*). Only namespaced sysctls can be listed.
 	// The safe set (SafeSysctls) is always allowed; nil or empty allows nothing more.
 	AllowedUnsafeSysctls []string `json:"allowedUnsafeSysctls,omitempty" yaml:"allowedUnsafeSysctls"`
+	// AllowedDevices, when set, is the list of device nodes a hostPath volume may be: glob
+	// patterns of absolute paths (/dev/ttyUSB*, /dev/gpiochip0), matched against the device's
+	// path as really mounted (symbolic links followed). An empty list allows no device; unset,
+	// allowedHostPaths alone decides. The container that mounts the device gets access to it,
+	// and to it alone, without being privileged.
+	AllowedDevices []string `json:"allowedDevices,omitempty" yaml:"allowedDevices"`
 }
 
 // keys are the policy's keys as written in the configuration file.
 var keys = []string{"allowPrivileged", "allowHostNetwork", "allowHostPID", "allowHostIPC", "allowedHostPaths", "allowedCapabilities",
-	"allowPrivilegeEscalation", "allowedHostPorts", "allowedUnsafeSysctls"}
+	"allowPrivilegeEscalation", "allowedHostPorts", "allowedUnsafeSysctls", "allowedDevices"}
 
 // Keys lists the policy's keys as written in the configuration file.
 func Keys() []string { return append([]string(nil), keys...) }
@@ -93,6 +99,11 @@ func (p *Policy) Validate() error {
 			errs = append(errs, fmt.Errorf("allowedUnsafeSysctls: %w", err))
 		}
 	}
+	for _, d := range p.AllowedDevices {
+		if _, err := filepath.Match(d, "/"); err != nil || !filepath.IsAbs(d) || filepath.Clean(d) != d {
+			errs = append(errs, fmt.Errorf("allowedDevices: %q must be an absolute, clean path or glob pattern (like /dev/ttyUSB*)", d))
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -102,7 +113,28 @@ func (p *Policy) Validate() error {
 func (p *Policy) Unset() bool {
 	return p.AllowPrivileged == nil && p.AllowHostNetwork == nil && p.AllowHostPID == nil &&
 		p.AllowHostIPC == nil && p.AllowedHostPaths == nil && p.AllowedCapabilities == nil &&
-		p.AllowPrivilegeEscalation == nil && p.AllowedHostPorts == nil && p.AllowedUnsafeSysctls == nil
+		p.AllowPrivilegeEscalation == nil && p.AllowedHostPorts == nil && p.AllowedUnsafeSysctls == nil &&
+		p.AllowedDevices == nil
+}
+
+// DeviceAllowed reports whether a hostPath volume may be the device node at path (as really
+// mounted): any device allowedHostPaths admits when allowedDevices is unset, else one that a
+// pattern of allowedDevices matches.
+func (p *Policy) DeviceAllowed(path string) bool {
+	return DeviceAllowed(p.AllowedDevices, path)
+}
+
+// DeviceAllowed is Policy.DeviceAllowed for an allowedDevices list (nil: unset).
+func DeviceAllowed(allowed []string, path string) bool {
+	if allowed == nil {
+		return true
+	}
+	for _, pat := range allowed {
+		if ok, _ := filepath.Match(pat, path); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // MarshalJSON writes the policy for --print-config, the log and the flag. It keeps an empty
@@ -126,9 +158,10 @@ func (p Policy) MarshalJSON() ([]byte, error) {
 		AllowPrivilegeEscalation *bool     `json:"allowPrivilegeEscalation,omitempty"`
 		AllowedHostPorts         *[]string `json:"allowedHostPorts,omitempty"`
 		AllowedUnsafeSysctls     *[]string `json:"allowedUnsafeSysctls,omitempty"`
+		AllowedDevices           *[]string `json:"allowedDevices,omitempty"`
 	}{p.AllowPrivileged, p.AllowHostNetwork, p.AllowHostPID, p.AllowHostIPC,
 		orNil(p.AllowedHostPaths), orNil(p.AllowedCapabilities), p.AllowPrivilegeEscalation,
-		orNil(p.AllowedHostPorts), orNil(p.AllowedUnsafeSysctls)})
+		orNil(p.AllowedHostPorts), orNil(p.AllowedUnsafeSysctls), orNil(p.AllowedDevices)})
 }
 
 // Check returns every way pod breaks the policy, with field paths; none means it is admitted.
@@ -213,6 +246,19 @@ func (p *Policy) check(pod *corev1.Pod, safeSysctls []string) field.ErrorList {
 			if !pathAllowed(p.AllowedHostPaths, v.HostPath.Path) {
 				errs = append(errs, field.Forbidden(spec.Child("volumes").Index(i).Child("hostPath", "path"),
 					fmt.Sprintf("host path %s is not under a directory this node's policy allows (%s)", v.HostPath.Path, list(p.AllowedHostPaths))))
+			}
+		}
+	}
+	// A hostPath typed as a device is checked by its name here; any hostPath that turns out
+	// to be a device is checked again, on what is mounted, when its container is made.
+	if p.AllowedDevices != nil {
+		for i, v := range pod.Spec.Volumes {
+			if v.HostPath == nil || v.HostPath.Type == nil ||
+				(*v.HostPath.Type != corev1.HostPathCharDev && *v.HostPath.Type != corev1.HostPathBlockDev) {
+				continue
+			}
+			if !p.DeviceAllowed(filepath.Clean(v.HostPath.Path)) {
+				errs = append(errs, field.Forbidden(spec.Child("volumes").Index(i).Child("hostPath", "path"), DeviceRefusal(v.HostPath.Path, p.AllowedDevices)))
 			}
 		}
 	}
@@ -346,4 +392,9 @@ func (p *Policy) Set(s string) error {
 	}
 	*p = v
 	return nil
+}
+
+// DeviceRefusal is the message for a device node the policy does not allow.
+func DeviceRefusal(path string, allowed []string) string {
+	return fmt.Sprintf("device %s is not allowed by this node's policy (allowedDevices: %s)", path, list(allowed))
 }

@@ -497,3 +497,38 @@ func TestReasonOf(t *testing.T) {
 		t.Errorf("another error: %s", got)
 	}
 }
+
+// allowedDevices: globs over the device's path; unset allows every device allowedHostPaths
+// admits; a hostPath typed as a device is refused by name with its field path (issue 22).
+func TestAllowedDevices(t *testing.T) {
+	pol := Policy{AllowedDevices: []string{"/dev/ttyUSB*", "/dev/gpiochip0"}}
+	for path, want := range map[string]bool{"/dev/ttyUSB0": true, "/dev/ttyUSB12": true, "/dev/gpiochip0": true, "/dev/gpiochip1": false, "/dev/sda": false} {
+		if got := pol.DeviceAllowed(path); got != want {
+			t.Errorf("%s: allowed %v, want %v", path, got, want)
+		}
+	}
+	if !(&Policy{}).DeviceAllowed("/dev/sda") {
+		t.Error("unset allowedDevices refused a device")
+	}
+	if (&Policy{AllowedDevices: []string{}}).DeviceAllowed("/dev/ttyUSB0") {
+		t.Error("allowedDevices: [] allowed a device")
+	}
+	chr := corev1.HostPathCharDev
+	pod := &corev1.Pod{Spec: corev1.PodSpec{
+		Containers: []corev1.Container{{Name: "c", Image: "busybox"}},
+		Volumes: []corev1.Volume{
+			{Name: "ok", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/dev/ttyUSB0", Type: &chr}}},
+			{Name: "no", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/dev/sda", Type: &chr}}},
+		},
+	}}
+	errs := pol.Check(pod)
+	if len(errs) != 1 || errs[0].Error() != "spec.volumes[1].hostPath.path: Forbidden: device /dev/sda is not allowed by this node's policy (allowedDevices: /dev/ttyUSB*, /dev/gpiochip0)" {
+		t.Errorf("errors %v", errs)
+	}
+	if err := (&Policy{AllowedDevices: []string{"dev/tty*"}}).Validate(); err == nil {
+		t.Error("a relative pattern was accepted")
+	}
+	if err := (&Policy{AllowedDevices: []string{"/dev/[tty"}}).Validate(); err == nil {
+		t.Error("a bad pattern was accepted")
+	}
+}

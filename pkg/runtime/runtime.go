@@ -228,6 +228,9 @@ type ContainerConfig struct {
 	// (the pod's pause process) instead of getting new ones.
 	JoinPID uint32
 	Mounts  []specs.Mount
+	// Devices are device nodes the container may use besides the default ones (a hostPath
+	// volume that is one): an allow rule each in its device cgroup.
+	Devices []specs.LinuxDeviceCgroup
 	TTY     bool
 	LogPath string
 	// CgroupParent is the pod's cgroup; the container's is CgroupParent/ID.
@@ -308,6 +311,16 @@ func (r *Runtime) CreateContainer(ctx context.Context, cfg ContainerConfig) erro
 		withoutRlimits,
 	}
 	opts = append(opts, namespaceOpts(cfg)...)
+	if len(cfg.Devices) > 0 {
+		devices := cfg.Devices
+		opts = append(opts, func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+			if s.Linux.Resources == nil {
+				s.Linux.Resources = &specs.LinuxResources{}
+			}
+			s.Linux.Resources.Devices = append(s.Linux.Resources.Devices, devices...)
+			return nil
+		})
+	}
 	if cfg.Cwd != "" {
 		opts = append(opts, oci.WithProcessCwd(cfg.Cwd))
 	}

@@ -54,6 +54,9 @@ const (
 	// ReasonCreateContainer is a mount the runtime would refuse: HostToContainer or
 	// Bidirectional propagation from a host mount that is not shared.
 	ReasonCreateContainer = "CreateContainerError"
+	// ReasonPolicyViolation is a device node the node policy's allowedDevices does not admit,
+	// found on what a hostPath volume really mounts.
+	ReasonPolicyViolation = "PolicyViolation"
 )
 
 // Error is a volume problem with the reason a kubelet would report for it.

@@ -34,20 +34,37 @@ import (
 // way, with its submounts, after it was opened below its allowed directory (bindHostPath).
 // Cleanup removes these binds.
 func (p *Prepared) Mounts(c *corev1.Container, env map[string]string) ([]specs.Mount, error) {
+	mounts, _, err := p.MountsAndDevices(c, env)
+	return mounts, err
+}
+
+// Device is a device node a hostPath volume mounts into a container: the container is allowed
+// to use it (and only it) through the device cgroup, read-only ("r") when the volumeMount is.
+type Device struct {
+	Type         string // "c" or "b"
+	Major, Minor int64
+	Access       string // "rwm" or "r"
+}
+
+// MountsAndDevices is Mounts, with the devices that the container's hostPath volumes are. Only
+// a hostPath volume's own source counts, never a node reached through subPath or found in any
+// other volume: a container that may make device nodes (CAP_MKNOD) could plant one there.
+func (p *Prepared) MountsAndDevices(c *corev1.Container, env map[string]string) ([]specs.Mount, []Device, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	var devices []Device
 	privileged := c.SecurityContext != nil && c.SecurityContext.Privileged != nil && *c.SecurityContext.Privileged
 	var out []specs.Mount
 	for i, vm := range c.VolumeMounts {
 		v, ok := p.vols[vm.Name]
 		if !ok {
-			return nil, configError(nil, "cannot find volume %q to mount into container %q", vm.Name, c.Name)
+			return nil, nil, configError(nil, "cannot find volume %q to mount into container %q", vm.Name, c.Name)
 		}
 		sub := vm.SubPath
 		if vm.SubPathExpr != "" {
 			var err error
 			if sub, err = expandSubPath(vm.SubPathExpr, env); err != nil {
-				return nil, configError(err, "volumeMount %q of container %q: subPathExpr %q: %v", vm.Name, c.Name, vm.SubPathExpr, err)
+				return nil, nil, configError(err, "volumeMount %q of container %q: subPathExpr %q: %v", vm.Name, c.Name, vm.SubPathExpr, err)
 			}
 		}
 		prop := "rprivate"
@@ -58,11 +75,11 @@ func (p *Prepared) Mounts(c *corev1.Container, env map[string]string) ([]specs.M
 				prop = "rslave"
 			case corev1.MountPropagationBidirectional:
 				if !privileged {
-					return nil, configError(nil, "volumeMount %q of container %q: Bidirectional mount propagation is available only to privileged containers", vm.Name, c.Name)
+					return nil, nil, configError(nil, "volumeMount %q of container %q: Bidirectional mount propagation is available only to privileged containers", vm.Name, c.Name)
 				}
 				prop = "rshared"
 			default:
-				return nil, configError(nil, "volumeMount %q of container %q: invalid mountPropagation %q", vm.Name, c.Name, *vm.MountPropagation)
+				return nil, nil, configError(nil, "volumeMount %q of container %q: invalid mountPropagation %q", vm.Name, c.Name, *vm.MountPropagation)
 			}
 		}
 
@@ -73,13 +90,13 @@ func (p *Prepared) Mounts(c *corev1.Container, env map[string]string) ([]specs.M
 		case sub != "":
 			var err error
 			if src, err = p.bindSubpath(v, sub, c.Name, i); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			host = src
 		case v.kind == kindHostPath && p.allowed() != nil:
 			var err error
 			if src, host, err = p.bindHostPath(v, c.Name, i, prop == "rshared"); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		default:
 			src = v.path
@@ -87,7 +104,7 @@ func (p *Prepared) Mounts(c *corev1.Container, env map[string]string) ([]specs.M
 				// The CRI runtime creates a missing hostPath with no type as a directory.
 				if _, err := os.Stat(src); errors.Is(err, fs.ErrNotExist) {
 					if _, err := mkdirAllCreated(src, 0755); err != nil {
-						return nil, &Error{Reason: ReasonCreateContainer, Message: fmt.Sprintf("volume %q: creating hostPath %s: %v", vm.Name, src, err), Err: err}
+						return nil, nil, &Error{Reason: ReasonCreateContainer, Message: fmt.Sprintf("volume %q: creating hostPath %s: %v", vm.Name, src, err), Err: err}
 					}
 				}
 			}
@@ -97,7 +114,16 @@ func (p *Prepared) Mounts(c *corev1.Container, env map[string]string) ([]specs.M
 
 		if prop != "rprivate" {
 			if err := checkPropagation(host, prop); err != nil {
-				return nil, &Error{Reason: ReasonCreateContainer, Message: fmt.Sprintf("volumeMount %q of container %q: %v", vm.Name, c.Name, err), Err: err}
+				return nil, nil, &Error{Reason: ReasonCreateContainer, Message: fmt.Sprintf("volumeMount %q of container %q: %v", vm.Name, c.Name, err), Err: err}
+			}
+		}
+		if v.kind == kindHostPath && sub == "" {
+			dev, ok, err := p.deviceOf(v, src, vm.ReadOnly)
+			if err != nil {
+				return nil, nil, err
+			}
+			if ok {
+				devices = append(devices, dev)
 			}
 		}
 
@@ -120,7 +146,44 @@ func (p *Prepared) Mounts(c *corev1.Container, env map[string]string) ([]specs.M
 		out = append(out, specs.Mount{Destination: vm.MountPath, Type: "bind", Source: src, Options: opts})
 	}
 	sort.SliceStable(out, func(a, b int) bool { return depth(out[a].Destination) < depth(out[b].Destination) })
-	return out, nil
+	return out, devices, nil
+}
+
+// deviceOf looks at what the hostPath volume v mounts (src, the path or the bind of what was
+// opened below allowedHostPaths): a character or block device gives the rule that lets the
+// container use it, after the policy's allowedDevices has admitted its path with links
+// followed.
+func (p *Prepared) deviceOf(v *prepared, src string, readOnly bool) (Device, bool, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(src, &st); err != nil {
+		return Device{}, false, nil // the mount itself reports it
+	}
+	var d Device
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFCHR:
+		d.Type = "c"
+	case unix.S_IFBLK:
+		d.Type = "b"
+	default:
+		return Device{}, false, nil
+	}
+	d.Major, d.Minor = int64(unix.Major(st.Rdev)), int64(unix.Minor(st.Rdev))
+	d.Access = "rwm"
+	if readOnly {
+		d.Access = "r"
+	}
+	if p.cfg.DeviceAllowed != nil {
+		real, err := filepath.EvalSymlinks(v.path)
+		if err != nil || !p.cfg.DeviceAllowed(real) {
+			msg := real
+			if p.cfg.DeviceRefusal != nil {
+				msg = p.cfg.DeviceRefusal(real)
+			}
+			return Device{}, false, &Error{Reason: ReasonPolicyViolation,
+				Message: fmt.Sprintf("volume %q: %s: Forbidden: %s", v.vol.Name, p.fieldPath(v.vol.Name), msg), Err: err}
+		}
+	}
+	return d, true, nil
 }
 
 func depth(p string) int {
