@@ -19,7 +19,10 @@ import (
 //	           v            └──> lost ──> running, stopping or exited (containerd asked again)
 //	        failed ──> starting (retried after its backoff)
 //
-// A container is new before its first attempt; starting while an attempt is being made off the
+//	exited, failed ──> new (a restart of all the pod's containers sets it back)
+//
+// A container is new before its first attempt, and again once a restart of all the pod's
+// containers (a restartPolicyRules action RestartAllContainers) has set it back; starting while an attempt is being made off the
 // worker's loop (image pull, create, start); running until its exit comes; stopping while the
 // worker kills it (failed probe, sidecars at the end); exited when its attempt ended; failed when
 // the last attempt could not be made (its waiting reason says why); lost while containerd must be
@@ -62,8 +65,8 @@ var transitions = map[ctrPhase][]ctrPhase{
 	ctrStarting: {ctrRunning, ctrFailed, ctrExited},
 	ctrRunning:  {ctrStopping, ctrExited, ctrLost},
 	ctrStopping: {ctrExited, ctrLost},
-	ctrExited:   {ctrStarting},
-	ctrFailed:   {ctrStarting},
+	ctrExited:   {ctrStarting, ctrNew},
+	ctrFailed:   {ctrStarting, ctrNew},
 	ctrLost:     {ctrRunning, ctrStopping, ctrExited},
 }
 
@@ -109,6 +112,9 @@ type ctrState struct {
 	waitMessage  string
 	permanentErr bool   // waiting for a change of spec, not for time
 	pulling      string // while its image is pulled: the progress, shown as ContainerCreating's message
+	// reset: a restart of all the pod's containers removed its last attempt, which its
+	// restartCount already counts; its next attempt does not count again.
+	reset bool
 }
 
 // move changes the container's phase; a move the lifecycle does not allow is refused with an
@@ -142,14 +148,35 @@ func (c *ctrState) restarts(policy corev1.RestartPolicy) bool {
 	if c.init && isSidecar(c.spec) {
 		return true
 	}
-	code := int32(c.exit.Code)
-	if c.exit.Unknown {
-		code = 137
-	}
+	code := c.exitCode()
 	if c.init && code == 0 {
 		return false
 	}
 	return ContainerShouldRestart(c.spec, policy, code)
+}
+
+// exitCode is the code of the container's latest exit as its status reports it: 137 when the
+// code is not known.
+func (c *ctrState) exitCode() int32 {
+	if c.exit.Unknown {
+		return 137
+	}
+	return int32(c.exit.Code)
+}
+
+// restartsAll reports whether the container exited in a way that restarts every container of
+// its pod: a restartPolicyRules rule with the action RestartAllContainers matches its exit.
+func (c *ctrState) restartsAll() bool {
+	return c.phase == ctrExited && RestartsAll(c.spec, c.exitCode())
+}
+
+// restartCount is the container's restartCount: its attempt, or one more while a restart of
+// all the pod's containers has removed the last attempt and the next is not made yet.
+func (c *ctrState) restartCount() int32 {
+	if c.reset {
+		return int32(c.attempt) + 1
+	}
+	return int32(c.attempt)
 }
 
 // startFailed records an attempt that was made but whose process could not be started

@@ -61,16 +61,20 @@ func ShouldRestart(policy corev1.RestartPolicy, exitCode int32) bool {
 }
 
 // ContainerShouldRestart says whether container c, which exited with exitCode, runs again under
-// the pod's policy, as the kubelet decides with ContainerRestartRules (beta and on since 1.35;
-// pkg/api/v1/pod ContainerShouldRestart): c's restartPolicyRules in order, the first that matches
-// the exit code deciding; then c's own restartPolicy; without one, the pod's. A nil c has no
-// policy of its own.
+// the pod's policy, as the kubelet decides with ContainerRestartRules (beta and on since 1.35)
+// and RestartAllContainersOnContainerExits (beta and on since 1.36; pkg/api/v1/pod
+// ContainerShouldRestart): c's restartPolicyRules in order, the first that matches the exit code
+// deciding (Restart and RestartAllContainers both run it again); then c's own restartPolicy;
+// without one, the pod's. A nil c has no policy of its own.
 func ContainerShouldRestart(c *corev1.Container, policy corev1.RestartPolicy, exitCode int32) bool {
 	if c == nil || c.RestartPolicy == nil {
 		return ShouldRestart(policy, exitCode)
 	}
-	if r, ok := matchRestartRule(c.RestartPolicyRules, exitCode); ok && r.Action == corev1.ContainerRestartRuleActionRestart {
-		return true
+	if r, ok := matchRestartRule(c.RestartPolicyRules, exitCode); ok {
+		switch r.Action {
+		case corev1.ContainerRestartRuleActionRestart, corev1.ContainerRestartRuleActionRestartAllContainers:
+			return true
+		}
 	}
 	switch *c.RestartPolicy {
 	case corev1.ContainerRestartPolicyAlways:
@@ -82,6 +86,22 @@ func ContainerShouldRestart(c *corev1.Container, policy corev1.RestartPolicy, ex
 	}
 	return ShouldRestart(policy, exitCode)
 }
+
+// RestartsAll says whether container c, which exited with exitCode, restarts every container of
+// its pod: the first of its restartPolicyRules that matches the code has the action
+// RestartAllContainers (the kubelet's ShouldAllContainersRestart). Rules count only with a
+// restartPolicy of the container's own, which validation requires of them.
+func RestartsAll(c *corev1.Container, exitCode int32) bool {
+	if c == nil || c.RestartPolicy == nil {
+		return false
+	}
+	r, ok := matchRestartRule(c.RestartPolicyRules, exitCode)
+	return ok && r.Action == corev1.ContainerRestartRuleActionRestartAllContainers
+}
+
+// ReasonRestartingAllContainers is the kubelet's reason for the waiting state and the last
+// state of a container removed by a restart of all its pod's containers.
+const ReasonRestartingAllContainers = "RestartingAllContainers"
 
 // matchRestartRule returns the first rule whose exit codes match exitCode: In when it is one of
 // the values, NotIn when it is none of them. A rule without exit codes or with another operator
@@ -132,13 +152,13 @@ func Phase(policy corev1.RestartPolicy, containers []*corev1.Container, statuses
 			if s.State.Terminated.ExitCode == 0 {
 				succeeded++
 			}
-			if ContainerShouldRestart(c, policy, s.State.Terminated.ExitCode) {
+			if restartable(c, policy, s.State.Terminated) {
 				restarting++
 			}
 		case s.State.Waiting != nil && s.LastTerminationState.Terminated != nil:
 			// Waiting for its next attempt (CrashLoopBackOff) counts as stopped.
 			stopped++
-			if ContainerShouldRestart(c, policy, s.LastTerminationState.Terminated.ExitCode) {
+			if restartable(c, policy, s.LastTerminationState.Terminated) {
 				restarting++
 			}
 		default:
@@ -158,4 +178,10 @@ func Phase(policy corev1.RestartPolicy, containers []*corev1.Container, statuses
 		return corev1.PodSucceeded
 	}
 	return corev1.PodFailed
+}
+
+// restartable says whether a container that ended as t runs again: by its policy, or because a
+// restart of all the pod's containers removed it (getPhase with RestartAllContainersOnContainerExits).
+func restartable(c *corev1.Container, policy corev1.RestartPolicy, t *corev1.ContainerStateTerminated) bool {
+	return t.Reason == ReasonRestartingAllContainers || ContainerShouldRestart(c, policy, t.ExitCode)
 }

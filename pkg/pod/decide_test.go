@@ -150,8 +150,10 @@ func TestContainerShouldRestart(t *testing.T) {
 		{"no rule matches: own OnFailure", corev1.RestartPolicyNever, &corev1.Container{RestartPolicy: policy(corev1.ContainerRestartPolicyOnFailure), RestartPolicyRules: []corev1.ContainerRestartRule{in42}}, 3, true},
 		{"a later rule matches", corev1.RestartPolicyNever, &corev1.Container{RestartPolicy: policy(corev1.ContainerRestartPolicyNever),
 			RestartPolicyRules: []corev1.ContainerRestartRule{in42, rule(corev1.ContainerRestartRuleOnExitCodesOpIn, 7)}}, 7, true},
-		{"RestartAllContainers is not acted on", corev1.RestartPolicyNever, &corev1.Container{RestartPolicy: policy(corev1.ContainerRestartPolicyNever),
-			RestartPolicyRules: []corev1.ContainerRestartRule{{Action: corev1.ContainerRestartRuleActionRestartAllContainers, ExitCodes: in42.ExitCodes}}}, 42, false},
+		{"RestartAllContainers runs it again", corev1.RestartPolicyNever, &corev1.Container{RestartPolicy: policy(corev1.ContainerRestartPolicyNever),
+			RestartPolicyRules: []corev1.ContainerRestartRule{{Action: corev1.ContainerRestartRuleActionRestartAllContainers, ExitCodes: in42.ExitCodes}}}, 42, true},
+		{"RestartAllContainers does not match: own Never", corev1.RestartPolicyAlways, &corev1.Container{RestartPolicy: policy(corev1.ContainerRestartPolicyNever),
+			RestartPolicyRules: []corev1.ContainerRestartRule{{Action: corev1.ContainerRestartRuleActionRestartAllContainers, ExitCodes: in42.ExitCodes}}}, 1, false},
 	} {
 		if got := ContainerShouldRestart(tc.c, tc.pod, tc.code); got != tc.want {
 			t.Errorf("%s: ContainerShouldRestart(code %d) = %v, want %v", tc.name, tc.code, got, tc.want)
@@ -171,6 +173,10 @@ func TestPhaseContainerPolicies(t *testing.T) {
 		State:                corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}},
 		LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 1}},
 	}
+	removed := corev1.ContainerStatus{
+		State:                corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: ReasonRestartingAllContainers}},
+		LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 137, Reason: ReasonRestartingAllContainers}},
+	}
 	for _, tc := range []struct {
 		name     string
 		policy   corev1.RestartPolicy
@@ -185,6 +191,7 @@ func TestPhaseContainerPolicies(t *testing.T) {
 		{"one restarts, one done for good", corev1.RestartPolicyNever, []*corev1.Container{own(&always), nil}, []corev1.ContainerStatus{backoff, exited(2)}, false, corev1.PodRunning},
 		{"one of the pod's Always, one done for good", corev1.RestartPolicyAlways, []*corev1.Container{nil, own(&never)}, []corev1.ContainerStatus{exited(0), exited(2)}, false, corev1.PodRunning},
 		{"terminal: by the exit codes", corev1.RestartPolicyNever, []*corev1.Container{own(&always)}, []corev1.ContainerStatus{exited(0)}, true, corev1.PodSucceeded},
+		{"removed by a restart of all containers: restarting", corev1.RestartPolicyNever, []*corev1.Container{own(&never)}, []corev1.ContainerStatus{removed}, false, corev1.PodRunning},
 	} {
 		if got := Phase(tc.policy, tc.cs, tc.st, true, tc.terminal); got != tc.want {
 			t.Errorf("%s: Phase = %s, want %s", tc.name, got, tc.want)

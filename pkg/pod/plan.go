@@ -16,8 +16,12 @@ type plan struct {
 	start          []*ctrState // containers whose next attempt starts now
 	stop           []*ctrState // sidecars to stop: the regular containers are done for good
 	terminal       bool        // every container is finished for good (Succeeded or Failed)
-	deadline       bool        // the pod is past spec.activeDeadlineSeconds: it fails, stop lists its live containers
-	wake           time.Time   // when to plan again if nothing happens first; zero: never
+	// restartAll: a container exited by a rule with the action RestartAllContainers; stop lists
+	// the live containers, killed at once without their preStop hooks.
+	restartAll bool
+	reset      bool      // restartAll, and no container runs any more: the pod starts over (resetAll)
+	deadline   bool      // the pod is past spec.activeDeadlineSeconds: it fails, stop lists its live containers
+	wake       time.Time // when to plan again if nothing happens first; zero: never
 }
 
 func (p *plan) wakeAt(t time.Time) {
@@ -79,11 +83,92 @@ func computePlan(s *podState, now time.Time) plan {
 		}
 		p.wakeAt(s.refreshAt)
 	}
+	if restartingAll(s) {
+		planRestartAll(s, now, &p)
+		return p
+	}
 	if planInits(s, now, &p) {
 		planApps(s, now, &p)
 	}
 	return p
 }
+
+// restartingAll reports whether the pod restarts all its containers: one of them exited by a
+// rule with the action RestartAllContainers, and the pod has not started over yet (the
+// kubelet's AllContainersRestarting condition).
+func restartingAll(s *podState) bool {
+	if s.restartingAll {
+		return true
+	}
+	for _, c := range s.all() {
+		if c.restartsAll() {
+			return true
+		}
+	}
+	return false
+}
+
+// planRestartAll plans a restart of all containers as the kubelet's computePodActions does
+// with RestartAllContainersOnContainerExits: every container still running is killed, none
+// starts; once none runs, the pod starts over in the same sandbox, from its first init
+// container, its volumes as they are.
+func planRestartAll(s *podState, now time.Time, p *plan) {
+	p.restartAll = true
+	down := true
+	for _, c := range s.all() {
+		switch c.phase {
+		case ctrRunning, ctrLost:
+			p.stop = append(p.stop, c)
+			down = false
+		case ctrStopping, ctrStarting:
+			down = false // its stop or start comes back first
+		}
+	}
+	if down {
+		p.reset = true
+		p.wakeAt(now) // plan the starts at once
+	}
+}
+
+// resetAll sets every container of the pod back for a restart of all containers, as the
+// kubelet reports containers it removed for one (convertToAPIContainerStatuses): one whose
+// status showed it running or terminated counts a restart now, and its last state is the
+// removal's (RestartingAllContainers, exit code 137); one that was waiting (never started, in
+// its backoff, or its start failed) keeps its count and last state. None waits for a backoff:
+// the kubelet starts removed containers without one.
+func resetAll(s *podState) {
+	for _, c := range s.all() {
+		switch c.phase {
+		case ctrExited:
+			if c.waitReason != "" {
+				// Shown waiting (CrashLoopBackOff): its own exit stays its last state.
+				c.last = terminatedState(c)
+			} else {
+				c.reset = true
+				c.last = &corev1.ContainerStateTerminated{
+					Reason:   ReasonRestartingAllContainers,
+					Message:  messageRestartingAllContainers,
+					ExitCode: 137,
+				}
+			}
+		case ctrFailed:
+		default:
+			continue // new: nothing ran
+		}
+		c.phase = ctrNew
+		c.restartAt = time.Time{}
+		c.ready, c.startedOK, c.hookBusy = false, false, false
+		c.waitReason, c.waitMessage, c.permanentErr = "", "", false
+		if c.reset {
+			c.waitReason, c.waitMessage = ReasonRestartingAllContainers, messageRestartingAllContainers
+		}
+	}
+	s.restartingAll = false
+}
+
+// messageRestartingAllContainers is the kubelet's message for a container removed by a
+// restart of all its pod's containers.
+const messageRestartingAllContainers = "The container is removed because RestartAllContainers in place"
 
 // planInits plans the init containers and reports whether they are all done (the sidecars
 // among them started), so that the app containers may start.
@@ -157,8 +242,11 @@ func due(c *ctrState, now time.Time, p *plan) bool {
 
 // noteExit records when an exited container may start again, by the crash backoff, and
 // whether it waits in CrashLoopBackOff until then. It reports whether a BackOff is due.
+//
+// An exit that restarts all the pod's containers waits for no backoff and moves it on by none:
+// the kubelet removes the container, and its next start finds no exit to back off from.
 func noteExit(c *ctrState, b Backoff, policy corev1.RestartPolicy, now time.Time) bool {
-	if !c.restarts(policy) {
+	if !c.restarts(policy) || c.restartsAll() {
 		return false
 	}
 	c.restartAt, c.delay = b.NextRestart(c.exit.At, c.exit.At.Sub(c.started), c.delay)

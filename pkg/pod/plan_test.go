@@ -326,11 +326,13 @@ func TestNoteExit(t *testing.T) {
 		// The container's own policy decides; the backoff is the same.
 		{"own Always under Never waits", corev1.RestartPolicyNever, 1, time.Second, 10 * time.Second, true, 10 * time.Second, 20 * time.Second},
 		{"own Always under Never, first crash", corev1.RestartPolicyNever, 0, time.Second, 0, false, 0, 10 * time.Second},
+		// An exit that restarts all containers neither waits nor moves the backoff on.
+		{"RestartAllContainers", corev1.RestartPolicyNever, 42, time.Second, 20 * time.Second, false, -1, 20 * time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := ctr("a", ctrExited)
 			if tc.policy == corev1.RestartPolicyNever {
-				ownPolicy(corev1.ContainerRestartPolicyAlways)(c)
+				ownPolicy(corev1.ContainerRestartPolicyAlways, allOn(42))(c)
 			}
 			c.started = t0.Add(-tc.ran)
 			c.exit = runtime.Exit{Code: tc.code, At: t0}
@@ -369,7 +371,7 @@ func TestCtrTransitions(t *testing.T) {
 		}
 	}
 	// Every phase is reachable from new, and a container can always start again after an end.
-	for _, want := range [][2]ctrPhase{{ctrNew, ctrStarting}, {ctrStarting, ctrRunning}, {ctrStarting, ctrFailed}, {ctrRunning, ctrStopping}, {ctrRunning, ctrLost}, {ctrStopping, ctrExited}, {ctrExited, ctrStarting}, {ctrFailed, ctrStarting}, {ctrLost, ctrRunning}} {
+	for _, want := range [][2]ctrPhase{{ctrNew, ctrStarting}, {ctrStarting, ctrRunning}, {ctrStarting, ctrFailed}, {ctrRunning, ctrStopping}, {ctrRunning, ctrLost}, {ctrStopping, ctrExited}, {ctrExited, ctrStarting}, {ctrFailed, ctrStarting}, {ctrLost, ctrRunning}, {ctrExited, ctrNew}, {ctrFailed, ctrNew}} {
 		if !allowed[want] {
 			t.Errorf("%s -> %s must be allowed", want[0], want[1])
 		}
@@ -417,5 +419,125 @@ func TestPlanActiveDeadline(t *testing.T) {
 	s.terminal = true
 	if p := computePlan(s, t0.Add(time.Hour)); p.deadline {
 		t.Errorf("finished pod failed for its deadline: %+v", p)
+	}
+}
+
+// allOn is a rule that restarts every container of the pod on the exit codes in codes.
+func allOn(codes ...int32) corev1.ContainerRestartRule {
+	return corev1.ContainerRestartRule{Action: corev1.ContainerRestartRuleActionRestartAllContainers,
+		ExitCodes: &corev1.ContainerRestartRuleOnExitCodes{Operator: corev1.ContainerRestartRuleOnExitCodesOpIn, Values: codes}}
+}
+
+// A container that exits by a rule with the action RestartAllContainers has every running
+// container killed and nothing started; once none runs, the pod starts over, as the kubelet's
+// computePodActions does with RestartAllContainersOnContainerExits. An exit the rule does not
+// match, or a pod that ended, restarts nothing.
+func TestPlanRestartAllContainers(t *testing.T) {
+	never, always := corev1.ContainerRestartPolicyNever, corev1.ContainerRestartPolicyAlways
+	for _, tc := range []struct {
+		name        string
+		inits, apps []*ctrState
+		terminal    bool
+		restartAll  bool
+		reset       bool
+		stop, start []string
+	}{
+		{name: "app exits 42: the others are killed",
+			inits:      []*ctrState{ctr("i", ctrExited, initCtr, exitCode(0)), ctr("s", ctrRunning, sidecar, startedOK)},
+			apps:       []*ctrState{ctr("src", ctrExited, ownPolicy(never, allOn(42)), exitCode(42)), ctr("b", ctrRunning), ctr("c", ctrLost)},
+			restartAll: true, stop: []string{"s", "b", "c"}},
+		{name: "sidecar exits 42: the others are killed, it does not restart alone",
+			inits:      []*ctrState{ctr("i", ctrExited, initCtr, exitCode(0)), ctr("s", ctrExited, initCtr, ownPolicy(always, allOn(42)), exitCode(42))},
+			apps:       []*ctrState{ctr("a", ctrRunning)},
+			restartAll: true, stop: []string{"a"}},
+		{name: "init exits 42: the sidecar before it is killed, no app starts",
+			inits:      []*ctrState{ctr("s", ctrRunning, sidecar, startedOK), ctr("i", ctrExited, initCtr, ownPolicy(never, allOn(42)), exitCode(42))},
+			apps:       []*ctrState{ctr("a", ctrNew)},
+			restartAll: true, stop: []string{"s"}},
+		{name: "wait for the kills and the starts in flight",
+			apps:       []*ctrState{ctr("src", ctrExited, ownPolicy(never, allOn(42)), exitCode(42)), ctr("b", ctrStopping), ctr("c", ctrStarting)},
+			restartAll: true},
+		{name: "all down: the pod starts over",
+			apps:       []*ctrState{ctr("src", ctrExited, ownPolicy(never, allOn(42)), exitCode(42)), ctr("b", ctrExited, exitCode(137)), ctr("c", ctrNew)},
+			restartAll: true, reset: true},
+		{name: "another exit code: its own policy",
+			apps:  []*ctrState{ctr("src", ctrExited, ownPolicy(always, allOn(42)), exitCode(1)), ctr("b", ctrRunning)},
+			start: []string{"src"}},
+		{name: "another exit code under Never: nothing",
+			apps: []*ctrState{ctr("src", ctrExited, ownPolicy(never, allOn(42)), exitCode(1)), ctr("b", ctrRunning)}},
+		{name: "the last app exits 42: not the end of the pod",
+			apps:       []*ctrState{ctr("src", ctrExited, ownPolicy(never, allOn(42)), exitCode(42)), ctr("b", ctrExited, exitCode(0))},
+			restartAll: true, reset: true},
+		{name: "a pod that ended restarts nothing", terminal: true,
+			apps: []*ctrState{ctr("src", ctrExited, ownPolicy(never, allOn(42)), exitCode(42))}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := readyPod(corev1.RestartPolicyNever, tc.inits, tc.apps)
+			s.terminal = tc.terminal
+			p := computePlan(s, t0)
+			if p.restartAll != tc.restartAll || p.reset != tc.reset || p.terminal {
+				t.Errorf("restartAll %v reset %v terminal %v, want %v %v false", p.restartAll, p.reset, p.terminal, tc.restartAll, tc.reset)
+			}
+			if got := ctrNames(p.stop); !slices.Equal(got, tc.stop) {
+				t.Errorf("stop = %v, want %v", got, tc.stop)
+			}
+			if got := ctrNames(p.start); !slices.Equal(got, tc.start) {
+				t.Errorf("start = %v, want %v", got, tc.start)
+			}
+			if tc.reset && !p.wake.Equal(t0) {
+				t.Errorf("wake = %v, want now, to start the containers", p.wake)
+			}
+		})
+	}
+}
+
+// The killed containers exit by their signal: while the pod restarts them all, the plan goes on
+// without the exit that began it.
+func TestPlanRestartAllGoesOn(t *testing.T) {
+	never := corev1.ContainerRestartPolicyNever
+	s := readyPod(corev1.RestartPolicyNever, nil, []*ctrState{ctr("a", ctrExited, ownPolicy(never, allOn(42)), exitCode(143)), ctr("b", ctrRunning)})
+	s.restartingAll = true
+	if p := computePlan(s, t0); !p.restartAll || !slices.Equal(ctrNames(p.stop), []string{"b"}) || p.terminal {
+		t.Errorf("restartAll %v stop %v terminal %v, want true [b] false", p.restartAll, ctrNames(p.stop), p.terminal)
+	}
+}
+
+// After the reset the pod runs from its first init container again, without a backoff; the
+// restart counts and last states are the kubelet's for containers it removed.
+func TestResetAll(t *testing.T) {
+	never, always := corev1.ContainerRestartPolicyNever, corev1.ContainerRestartPolicyAlways
+	i := ctr("i", ctrExited, initCtr, exitCode(0))
+	sc := ctr("s", ctrExited, sidecar, exitCode(137))
+	src := ctr("src", ctrExited, ownPolicy(never, allOn(42)), exitCode(42))
+	back := ctr("back", ctrExited, ownPolicy(always), exitCode(1), restartIn(time.Minute))
+	back.waitReason = "CrashLoopBackOff"
+	fresh := ctr("fresh", ctrNew)
+	for _, c := range []*ctrState{i, sc, src, back} {
+		c.attempt = 2
+	}
+	s := readyPod(corev1.RestartPolicyNever, []*ctrState{i, sc}, []*ctrState{src, back, fresh})
+	s.restartingAll = true
+	resetAll(s)
+	if s.restartingAll || restartingAll(s) {
+		t.Error("still restarting all after the reset")
+	}
+	for _, c := range s.all() {
+		if c.phase != ctrNew || !c.restartAt.IsZero() {
+			t.Errorf("%s: phase %s restartAt %v, want new and no backoff", c.spec.Name, c.phase, c.restartAt)
+		}
+	}
+	for _, c := range []*ctrState{i, sc, src} {
+		if c.restartCount() != 3 || c.last == nil || c.last.Reason != ReasonRestartingAllContainers || c.last.ExitCode != 137 || c.waitReason != ReasonRestartingAllContainers {
+			t.Errorf("%s: restartCount %d last %+v waiting %q; want 3, RestartingAllContainers 137", c.spec.Name, c.restartCount(), c.last, c.waitReason)
+		}
+	}
+	if back.restartCount() != 2 || back.last == nil || back.last.ExitCode != 1 || back.waitReason != "" {
+		t.Errorf("in backoff: restartCount %d last %+v waiting %q; want 2, its exit 1", back.restartCount(), back.last, back.waitReason)
+	}
+	if fresh.restartCount() != 0 || fresh.last != nil || fresh.waitReason != "" {
+		t.Errorf("never started: restartCount %d last %+v waiting %q", fresh.restartCount(), fresh.last, fresh.waitReason)
+	}
+	if p := computePlan(s, t0); !slices.Equal(ctrNames(p.start), []string{"i"}) || p.restartAll {
+		t.Errorf("after the reset: start %v restartAll %v, want [i] false", ctrNames(p.start), p.restartAll)
 	}
 }

@@ -313,3 +313,55 @@ func TestPodStatusDeadlineExceeded(t *testing.T) {
 		t.Errorf("Ready: %+v", c)
 	}
 }
+
+// A restart of all containers as the kubelet reports it: the AllContainersRestarting condition
+// (only in a pod with a RestartAllContainers rule) is True from the exit that begins it until
+// the pod starts over; removed containers wait with reason RestartingAllContainers, their
+// restart counted; the pod stays Initialized while its init containers run again.
+func TestPodStatusRestartAllContainers(t *testing.T) {
+	never := corev1.ContainerRestartPolicyNever
+	runningOK := func(c *ctrState) { c.id, c.ready, c.startedOK = c.spec.Name+"-0", true, true }
+	src := ctr("src", ctrExited, ownPolicy(never, allOn(42)), exitCode(42))
+	s := readyPod(corev1.RestartPolicyNever,
+		[]*ctrState{ctr("i", ctrExited, initCtr, exitCode(0))},
+		[]*ctrState{src, ctr("b", ctrRunning, runningOK)})
+	s.pod.Spec.Containers = []corev1.Container{*src.spec, *s.apps[1].spec}
+	st, conds := podStatus(s, "", t0)
+	if c := conditionOf(st, corev1.AllContainersRestarting); c.Status != corev1.ConditionTrue || c.Reason != "RestartAllContainersStarted" || c.Message != "container exited with restart policy rule" {
+		t.Errorf("after the exit: %+v, want True RestartAllContainersStarted", c)
+	}
+	if st.Phase != corev1.PodRunning {
+		t.Errorf("after the exit: phase %s, want Running", st.Phase)
+	}
+	if cs := st.ContainerStatuses[0]; cs.LastTerminationState.Terminated == nil || cs.LastTerminationState.Terminated.ExitCode != 42 {
+		t.Errorf("src after its exit: %+v, want its exit 42 as it waits", cs)
+	}
+
+	s.conds = conds
+	for _, c := range s.all() {
+		if c.phase == ctrRunning {
+			c.phase, c.exit = ctrExited, runtime.Exit{Code: 137, At: t0}
+		}
+	}
+	s.restartingAll = true
+	resetAll(s)
+	st, _ = podStatus(s, "", t0.Add(time.Second))
+	if c := conditionOf(st, corev1.AllContainersRestarting); c.Status != corev1.ConditionFalse || c.Reason != "" {
+		t.Errorf("after the reset: %+v, want False", c)
+	}
+	if c := conditionOf(st, corev1.PodInitialized); c.Status != corev1.ConditionTrue {
+		t.Errorf("after the reset: Initialized %+v, want it kept True", c)
+	}
+	for _, cs := range append(st.InitContainerStatuses, st.ContainerStatuses...) {
+		w, last := cs.State.Waiting, cs.LastTerminationState.Terminated
+		if cs.RestartCount != 1 || w == nil || w.Reason != ReasonRestartingAllContainers || last == nil || last.Reason != ReasonRestartingAllContainers || last.ExitCode != 137 {
+			t.Errorf("%s after the reset: %+v, want restartCount 1, waiting and last state RestartingAllContainers", cs.Name, cs)
+		}
+	}
+
+	plain := readyPod(corev1.RestartPolicyNever, nil, []*ctrState{ctr("a", ctrRunning, runningOK)})
+	plain.pod.Spec.Containers = []corev1.Container{*plain.apps[0].spec}
+	if st, _ := podStatus(plain, "", t0); conditionOf(st, corev1.AllContainersRestarting).Type != "" {
+		t.Error("a pod without a RestartAllContainers rule has the AllContainersRestarting condition")
+	}
+}

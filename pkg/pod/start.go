@@ -108,6 +108,7 @@ func (w *worker) startContainer(s *podState, c *ctrState) {
 // started applies a start's result on the loop.
 func (w *worker) started(s *podState, c *ctrState, job startJob, r startResult) {
 	c.pulling = ""
+	c.reset = false // the attempt is made: its number counts the restart
 	if r.err != nil {
 		w.moveTo(c, ctrFailed)
 		if r.reason == reasonRunContainerError {

@@ -180,20 +180,67 @@ func podStatus(s *podState, hostIP string, now time.Time) (corev1.PodStatus, map
 		st.Phase, st.Reason, st.Message = corev1.PodFailed, reasonDeadlineExceeded, messageDeadlineExceeded
 	}
 	ready := readyCondition(s, st)
+	initCond := initializedCondition(st.Phase, initialized, incomplete)
+	if prev, ok := s.conds[corev1.PodInitialized]; ok && prev.Status == corev1.ConditionTrue && initCond.Status == corev1.ConditionFalse {
+		// As GeneratePodInitializedCondition with RestartAllContainersOnContainerExits: a pod
+		// once initialized stays so while a restart of all containers runs its init
+		// containers again.
+		initCond = corev1.PodCondition{Type: corev1.PodInitialized, Status: corev1.ConditionTrue}
+	}
 	conds := map[corev1.PodConditionType]corev1.PodCondition{}
-	for _, c := range []corev1.PodCondition{
+	want := []corev1.PodCondition{
 		{Type: corev1.PodScheduled, Status: corev1.ConditionTrue},
 		{Type: corev1.PodReadyToStartContainers, Status: conditionStatus(s.sandboxOK)},
-		initializedCondition(st.Phase, initialized, incomplete),
+		initCond,
 		ready,
 		{Type: corev1.PodReady, Status: ready.Status, Reason: ready.Reason, Message: ready.Message},
-	} {
+	}
+	order := []corev1.PodConditionType{corev1.PodReadyToStartContainers, corev1.PodInitialized, corev1.PodReady, corev1.ContainersReady, corev1.PodScheduled}
+	if allCouldRestart(s.pod) {
+		want = append(want, restartingCondition(s, st.Phase))
+		order = append(order, corev1.AllContainersRestarting)
+	}
+	for _, c := range want {
 		conds[c.Type] = condition(s.conds, c, now)
 	}
-	for _, t := range []corev1.PodConditionType{corev1.PodReadyToStartContainers, corev1.PodInitialized, corev1.PodReady, corev1.ContainersReady, corev1.PodScheduled} {
+	for _, t := range order {
 		st.Conditions = append(st.Conditions, conds[t])
 	}
 	return st, conds
+}
+
+// allCouldRestart reports whether a container of the pod has a restartPolicyRules rule with the
+// action RestartAllContainers: such a pod has the AllContainersRestarting condition (the
+// kubelet's AllContainersCouldRestart).
+func allCouldRestart(p *corev1.Pod) bool {
+	for _, cs := range [][]corev1.Container{p.Spec.InitContainers, p.Spec.Containers} {
+		for _, c := range cs {
+			for _, r := range c.RestartPolicyRules {
+				if r.Action == corev1.ContainerRestartRuleActionRestartAllContainers {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// restartingCondition is the pod's AllContainersRestarting condition as the kubelet's
+// GenerateAllContainersRestartingCondition makes it: True from a container's exit by a rule with
+// the action RestartAllContainers until every container is removed and the pod starts over.
+func restartingCondition(s *podState, phase corev1.PodPhase) corev1.PodCondition {
+	c := corev1.PodCondition{Type: corev1.AllContainersRestarting, Status: corev1.ConditionFalse}
+	switch {
+	case phase == corev1.PodSucceeded:
+		c.Reason = reasonPodCompleted
+	case phase == corev1.PodFailed:
+		c.Reason = reasonPodFailed
+	case restartingAll(s):
+		c.Status = corev1.ConditionTrue
+		c.Reason = reasonRestartAllContainersStarted
+		c.Message = "container exited with restart policy rule"
+	}
+	return c
 }
 
 // The kubelet's reason and message for a pod past its active deadline
@@ -205,10 +252,11 @@ const (
 
 // The kubelet's condition reasons (pkg/kubelet/status/generate.go).
 const (
-	reasonPodCompleted             = "PodCompleted"
-	reasonPodFailed                = "PodFailed"
-	reasonContainersNotReady       = "ContainersNotReady"
-	reasonContainersNotInitialized = "ContainersNotInitialized"
+	reasonPodCompleted                = "PodCompleted"
+	reasonPodFailed                   = "PodFailed"
+	reasonContainersNotReady          = "ContainersNotReady"
+	reasonContainersNotInitialized    = "ContainersNotInitialized"
+	reasonRestartAllContainersStarted = "RestartAllContainersStarted"
 )
 
 // initializedCondition is the pod's Initialized condition as the kubelet's
@@ -293,7 +341,7 @@ func containerStatus(c *ctrState, policy corev1.RestartPolicy, terminal bool, vo
 		Name:         c.spec.Name,
 		Image:        c.spec.Image,
 		ImageID:      c.imageID,
-		RestartCount: int32(c.attempt),
+		RestartCount: c.restartCount(),
 	}
 	if c.id != "" {
 		cs.ContainerID = "containerd://" + c.id

@@ -359,6 +359,18 @@ func (w *worker) kill(s *podState, c *ctrState, grace int64) {
 	})
 }
 
+// killNow stops a container for a restart of all its pod's containers as the kubelet kills one
+// for it: with a grace period of 0, so without its preStop hook and with the least time between
+// the stop signal and SIGKILL.
+func (w *worker) killNow(s *podState, c *ctrState) {
+	w.moveTo(c, ctrStopping)
+	w.m.probes.Remove(c.id)
+	target := runtime.Container{ID: c.id, Labels: map[string]string{runtime.LabelStopSignal: c.stopSignal}}
+	w.spawn(s, func() {
+		w.stopContainer(context.WithoutCancel(s.ctx), target, nil, "", time.Now().Add(minStopGrace), nil)
+	})
+}
+
 // stopContainer runs the container's preStop hook, waits for its turn (turn, when not nil,
 // returns once the containers it must outlive have stopped, or at the deadline it is given),
 // sends its stop signal, and waits until the deadline for the exit before it sends SIGKILL. As

@@ -92,6 +92,9 @@ type podState struct {
 	seen      time.Time // when the worker got this version: the start of its start latency
 	startDone bool      // the start latency was recorded
 	terminal  bool      // all containers finished for good (Succeeded or Failed)
+	// restartingAll: a container exited by a rule with the action RestartAllContainers; the
+	// others are being killed, and the pod starts over once none runs (resetAll).
+	restartingAll bool
 	// deadlineExceeded: the pod ran past spec.activeDeadlineSeconds and failed for it.
 	deadlineExceeded bool
 	earlier          bool // made by an earlier run of the daemon (adopted or left to tear down)
@@ -255,8 +258,19 @@ func (w *worker) execute(s *podState, p plan) {
 		w.log.Info("pod past its active deadline, killing it")
 		w.event(s, nil, events.Normal, reasonDeadlineExceeded, messageDeadlineExceeded)
 	}
+	if p.restartAll && !s.restartingAll {
+		s.restartingAll = true
+		w.log.Info("restarting all containers")
+	}
 	for _, c := range p.stop {
+		if p.restartAll {
+			w.killNow(s, c)
+			continue
+		}
 		w.kill(s, c, s.rec.Grace)
+	}
+	if p.reset {
+		resetAll(s)
 	}
 	switch {
 	case p.createSandbox:
@@ -406,7 +420,7 @@ func (w *worker) exited(s *podState, c *ctrState, exit runtime.Exit) {
 	closeLog(c)
 	c.message = w.terminationMessage(s, c)
 	c.waitReason, c.waitMessage = "", ""
-	if !s.terminal && noteExit(c, w.m.cfg.Backoff, s.pod.Spec.RestartPolicy, time.Now()) {
+	if !s.terminal && !s.restartingAll && noteExit(c, w.m.cfg.Backoff, s.pod.Spec.RestartPolicy, time.Now()) {
 		w.event(s, c, events.Warning, events.ReasonBackOff, "Back-off restarting failed container %s in pod %s_%s(%s)", c.spec.Name, s.pod.Name, s.pod.Namespace, s.pod.UID)
 		c.waitReason = "CrashLoopBackOff"
 		c.waitMessage = crashLoopMessage(s.pod, c)
