@@ -372,7 +372,7 @@ func validateContainer(c *corev1.Container, init bool, volumes map[string]corev1
 			[]corev1.TerminationMessagePolicy{corev1.TerminationMessageReadFile, corev1.TerminationMessageFallbackToLogsOnError}))
 	}
 
-	errs = append(errs, validateRestartPolicy(c, init, p)...)
+	errs = append(errs, validateRestartPolicy(c, p)...)
 	sidecar := init && c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways
 	if init && !sidecar {
 		// A plain init container runs to completion: probes and hooks have nothing to act on.
@@ -414,10 +414,11 @@ var (
 	restartRuleOperators = []corev1.ContainerRestartRuleOnExitCodesOperator{
 		corev1.ContainerRestartRuleOnExitCodesOpIn, corev1.ContainerRestartRuleOnExitCodesOpNotIn,
 	}
-	// RestartAllContainers (RestartAllContainersOnContainerExits, beta and on since 1.36) is
-	// refused as an API server with that gate off refuses it: minipod does not restart a whole
-	// pod in place.
-	restartRuleActions = []corev1.ContainerRestartRuleAction{corev1.ContainerRestartRuleActionRestart}
+	// RestartAllContainers comes with RestartAllContainersOnContainerExits (beta and on since
+	// 1.36).
+	restartRuleActions = []corev1.ContainerRestartRuleAction{
+		corev1.ContainerRestartRuleActionRestart, corev1.ContainerRestartRuleActionRestartAllContainers,
+	}
 )
 
 // Limits of the API server on restart rules.
@@ -427,21 +428,17 @@ const (
 )
 
 // validateRestartPolicy checks a container's restartPolicy and restartPolicyRules as the API
-// server does with ContainerRestartRules (beta and on since 1.35) and without
-// RestartAllContainersOnContainerExits: any container may set one of the three policies,
-// overriding the pod's, and rules that restart it on some exit codes; rules need an explicit
-// policy. An init container with restartPolicy Always is a sidecar, which takes no rules.
-func validateRestartPolicy(c *corev1.Container, init bool, p *field.Path) field.ErrorList {
+// server does with ContainerRestartRules (beta and on since 1.35) and
+// RestartAllContainersOnContainerExits (beta and on since 1.36): any container may set one of
+// the three policies, overriding the pod's, and rules that restart it, or every container of
+// the pod, on some exit codes; rules need an explicit policy. With the second gate a sidecar
+// (an init container with restartPolicy Always) takes rules too.
+func validateRestartPolicy(c *corev1.Container, p *field.Path) field.ErrorList {
 	var errs field.ErrorList
 	policy, rules := c.RestartPolicy, c.RestartPolicyRules
 	switch {
 	case policy == nil && len(rules) == 0:
 		return nil
-	case init && policy != nil && *policy == corev1.ContainerRestartPolicyAlways:
-		if len(rules) > 0 {
-			errs = append(errs, field.Forbidden(p.Child("restartPolicyRules"), "restartPolicyRules are not allowed for init containers with restart policy Always"))
-		}
-		return errs
 	case policy == nil:
 		errs = append(errs, field.Required(p.Child("restartPolicy"), "must specify restartPolicy when restart rules are used"))
 	case !slices.Contains(containerRestartPolicies, *policy):

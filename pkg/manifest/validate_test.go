@@ -314,7 +314,8 @@ func TestDefaultPodResources(t *testing.T) {
 
 // Container-level restartPolicy and restartPolicyRules (ContainerRestartRules, beta and on since
 // 1.35) against the API server's validateContainerRestartPolicy and
-// validateInitContainerRestartPolicy, without RestartAllContainersOnContainerExits.
+// validateInitContainerRestartPolicy, with RestartAllContainersOnContainerExits (beta and on
+// since 1.36).
 func TestValidateRestartRules(t *testing.T) {
 	rule := func(action corev1.ContainerRestartRuleAction, op corev1.ContainerRestartRuleOnExitCodesOperator, codes ...int32) corev1.ContainerRestartRule {
 		return corev1.ContainerRestartRule{Action: action, ExitCodes: &corev1.ContainerRestartRuleOnExitCodes{Operator: op, Values: codes}}
@@ -351,14 +352,19 @@ func TestValidateRestartRules(t *testing.T) {
 			want: []string{"spec.containers[0].restartPolicy: Required value: must specify restartPolicy when restart rules are used"}},
 		{name: "init rules without a policy", init: true, rules: []corev1.ContainerRestartRule{restart42},
 			want: []string{"spec.initContainers[0].restartPolicy: Required value: must specify restartPolicy when restart rules are used"}},
-		{name: "sidecar takes no rules", init: true, policy: policy("Always"), rules: []corev1.ContainerRestartRule{restart42},
-			want: []string{"spec.initContainers[0].restartPolicyRules: Forbidden: restartPolicyRules are not allowed for init containers with restart policy Always"}},
+		{name: "sidecar with a Restart rule", init: true, policy: policy("Always"), rules: []corev1.ContainerRestartRule{restart42}},
+		{name: "sidecar with a RestartAllContainers rule", init: true, policy: policy("Always"),
+			rules: []corev1.ContainerRestartRule{rule(corev1.ContainerRestartRuleActionRestartAllContainers, corev1.ContainerRestartRuleOnExitCodesOpIn, 42)}},
+		{name: "sidecar rules are validated", init: true, policy: policy("Always"),
+			rules: []corev1.ContainerRestartRule{{Action: "Stop", ExitCodes: &corev1.ContainerRestartRuleOnExitCodes{Operator: corev1.ContainerRestartRuleOnExitCodesOpIn}}},
+			want:  []string{`spec.initContainers[0].restartPolicyRules[0].action: Unsupported value: "Stop": supported values: "Restart", "RestartAllContainers"`}},
+		{name: "init container RestartAllContainers", init: true, policy: policy("Never"),
+			rules: []corev1.ContainerRestartRule{rule(corev1.ContainerRestartRuleActionRestartAllContainers, corev1.ContainerRestartRuleOnExitCodesOpIn, 42)}},
 		{name: "no action", policy: policy("Never"),
 			rules: []corev1.ContainerRestartRule{rule("", corev1.ContainerRestartRuleOnExitCodesOpIn, 1)},
-			want:  []string{`spec.containers[0].restartPolicyRules[0].action: Unsupported value: "": supported values: "Restart"`}},
-		{name: "RestartAllContainers is not supported", policy: policy("Never"),
-			rules: []corev1.ContainerRestartRule{rule(corev1.ContainerRestartRuleActionRestartAllContainers, corev1.ContainerRestartRuleOnExitCodesOpIn, 1)},
-			want:  []string{`spec.containers[0].restartPolicyRules[0].action: Unsupported value: "RestartAllContainers": supported values: "Restart"`}},
+			want:  []string{`spec.containers[0].restartPolicyRules[0].action: Unsupported value: "": supported values: "Restart", "RestartAllContainers"`}},
+		{name: "RestartAllContainers", policy: policy("Never"),
+			rules: []corev1.ContainerRestartRule{rule(corev1.ContainerRestartRuleActionRestartAllContainers, corev1.ContainerRestartRuleOnExitCodesOpIn, 1)}},
 		{name: "no exitCodes", policy: policy("Never"),
 			rules: []corev1.ContainerRestartRule{{Action: corev1.ContainerRestartRuleActionRestart}},
 			want:  []string{"spec.containers[0].restartPolicyRules[0].exitCodes: Required value: must be specified"}},
@@ -374,7 +380,7 @@ func TestValidateRestartRules(t *testing.T) {
 			rules: []corev1.ContainerRestartRule{{Action: "Stop", ExitCodes: &corev1.ContainerRestartRuleOnExitCodes{Values: many(300)}}},
 			want: []string{
 				`spec.containers[0].restartPolicy: Unsupported value: "Sometimes": supported values: "Always", "Never", "OnFailure"`,
-				`spec.containers[0].restartPolicyRules[0].action: Unsupported value: "Stop": supported values: "Restart"`,
+				`spec.containers[0].restartPolicyRules[0].action: Unsupported value: "Stop": supported values: "Restart", "RestartAllContainers"`,
 				`spec.containers[0].restartPolicyRules[0].exitCodes.operator: Unsupported value: "": supported values: "In", "NotIn"`,
 				"spec.containers[0].restartPolicyRules[0].exitCodes.values: Too many: 300: must have at most 255 items",
 			}},
