@@ -903,6 +903,70 @@ func miscNodeScenarios() []scenario {
 			restartRulesPod(c, "restart-rules-no-match", "Always", "exit 1")
 			restartedOnce(c, "restart-rules-no-match")
 		}},
+		{"container_restart_policy", "RestartAllContainers should restart all containers on regular container exit", func(c *conf) {
+			name := "restart-all-regular"
+			c.apply(name, manifest(name, "  restartPolicy: Never\n  initContainers:\n"+
+				ctr("name: init", "image: "+busyboxImage, cmd("command", "/bin/sh", "-c", "exit 0"))+
+				ctr("name: sidecar", "image: "+busyboxImage, cmd("command", "/bin/sh", "-c", "sleep 10000"), "restartPolicy: Always")+
+				"  containers:\n"+
+				ctr("name: source-container", "image: "+busyboxImage,
+					cmd("command", "/bin/sh", "-c", "if [ -f /mnt/restart-complete ]; then sleep 10000; else touch /mnt/restart-complete; exit 42; fi"),
+					"restartPolicy: Never", restartAllOn42, workdirMount)+
+				ctr("name: regular", "image: "+busyboxImage, cmd("command", "/bin/sh", "-c", "sleep 10000"))+
+				workdirVolume))
+			allRestarted(c, name, "init", "sidecar", "source-container", "regular")
+			containersRunning(c, name, "source-container", "regular")
+		}},
+		{"container_restart_policy", "RestartAllContainers should restart all containers on sidecar container exit", func(c *conf) {
+			name := "restart-all-sidecar"
+			c.apply(name, manifest(name, "  restartPolicy: Never\n  initContainers:\n"+
+				ctr("name: init", "image: "+busyboxImage, cmd("command", "/bin/sh", "-c", "exit 0"))+
+				ctr("name: sidecar", "image: "+busyboxImage, cmd("command", "/bin/sh", "-c", "sleep 10000"), "restartPolicy: Always")+
+				ctr("name: source-sidecar", "image: "+busyboxImage,
+					cmd("command", "/bin/sh", "-c", "if [ -f /mnt/init-complete ]; then sleep 10000; else touch /mnt/init-complete; sleep 30; exit 42; fi"),
+					"restartPolicy: Always", restartAllOn42, workdirMount)+
+				"  containers:\n"+
+				ctr("name: regular", "image: "+busyboxImage, cmd("command", "/bin/sh", "-c", "sleep 10000"))+
+				workdirVolume))
+			allRestarted(c, name, "init", "sidecar", "source-sidecar", "regular")
+			containersRunning(c, name, "regular", "source-sidecar")
+		}},
+		{"container_restart_policy", "RestartAllContainers should restart init and sidecar containers on init container exit", func(c *conf) {
+			name := "restart-all-init"
+			c.apply(name, manifest(name, "  restartPolicy: Never\n  initContainers:\n"+
+				ctr("name: sidecar", "image: "+busyboxImage, cmd("command", "/bin/sh", "-c", "sleep 10000"), "restartPolicy: Always")+
+				ctr("name: init", "image: "+busyboxImage, cmd("command", "/bin/sh", "-c", "exit 0"))+
+				ctr("name: source-init", "image: "+busyboxImage,
+					cmd("command", "/bin/sh", "-c", "if [ -f /mnt/init-complete ]; then exit 0; else touch /mnt/init-complete; exit 42; fi"),
+					"restartPolicy: Never", restartAllOn42, workdirMount)+
+				"  containers:\n"+
+				ctr("name: regular", "image: "+busyboxImage, cmd("command", "/bin/sh", "-c", "sleep 10000"))+
+				workdirVolume))
+			allRestarted(c, name, "init", "sidecar", "source-init")
+			containersRunning(c, name, "regular")
+		}},
+		{"container_restart_policy", "RestartAllContainers should allow multiple RestartAllContainers actions and not introduce a loop", func(c *conf) {
+			name := "restart-all-multiple"
+			c.apply(name, manifest(name, "  restartPolicy: Never\n  containers:\n"+
+				ctr("name: source-container", "image: "+busyboxImage,
+					cmd("command", "/bin/sh", "-c", "if [ -f /mnt/restart-complete ]; then sleep 10000; else touch /mnt/restart-complete; sleep 10; exit 42; fi"),
+					"restartPolicy: Never", restartAllOn42, workdirMount)+
+				ctr("name: regular", "image: "+busyboxImage, cmd("command", "/bin/sh", "-c", "sleep 10000"), "restartPolicy: Never", restartAllOn42)+
+				workdirVolume))
+			allRestarted(c, name, "source-container", "regular")
+			containersRunning(c, name, "source-container", "regular")
+		}},
+		{"container_restart_policy", "RestartAllContainers should restart all containers on a previously restarted regular container exit", func(c *conf) {
+			name := "restart-all-restarted"
+			c.apply(name, manifest(name, "  containers:\n"+
+				ctr("name: source-container", "image: "+busyboxImage,
+					cmd("command", "/bin/sh", "-c", "if [ -f /mnt/restart-complete ]; then sleep 10000; elif [ -f /mnt/restart-1 ]; then touch /mnt/restart-complete; exit 42; else touch /mnt/restart-1; exit 1; fi"),
+					"restartPolicy: Always", restartAllOn42, workdirMount)+
+				ctr("name: regular", "image: "+busyboxImage, cmd("command", "/bin/sh", "-c", "sleep 10000"))+
+				workdirVolume))
+			allRestarted(c, name, "source-container", "regular")
+			containersRunning(c, name, "source-container", "regular")
+		}},
 		{"sysctl", "should not launch unsafe, but not explicitly enabled sysctls on the node", func(c *conf) {
 			name := "sysctl-unsafe"
 			c.apply(name, manifest(name, "  restartPolicy: Never\n  securityContext: {sysctls: [{name: kernel.msgmax, value: \"10000000000\"}]}\n  containers:\n"+
@@ -990,6 +1054,41 @@ func notRestarted(c *conf, name string) {
 	})
 	if cs := containerStatus(p, "main-container"); cs == nil || cs.RestartCount != 0 {
 		c.t.Errorf("container restarted: %s", summary(p))
+	}
+}
+
+// The RestartAllContainers scenarios' rule (exit code 42), the mount of their emptyDir and the
+// volume itself, as container_restart_policy.go has them.
+const (
+	restartAllOn42 = "restartPolicyRules: [{action: RestartAllContainers, exitCodes: {operator: In, values: [42]}}]"
+	workdirMount   = "volumeMounts: [{name: workdir, mountPath: /mnt}]"
+	workdirVolume  = "  volumes: [{name: workdir, emptyDir: {}}]\n"
+)
+
+// allRestarted is validateAllContainersRestarted: within 3 minutes every named container has
+// restarted and has a last termination state (upstream's matcher errs while one has none, which
+// Gomega's Eventually takes as another poll).
+func allRestarted(c *conf, name string, containers ...string) {
+	c.t.Helper()
+	c.waitPod(name, 3*time.Minute, "all containers restarted", func(p *corev1.Pod) (bool, string) {
+		for _, n := range containers {
+			cs := containerStatus(p, n)
+			if cs == nil || cs.RestartCount == 0 || cs.LastTerminationState.Terminated == nil {
+				return false, summary(p)
+			}
+		}
+		return true, summary(p)
+	})
+}
+
+// containersRunning is e2epod.WaitForContainerRunning for each named container, 3 minutes each.
+func containersRunning(c *conf, name string, containers ...string) {
+	c.t.Helper()
+	for _, n := range containers {
+		c.waitPod(name, 3*time.Minute, n+" running", func(p *corev1.Pod) (bool, string) {
+			cs := containerStatus(p, n)
+			return cs != nil && cs.State.Running != nil, summary(p)
+		})
 	}
 }
 
