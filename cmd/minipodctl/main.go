@@ -50,7 +50,8 @@ Usage:
         List the daemon's events (of one pod with NAME); -f keeps printing new ones.
   minipodctl validate [--strict] [--config FILE] FILE...
         Check manifests with the daemon's rules, without a daemon; exit 1 when any is bad.
-        --strict also refuses what an API server would (unknown fields, duplicate keys).
+        --strict also refuses what an API server would (unknown fields, duplicate keys),
+        in every document of a file.
         --config also checks them against the node policy in the daemon's configuration
         file (e.g. /etc/minipod/config.yaml).
   minipodctl version
@@ -139,17 +140,22 @@ func validateFile(path string, strict bool, pol *policy.Policy) error {
 		return err
 	}
 	if strict {
-		if _, err := manifest.DecodeStrict(data); err != nil {
+		if _, err := manifest.DecodeAllStrict(data); err != nil {
 			return err
 		}
 	}
 	abs, _ := filepath.Abs(path)
-	pod, err := manifest.Load(abs, data)
+	pods, err := manifest.LoadAll(abs, data)
 	if err != nil || pol == nil {
 		return err
 	}
-	if err := pol.Admit(pod); err != nil {
-		return fmt.Errorf("%s: %w", policy.ReasonOf(err), err)
+	for _, pod := range pods {
+		if err := pol.Admit(pod); err != nil {
+			if len(pods) > 1 {
+				return fmt.Errorf("%s: pod %s: %w", policy.ReasonOf(err), pod.Name, err)
+			}
+			return fmt.Errorf("%s: %w", policy.ReasonOf(err), err)
+		}
 	}
 	return nil
 }

@@ -14,6 +14,12 @@ func TestValidate(t *testing.T) {
 	os.WriteFile(good, []byte("apiVersion: v1\nkind: Pod\nmetadata: {name: ok}\nspec:\n  containers: [{name: c, image: busybox}]\n"), 0o644)
 	unknown := filepath.Join(dir, "unknown.yaml")
 	os.WriteFile(unknown, []byte("apiVersion: v1\nkind: Pod\nmetadata: {name: ok}\nspec:\n  containers: [{name: c, image: busybox, imagePullPolcy: Always}]\n"), 0o644)
+	two := filepath.Join(dir, "two.yaml")
+	os.WriteFile(two, []byte("apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec:\n  containers: [{name: c, image: busybox}]\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: b}\nspec:\n  containers: [{name: c, image: busybox}]\n"), 0o644)
+	twoUnknown := filepath.Join(dir, "two-unknown.yaml")
+	os.WriteFile(twoUnknown, []byte("apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec:\n  containers: [{name: c, image: busybox}]\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: b}\nspec:\n  containers: [{name: c, image: busybox, imagePullPolcy: Always}]\n"), 0o644)
+	deploy := filepath.Join(dir, "deploy.yaml")
+	os.WriteFile(deploy, []byte("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n"), 0o644)
 	empty := filepath.Join(dir, "empty.yaml")
 	os.WriteFile(empty, []byte("apiVersion: v1\nkind: Pod\nmetadata: {name: ok}\nspec: {containers: []}\n"), 0o644)
 	for _, tc := range []struct {
@@ -25,6 +31,10 @@ func TestValidate(t *testing.T) {
 		{[]string{"validate", empty}, 1, "spec.containers"},
 		{[]string{"validate", unknown}, 0, "valid"},
 		{[]string{"validate", "--strict", unknown}, 1, "imagePullPolcy"},
+		{[]string{"validate", "--strict", two}, 0, "two.yaml: valid"},
+		{[]string{"validate", twoUnknown}, 0, "two-unknown.yaml: valid"},
+		{[]string{"validate", "--strict", twoUnknown}, 1, `document 2 at line 7: strict decoding error: unknown field "spec.containers[0].imagePullPolcy"`},
+		{[]string{"validate", deploy}, 1, "use the Deployment's pod template (spec.template) as a Pod"},
 		{[]string{"validate", good, filepath.Join(dir, "missing.yaml")}, 1, "no such file"},
 		{[]string{"validate"}, 1, "at least one FILE"},
 	} {

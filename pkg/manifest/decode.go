@@ -3,6 +3,7 @@ package manifest
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"regexp"
 	"strconv"
@@ -33,39 +34,82 @@ func newScheme() *runtime.Scheme {
 	return s
 }
 
-// Decode parses one file's bytes (YAML or JSON) into a Pod. It requires apiVersion "v1" and kind
-// "Pod" and exactly one non-empty YAML document. Unknown fields are dropped, as the API server
-// drops them; DecodeStrict reports them instead. Errors are *Error.
-func Decode(data []byte) (*corev1.Pod, error) { return decode(data, false) }
+// Decode parses the bytes of a file that holds exactly one Pod. Unknown fields are dropped, as
+// the API server drops them; DecodeStrict reports them instead. Errors are *Error.
+func Decode(data []byte) (*corev1.Pod, error) { return decodeOne(data, false) }
 
 // DecodeStrict is Decode, but unknown or duplicate fields are errors naming the field.
-func DecodeStrict(data []byte) (*corev1.Pod, error) { return decode(data, true) }
+func DecodeStrict(data []byte) (*corev1.Pod, error) { return decodeOne(data, true) }
 
-func decode(data []byte, strict bool) (*corev1.Pod, error) {
-	if err := CheckSize(int64(len(data))); err != nil {
-		return nil, err
-	}
-	js, err := oneDocument(data, strict)
+// DecodeAll parses one file's bytes (YAML or JSON) into its Pods, in file order. The file holds
+// one or more YAML documents separated by `---` lines, each a v1 Pod or a v1 List of them, as
+// `kubectl apply -f` takes it. A file is used whole or not at all: a document of another kind,
+// or one that does not decode, makes the file an error. Errors are *Error; when the file holds
+// more than one object the message starts with the document (and item) at fault, and the
+// error names that object when its name could be read.
+func DecodeAll(data []byte) ([]*corev1.Pod, error) { return decodeAll(data, false) }
+
+// DecodeAllStrict is DecodeAll, but unknown or duplicate fields are errors naming the field.
+func DecodeAllStrict(data []byte) ([]*corev1.Pod, error) { return decodeAll(data, true) }
+
+func decodeOne(data []byte, strict bool) (*corev1.Pod, error) {
+	pods, err := decodeAll(data, strict)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkTypeMeta(js); err != nil {
+	if len(pods) != 1 {
+		return nil, invalidf("the file holds %d pods: expected exactly one", len(pods))
+	}
+	return pods[0], nil
+}
+
+func decodeAll(data []byte, strict bool) ([]*corev1.Pod, error) {
+	if err := CheckSize(int64(len(data))); err != nil {
+		return nil, err
+	}
+	objs, err := objects(data, strict)
+	if err != nil {
 		return nil, err
 	}
 	codec := lenientCodec
 	if strict {
 		codec = strictCodec
 	}
-	pod := &corev1.Pod{}
-	if _, _, err := codec.Decode(js, nil, pod); err != nil {
-		return nil, invalidf("%s", tidy(err.Error()))
+	pods := make([]*corev1.Pod, 0, len(objs))
+	for _, o := range objs {
+		if err := checkTypeMeta(o.js); err != nil {
+			return nil, o.fail(err)
+		}
+		pod := &corev1.Pod{}
+		if _, _, err := codec.Decode(o.js, nil, pod); err != nil {
+			return nil, o.fail(invalidf("%s", tidy(err.Error())))
+		}
+		pods = append(pods, pod)
 	}
-	return pod, nil
+	return pods, nil
 }
 
-// oneDocument checks that data is text holding exactly one non-empty YAML (or JSON) document and
-// returns it as JSON.
-func oneDocument(data []byte, strict bool) ([]byte, error) {
+// object is one object of a file: a document, or an item of a v1 List.
+type object struct {
+	js []byte
+	// where names the object in messages ("document 2 at line 14", "items[1]"); "" when it is
+	// the file's only object, so that one-pod files read as they always did.
+	where string
+}
+
+// fail makes err name the object: its place in the file, and its name when it has one.
+func (o object) fail(err *Error) *Error {
+	e := *err
+	if o.where != "" {
+		e.Message = o.where + ": " + e.Message
+	}
+	e.Namespace, e.Name = peekJSON(o.js)
+	return &e
+}
+
+// objects checks that data is text holding at least one non-empty YAML (or JSON) document and
+// returns its objects as JSON, the items of a v1 List in its place.
+func objects(data []byte, strict bool) ([]object, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, invalidf("empty file: expected a v1 Pod manifest")
 	}
@@ -77,14 +121,20 @@ func oneDocument(data []byte, strict bool) ([]byte, error) {
 	if strict {
 		toJSON = yaml.YAMLToJSONStrict
 	}
-	var found []byte
+	type found struct {
+		js   []byte
+		line int
+	}
+	var docs []found
 	for _, d := range splitDocuments(data) {
 		if err := checkJSONTail(d); err != nil {
 			return nil, err
 		}
 		js, err := toJSON(d.data)
 		if err != nil {
-			return nil, invalidf("%s", yamlError(err, d.line))
+			e := invalidf("%s", yamlError(err, d.line))
+			e.Namespace, e.Name = peekLines(d.data)
+			return nil, e
 		}
 		if err := checkYAMLTail(d); err != nil {
 			return nil, err
@@ -92,18 +142,92 @@ func oneDocument(data []byte, strict bool) ([]byte, error) {
 		if isEmptyJSON(js) {
 			continue // blank, comments only, or a bare `---`
 		}
-		if found != nil {
-			return nil, invalidf("more than one YAML document: another one starts at line %d; a manifest file holds exactly one pod", d.line+1)
-		}
-		found = js
+		docs = append(docs, found{js, firstLine(d)})
 	}
-	if found == nil {
+	if len(docs) == 0 {
 		return nil, invalidf("no YAML document in the file (only comments or `---`): expected a v1 Pod manifest")
 	}
-	if found[0] != '{' {
-		return nil, invalidf("the document is %s, not an object: expected a v1 Pod manifest", jsonKind(found))
+	var objs []object
+	for i, d := range docs {
+		o := object{js: d.js}
+		if len(docs) > 1 {
+			o.where = fmt.Sprintf("document %d at line %d", i+1, d.line)
+		}
+		if d.js[0] != '{' {
+			return nil, o.fail(invalidf("the document is %s, not an object: expected a v1 Pod manifest", jsonKind(d.js)))
+		}
+		items, isList, err := listItems(d.js, strict)
+		if err != nil {
+			return nil, o.fail(err)
+		}
+		if !isList {
+			objs = append(objs, o)
+			continue
+		}
+		for j, it := range items {
+			where := fmt.Sprintf("items[%d]", j)
+			if o.where != "" {
+				where = o.where + ", " + where
+			}
+			item := object{js: it, where: where}
+			if it[0] != '{' {
+				return nil, item.fail(invalidf("the item is %s, not an object: expected a v1 Pod", jsonKind(it)))
+			}
+			if _, nested, _ := listItems(it, false); nested {
+				return nil, item.fail(invalidf("kind: List: a List may not hold another List"))
+			}
+			objs = append(objs, item)
+		}
 	}
-	return found, nil
+	if len(objs) == 0 {
+		return nil, invalidf("the file holds only an empty List: expected a v1 Pod manifest")
+	}
+	return objs, nil
+}
+
+// firstLine is the 1-based line of a document's first line with content.
+func firstLine(d document) int {
+	n := d.line + 1
+	for _, l := range bytes.SplitAfter(d.data, []byte("\n")) {
+		t := bytes.TrimSpace(l)
+		if len(t) > 0 && t[0] != '#' {
+			return n
+		}
+		n++
+	}
+	return d.line + 1
+}
+
+// listItems returns the items of js when it is a v1 List (kind List), as `kubectl get -o yaml`
+// writes several objects. Strict decoding refuses fields a List does not have.
+func listItems(js []byte, strict bool) (items []json.RawMessage, isList bool, err *Error) {
+	var top map[string]json.RawMessage
+	if json.Unmarshal(js, &top) != nil {
+		return nil, false, nil // checkTypeMeta reports it
+	}
+	if kind, _ := stringField(top, "kind"); kind != "List" {
+		return nil, false, nil
+	}
+	if v, _ := stringField(top, "apiVersion"); v != "v1" {
+		return nil, true, invalidf("apiVersion: %q is not supported for kind List: only v1", v)
+	}
+	if strict {
+		for k := range top {
+			switch k {
+			case "apiVersion", "kind", "metadata", "items":
+			default:
+				return nil, true, invalidf("strict decoding error: unknown field %q", k)
+			}
+		}
+	}
+	raw, ok := top["items"]
+	if !ok || string(raw) == "null" {
+		return nil, true, nil
+	}
+	if err := json.Unmarshal(raw, &items); err != nil {
+		return nil, true, invalidf("items: Invalid value: must be a list of objects")
+	}
+	return items, true, nil
 }
 
 var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
@@ -177,7 +301,7 @@ func checkJSONTail(d document) error {
 	}
 	off := int(dec.InputOffset())
 	line := d.line + 1 + bytes.Count(d.data[:min(off, len(d.data))], []byte("\n"))
-	return invalidf("unexpected content after the JSON object at line %d: a manifest file holds exactly one pod", line)
+	return invalidf("unexpected content after the JSON object at line %d: separate documents with a `---` line", line)
 }
 
 // checkYAMLTail rejects content after the end of a YAML document that the YAML-to-JSON
@@ -195,7 +319,7 @@ func checkYAMLTail(d document) error {
 	case err != nil:
 		return invalidf("unexpected content after the end of the YAML document: %s", yamlError(err, d.line))
 	}
-	return invalidf("more than one YAML document: a manifest file holds exactly one pod")
+	return invalidf("unexpected content after the end of the YAML document: separate documents with a `---` line")
 }
 
 func isSeparator(line []byte) bool {
@@ -245,9 +369,20 @@ func tidy(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 
+// podTemplates says where the pod template of a workload kind is, for the message that refuses it.
+var podTemplates = map[string]string{
+	"Deployment":            "spec.template",
+	"ReplicaSet":            "spec.template",
+	"StatefulSet":           "spec.template",
+	"DaemonSet":             "spec.template",
+	"Job":                   "spec.template",
+	"ReplicationController": "spec.template",
+	"CronJob":               "spec.jobTemplate.spec.template",
+}
+
 // checkTypeMeta insists on a v1 Pod before the body is decoded, so that a Deployment gets
 // "kind: Deployment is not supported" rather than a confusing error about its spec.
-func checkTypeMeta(js []byte) error {
+func checkTypeMeta(js []byte) *Error {
 	var top map[string]json.RawMessage // a map keeps key matching case-sensitive
 	if err := json.Unmarshal(js, &top); err != nil {
 		return invalidf("%s", tidy(err.Error()))
@@ -263,8 +398,12 @@ func checkTypeMeta(js []byte) error {
 	switch {
 	case kind == "":
 		return invalidf("kind: Required value: only v1 Pod is supported")
+	case podTemplates[kind] != "":
+		return invalidf("kind: %s is not supported: minipod runs v1 Pods; use the %s's pod template (%s) as a Pod", kind, kind, podTemplates[kind])
+	case kind == "ConfigMap" || kind == "Secret":
+		return invalidf("kind: %s is not supported in a manifest file: minipod runs v1 Pods; put its keys in --%s-dir (NAME/KEY files)", kind, strings.ToLower(kind))
 	case kind != "Pod":
-		return invalidf("kind: %s is not supported: only v1 Pod", kind)
+		return invalidf("kind: %s is not supported: minipod runs v1 Pods", kind)
 	case apiVersion == "":
 		return invalidf("apiVersion: Required value: only v1 Pod is supported")
 	case apiVersion != "v1":
@@ -273,7 +412,7 @@ func checkTypeMeta(js []byte) error {
 	return nil
 }
 
-func stringField(top map[string]json.RawMessage, key string) (string, error) {
+func stringField(top map[string]json.RawMessage, key string) (string, *Error) {
 	raw, ok := top[key]
 	if !ok || string(raw) == "null" {
 		return "", nil
@@ -301,17 +440,22 @@ func PeekName(data []byte) (namespace, name string) {
 		if isEmptyJSON(js) {
 			continue
 		}
-		var obj struct {
-			Metadata map[string]json.RawMessage `json:"metadata"`
-		}
-		if json.Unmarshal(js, &obj) != nil {
-			return "", ""
-		}
-		namespace, _ = stringField(obj.Metadata, "namespace")
-		name, _ = stringField(obj.Metadata, "name")
-		return sane(namespace), sane(name)
+		return peekJSON(js)
 	}
 	return "", ""
+}
+
+// peekJSON reads metadata.namespace and metadata.name from one object, best effort.
+func peekJSON(js []byte) (namespace, name string) {
+	var obj struct {
+		Metadata map[string]json.RawMessage `json:"metadata"`
+	}
+	if json.Unmarshal(js, &obj) != nil {
+		return "", ""
+	}
+	namespace, _ = stringField(obj.Metadata, "namespace")
+	name, _ = stringField(obj.Metadata, "name")
+	return sane(namespace), sane(name)
 }
 
 var (

@@ -39,13 +39,13 @@ func TestDecode(t *testing.T) {
 		{"windows line ends", strings.ReplaceAll(podYAML, "\n", "\r\n"), ""},
 		{"utf-8 bom", "\xEF\xBB\xBF" + podYAML, ""},
 		{"unknown field tolerated", podYAML + "  bogus: 1\n", ""},
-		{"deployment", "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d\n", "kind: Deployment is not supported: only v1 Pod"},
+		{"deployment", "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d\n", "kind: Deployment is not supported: minipod runs v1 Pods; use the Deployment's pod template (spec.template) as a Pod"},
 		{"wrong apiVersion", strings.Replace(podYAML, "apiVersion: v1", "apiVersion: v2", 1), "apiVersion: v2 is not supported: only v1 Pod"},
 		{"missing apiVersion", strings.Replace(podYAML, "apiVersion: v1\n", "", 1), "apiVersion: Required value"},
 		{"missing kind", strings.Replace(podYAML, "kind: Pod\n", "", 1), "kind: Required value"},
 		{"kind is case sensitive", strings.Replace(podYAML, "kind: Pod", "kind: pod", 1), "kind: pod is not supported"},
 		{"kind not a string", strings.Replace(podYAML, "kind: Pod", "kind: [Pod]", 1), "kind: Invalid value"},
-		{"two documents", podYAML + "---\n" + podYAML, "more than one YAML document: another one starts at line 14"},
+		{"two documents", podYAML + "---\n" + podYAML, "the file holds 2 pods: expected exactly one"},
 		{"two json documents", podJSON + "\n" + podJSON, "unexpected content after the JSON object at line 4"},
 		{"json with trailing junk", podJSON + "]", "unexpected content after the JSON object"},
 		{"yaml flow mapping with trailing junk", "{apiVersion: v1, kind: Pod}\nmetadata: {}\n", "unexpected content after the end of the YAML document: yaml: line 1"},
@@ -163,5 +163,99 @@ func TestCheckSize(t *testing.T) {
 	var me *Error
 	if !errors.As(err, &me) || me.Reason != ReasonInvalid || !strings.Contains(me.Message, "too large") {
 		t.Fatalf("CheckSize(MaxFileSize+1): got %v, want *Error about size", err)
+	}
+}
+
+func TestDecodeAll(t *testing.T) {
+	api := strings.Replace(podYAML, "name: web", "name: api", 1)
+	tests := []struct {
+		name      string
+		in        string
+		strict    bool
+		wantNames []string // on success
+		wantErr   string   // substring; "" means success
+		wantObj   string   // namespace/name the error names
+	}{
+		{"one pod", podYAML, false, []string{"web"}, "", ""},
+		{"two documents", podYAML + "---\n" + api, false, []string{"web", "api"}, "", ""},
+		{"empty documents between", "---\n" + podYAML + "---\n# nothing\n---\n" + api + "---\n", false, []string{"web", "api"}, "", ""},
+		{"json list", `{"apiVersion": "v1", "kind": "List", "items": [` + podJSON + `]}`, false, []string{"web"}, "", ""},
+		{"yaml list and a pod", "apiVersion: v1\nkind: List\nmetadata: {}\nitems:\n- {apiVersion: v1, kind: Pod, metadata: {name: a}}\n- {apiVersion: v1, kind: Pod, metadata: {name: b}}\n---\n" + podYAML, false, []string{"a", "b", "web"}, "", ""},
+		{"empty list", "apiVersion: v1\nkind: List\nitems: []\n", false, nil, "the file holds only an empty List", ""},
+		{"list of another version", "apiVersion: v2\nkind: List\nitems: []\n", false, nil, `apiVersion: "v2" is not supported for kind List`, ""},
+		{"list in a list", "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: List, metadata: {name: l}, items: []}\n", false, nil, "items[0]: kind: List: a List may not hold another List", "/l"},
+		{"list item not an object", "apiVersion: v1\nkind: List\nitems: [3]\n", false, nil, "items[0]: the item is a number, not an object", ""},
+		{"list items not a list", "apiVersion: v1\nkind: List\nitems: {a: b}\n", false, nil, "items: Invalid value", ""},
+		{"deployment in second document", podYAML + "---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d\n  namespace: ops\n", false, nil,
+			"document 2 at line 15: kind: Deployment is not supported: minipod runs v1 Pods; use the Deployment's pod template (spec.template) as a Pod", "ops/d"},
+		{"cronjob", "apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: c}\n", false, nil, "use the CronJob's pod template (spec.jobTemplate.spec.template) as a Pod", "/c"},
+		{"service", "apiVersion: v1\nkind: Service\nmetadata: {name: s}\n", false, nil, "kind: Service is not supported: minipod runs v1 Pods", "/s"},
+		{"configmap", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n", false, nil, "kind: ConfigMap is not supported in a manifest file: minipod runs v1 Pods; put its keys in --configmap-dir", "/c"},
+		{"item of another kind", "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: Pod, metadata: {name: a}}\n- {apiVersion: v1, kind: Service, metadata: {name: s}}\n", false, nil, "items[1]: kind: Service is not supported", "/s"},
+		{"broken yaml in second document names it", podYAML + "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: broken\n spec: [\n", false, nil, "yaml: line 18:", "/broken"},
+		{"scalar document", podYAML + "---\nhello\n", false, nil, "document 2 at line 15: the document is a string", ""},
+		{"strict: unknown field in second document", podYAML + "---\n" + api + "    imagePullPolcy: Always\n", true, nil, `document 2 at line 15: strict decoding error: unknown field "spec.containers[0].imagePullPolcy"`, "prod/api"},
+		{"strict: unknown field of a list", "apiVersion: v1\nkind: List\nitemz: []\nitems:\n- {apiVersion: v1, kind: Pod, metadata: {name: a}}\n", true, nil, `unknown field "itemz"`, ""},
+		{"lenient: unknown field of a list", "apiVersion: v1\nkind: List\nitemz: []\nitems:\n- {apiVersion: v1, kind: Pod, metadata: {name: a}}\n", false, []string{"a"}, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			decode := DecodeAll
+			if tt.strict {
+				decode = DecodeAllStrict
+			}
+			pods, err := decode([]byte(tt.in))
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("DecodeAll: got error %q, want success", err)
+				}
+				var names []string
+				for _, p := range pods {
+					names = append(names, p.Name)
+				}
+				if strings.Join(names, ",") != strings.Join(tt.wantNames, ",") {
+					t.Fatalf("DecodeAll: got pods %v, want %v", names, tt.wantNames)
+				}
+				return
+			}
+			var me *Error
+			if !errors.As(err, &me) || me.Reason != ReasonInvalid {
+				t.Fatalf("DecodeAll: got %T %v, want *Error with reason %s", err, err, ReasonInvalid)
+			}
+			if !strings.Contains(me.Message, tt.wantErr) {
+				t.Fatalf("DecodeAll: got error %q, want it to contain %q", me.Message, tt.wantErr)
+			}
+			if got := me.Namespace + "/" + me.Name; tt.wantObj != "" && got != tt.wantObj {
+				t.Fatalf("DecodeAll: error names %q, want %q", got, tt.wantObj)
+			}
+		})
+	}
+}
+
+func TestLoadAll(t *testing.T) {
+	const path = "/etc/minipod/manifests/two.yaml"
+	api := strings.Replace(podYAML, "name: web", "name: api", 1)
+	pods, err := LoadAll(path, []byte(podYAML+"---\n"+api))
+	if err != nil || len(pods) != 2 {
+		t.Fatalf("LoadAll: got %d pods, error %v; want 2 pods", len(pods), err)
+	}
+	for _, p := range pods {
+		if p.Annotations[AnnotationManifest] != path || p.UID == "" || p.Spec.RestartPolicy != "Always" {
+			t.Errorf("pod %s: manifest %q uid %q restartPolicy %q", p.Name, p.Annotations[AnnotationManifest], p.UID, p.Spec.RestartPolicy)
+		}
+	}
+	if pods[0].UID == pods[1].UID {
+		t.Fatalf("two pods of one file share the uid %s", pods[0].UID)
+	}
+	// Editing one pod of a file leaves the other's identity alone.
+	again, err := LoadAll(path, []byte(podYAML+"---\n"+api+"    command: [sleep, '1']\n"))
+	if err != nil || again[0].UID != pods[0].UID || again[1].UID == pods[1].UID {
+		t.Fatalf("LoadAll after editing the second pod: error %v; uids %s %s -> %s %s", err, pods[0].UID, pods[1].UID, again[0].UID, again[1].UID)
+	}
+	// An invalid pod makes the whole file an error that names the pod and its document.
+	_, err = LoadAll(path, []byte(podYAML+"---\n"+strings.Replace(api, "    image: busybox:1.36\n", "", 1)))
+	var me *Error
+	if !errors.As(err, &me) || me.Name != "api" || me.Namespace != "prod" || me.Message != "document 2 at line 15: spec.containers[0].image: Required value" {
+		t.Fatalf("LoadAll with an invalid second pod: got %#v", err)
 	}
 }

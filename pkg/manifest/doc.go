@@ -1,8 +1,9 @@
-// Package manifest turns the bytes of one static-pod manifest file into a pod that minipod can
-// run, or into an error that says exactly what is wrong with the file.
+// Package manifest turns the bytes of one manifest file into the pods that minipod can run, or
+// into an error that says exactly what is wrong with the file.
 //
 // It does what the API server and the kubelet's file source do for a static pod, in the same
-// order: decode a single v1 Pod document (YAML or JSON, case-sensitive field names as in
+// order: decode each v1 Pod of the file (YAML documents separated by `---`, or JSON, each a Pod
+// or a v1 List of them, as `kubectl apply -f` reads a file; case-sensitive field names as in
 // Kubernetes), compute the stable content hash that becomes the pod UID, apply the v1 defaults,
 // and validate the result, naming every problem by its field path
 // (`spec.containers[0].image: Required value`). Nothing here touches the file system or the
@@ -23,6 +24,9 @@ const MaxFileSize = 1 << 20
 type Error struct {
 	Reason  string // ReasonInvalid
 	Message string
+	// Namespace and Name are those of the object the problem is in, when they could be read;
+	// "" otherwise (PeekName reads them from a file of one object).
+	Namespace, Name string
 }
 
 // Error returns the message alone: the reason travels separately in status.reason.

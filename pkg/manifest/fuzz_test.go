@@ -24,27 +24,32 @@ func FuzzLoad(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		PeekName(data)
-		if _, err := DecodeStrict(data); err != nil {
+		if _, err := DecodeAllStrict(data); err != nil {
 			var me *Error
 			if !errors.As(err, &me) {
-				t.Fatalf("DecodeStrict: got %T %v, want *Error", err, err)
+				t.Fatalf("DecodeAllStrict: got %T %v, want *Error", err, err)
 			}
 		}
-		pod, err := Load("/m/fuzz.yaml", data)
+		pods, err := LoadAll("/m/fuzz.yaml", data)
 		if err != nil {
 			var me *Error
 			if !errors.As(err, &me) || me.Message == "" {
-				t.Fatalf("Load: got %T %v, want *Error with a message", err, err)
+				t.Fatalf("LoadAll: got %T %v, want *Error with a message", err, err)
 			}
 			return
 		}
-		if pod.UID == "" || pod.Annotations[AnnotationConfigHash] != string(pod.UID) {
-			t.Fatalf("Load: uid %q hash annotation %q", pod.UID, pod.Annotations[AnnotationConfigHash])
+		if len(pods) == 0 {
+			t.Fatalf("LoadAll: no pod and no error")
 		}
-		// A loaded pod stays valid when defaulted again: Load's result is a fixed point.
-		SetDefaults(pod)
-		if errs := Validate(pod); len(errs) > 0 {
-			t.Fatalf("Validate after Load: %v", errs)
+		for _, pod := range pods {
+			if pod.UID == "" || pod.Annotations[AnnotationConfigHash] != string(pod.UID) {
+				t.Fatalf("LoadAll: uid %q hash annotation %q", pod.UID, pod.Annotations[AnnotationConfigHash])
+			}
+			// A loaded pod stays valid when defaulted again: LoadAll's result is a fixed point.
+			SetDefaults(pod)
+			if errs := Validate(pod); len(errs) > 0 {
+				t.Fatalf("Validate after LoadAll: %v", errs)
+			}
 		}
 	})
 }

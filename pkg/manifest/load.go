@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -21,35 +22,65 @@ const (
 	configSourceFile       = "file"
 )
 
-// Load is what the daemon calls for one file: decode, hash, default, validate. On success the pod
-// has metadata.uid = Hash(path, decoded pod) and the annotations kubernetes.io/config.hash (the
-// same hash), kubernetes.io/config.source ("file") and minipod.io/manifest (path). On failure it
-// returns *Error whose message is the decode problem or every field error joined with "; ".
+// Load is LoadAll for a file that holds exactly one pod.
 func Load(path string, data []byte) (*corev1.Pod, error) {
-	pod, err := Decode(data)
+	pods, err := LoadAll(path, data)
 	if err != nil {
 		return nil, err
 	}
-	// The hash is taken before defaulting, so that a newer minipod that knows more defaults does
-	// not see every manifest as changed and restart every pod.
-	hash := Hash(path, pod)
-	dropServerFields(pod)
-	SetDefaults(pod)
-	if errs := Validate(pod); len(errs) > 0 {
-		msgs := make([]string, len(errs))
-		for i, e := range errs {
-			msgs[i] = e.Error()
+	if len(pods) != 1 {
+		return nil, invalidf("the file holds %d pods: expected exactly one", len(pods))
+	}
+	return pods[0], nil
+}
+
+// LoadAll is what the daemon calls for one file: decode its pods (DecodeAll), and hash, default
+// and validate each. On success every pod has metadata.uid = Hash(path, decoded pod) and the
+// annotations kubernetes.io/config.hash (the same hash), kubernetes.io/config.source ("file")
+// and minipod.io/manifest (path). A file is used whole or not at all: on failure it returns no
+// pod and an *Error whose message is the decode problem or every field error of the first
+// invalid pod joined with "; ", after the document at fault when the file holds several, and
+// which names that pod. Two pods of one file with the same namespace/name are an error too.
+func LoadAll(path string, data []byte) ([]*corev1.Pod, error) {
+	pods, err := DecodeAll(data)
+	if err != nil {
+		return nil, err
+	}
+	objs, _ := objects(data, false) // cannot fail: DecodeAll did the same
+	seen := make(map[string]int, len(pods))
+	for i, pod := range pods {
+		where := ""
+		if len(objs) > 1 {
+			where = objs[i].where + ": "
 		}
-		return nil, &Error{Reason: ReasonInvalid, Message: strings.Join(msgs, "; ")}
+		// The hash is taken before defaulting, so that a newer minipod that knows more defaults
+		// does not see every manifest as changed and restart every pod.
+		hash := Hash(path, pod)
+		namespace := pod.Namespace // as written, like PeekName's
+		dropServerFields(pod)
+		SetDefaults(pod)
+		if errs := Validate(pod); len(errs) > 0 {
+			msgs := make([]string, len(errs))
+			for i, e := range errs {
+				msgs[i] = e.Error()
+			}
+			return nil, &Error{Reason: ReasonInvalid, Message: where + strings.Join(msgs, "; "), Namespace: namespace, Name: pod.Name}
+		}
+		key := pod.Namespace + "/" + pod.Name
+		if j, ok := seen[key]; ok {
+			return nil, &Error{Reason: ReasonInvalid, Namespace: namespace, Name: pod.Name,
+				Message: fmt.Sprintf("%smetadata.name: Duplicate value: pod %s is also defined by %s of this file", where, key, objs[j].where)}
+		}
+		seen[key] = i
+		pod.UID = types.UID(hash)
+		if pod.Annotations == nil {
+			pod.Annotations = map[string]string{}
+		}
+		pod.Annotations[AnnotationConfigHash] = hash
+		pod.Annotations[AnnotationConfigSource] = configSourceFile
+		pod.Annotations[AnnotationManifest] = path
 	}
-	pod.UID = types.UID(hash)
-	if pod.Annotations == nil {
-		pod.Annotations = map[string]string{}
-	}
-	pod.Annotations[AnnotationConfigHash] = hash
-	pod.Annotations[AnnotationConfigSource] = configSourceFile
-	pod.Annotations[AnnotationManifest] = path
-	return pod, nil
+	return pods, nil
 }
 
 // dropServerFields clears what the API server owns and ignores on create: a manifest copied from

@@ -98,9 +98,9 @@ type fileState struct {
 	modTime time.Time
 	ino     uint64
 	mode    os.FileMode
-	uid     uint32      // owner: checkPerms depends on it, and chown changes neither size nor mtime
-	good    *corev1.Pod // last good version
-	err     error       // current problem, if any
+	uid     uint32        // owner: checkPerms depends on it, and chown changes neither size nor mtime
+	good    []*corev1.Pod // last good version: the file's pods, in file order
+	err     error         // current problem, if any
 }
 
 // New returns a Source for cfg.
@@ -308,21 +308,32 @@ func (s *Source) loadFile(path string, info os.FileInfo, old *fileState) *fileSt
 		f.err = err
 		return f
 	}
-	pod, err := manifest.Load(path, data)
-	if err == nil && s.cfg.Admit != nil {
-		err = s.cfg.Admit(pod)
-	}
+	pods, err := manifest.LoadAll(path, data)
 	if err != nil {
 		f.err = err
-		if f.good == nil && pod != nil {
-			f.err = &peekedError{err: err, namespace: pod.Namespace, name: pod.Name}
-		} else if f.good == nil {
+		if f.good == nil {
 			ns, name := manifest.PeekName(data)
+			var me *manifest.Error
+			if errors.As(err, &me) && me.Name != "" {
+				ns, name = me.Namespace, me.Name
+			}
 			f.err = &peekedError{err: err, namespace: ns, name: name}
 		}
 		return f
 	}
-	f.good, f.err = pod, nil
+	if s.cfg.Admit != nil {
+		// A file is used whole or not at all, as for a pod that is invalid.
+		for _, pod := range pods {
+			if err := s.cfg.Admit(pod); err != nil {
+				f.err = err
+				if f.good == nil {
+					f.err = &peekedError{err: err, namespace: pod.Namespace, name: pod.Name}
+				}
+				return f
+			}
+		}
+	}
+	f.good, f.err = pods, nil
 	return f
 }
 
@@ -386,7 +397,8 @@ func notRegular(path string, m os.FileMode) error {
 }
 
 // snapshot turns the per-file state into the desired set. When two files name the same pod,
-// the file that already owns it keeps it; otherwise the first in lexical order wins.
+// the file that already owns it keeps it; otherwise the first in lexical order wins. A file of
+// several pods loses only the pods another file owns.
 func (s *Source) snapshot() Snapshot {
 	paths := make([]string, 0, len(s.files))
 	for p := range s.files {
@@ -395,7 +407,7 @@ func (s *Source) snapshot() Snapshot {
 	sort.Strings(paths)
 	claims := map[string][]string{}
 	for _, p := range paths {
-		if g := s.files[p].good; g != nil {
+		for _, g := range s.files[p].good {
 			k := g.Namespace + "/" + g.Name
 			claims[k] = append(claims[k], p)
 		}
@@ -415,39 +427,51 @@ func (s *Source) snapshot() Snapshot {
 	var snap Snapshot
 	for _, p := range paths {
 		f := s.files[p]
-		if f.good != nil {
-			k := f.good.Namespace + "/" + f.good.Name
+		var running []*corev1.Pod
+		for _, g := range f.good {
+			k := g.Namespace + "/" + g.Name
 			if owners[k] != p {
+				msg := fmt.Sprintf("pod %s is already defined by %s; this file is ignored", k, owners[k])
+				if len(f.good) > 1 {
+					msg = fmt.Sprintf("pod %s is already defined by %s; this pod of the file is ignored", k, owners[k])
+				}
 				snap.Problems = append(snap.Problems, Problem{
-					Path: p, Namespace: f.good.Namespace, Name: f.good.Name, Reason: ReasonConflict,
-					Message: fmt.Sprintf("pod %s is already defined by %s; this file is ignored", k, owners[k]),
+					Path: p, Namespace: g.Namespace, Name: g.Name, Reason: ReasonConflict, Message: msg,
 				})
 				continue
 			}
-			snap.Pods = append(snap.Pods, f.good)
+			snap.Pods = append(snap.Pods, g)
+			running = append(running, g)
 		}
 		if f.err != nil {
-			snap.Problems = append(snap.Problems, problemOf(p, f))
+			snap.Problems = append(snap.Problems, problemsOf(p, f.err, running)...)
 		}
 	}
 	return snap
 }
 
-func problemOf(path string, f *fileState) Problem {
-	pr := Problem{Path: path, Name: filepath.Base(path), Reason: manifest.ReasonInvalid, Message: f.err.Error()}
+// problemsOf is the problem err of the file at path: one on each of its pods that still runs
+// from its last good version, else one of its own.
+func problemsOf(path string, err error, running []*corev1.Pod) []Problem {
+	pr := Problem{Path: path, Name: filepath.Base(path), Reason: manifest.ReasonInvalid, Message: err.Error()}
 	var me *manifest.Error
-	if errors.As(f.err, &me) {
+	if errors.As(err, &me) {
 		pr.Reason, pr.Message = me.Reason, me.Message
 	}
 	var pe *peekedError
-	if errors.As(f.err, &pe) && pe.name != "" {
+	if errors.As(err, &pe) && pe.name != "" {
 		pr.Namespace, pr.Name = pe.namespace, pe.name
 	}
-	if f.good != nil {
-		pr.Namespace, pr.Name, pr.Running = f.good.Namespace, f.good.Name, true
-		pr.Message += "; the last good version keeps running"
+	if len(running) == 0 {
+		return []Problem{pr}
 	}
-	return pr
+	out := make([]Problem, len(running))
+	for i, g := range running {
+		out[i] = pr
+		out[i].Namespace, out[i].Name, out[i].Running = g.Namespace, g.Name, true
+		out[i].Message += "; the last good version keeps running"
+	}
+	return out
 }
 
 // checkPerms refuses a file or directory that someone other than root can write.
