@@ -1013,8 +1013,10 @@ func miscNodeScenarios() []scenario {
 				if attempt == seen+1 && !finished.IsZero() && int(attempt) < len(want) {
 					got := term.StartedAt.Sub(finished)
 					c.t.Logf("restart %d: waited %s after the previous attempt ended", attempt, got)
-					if got < want[attempt]-time.Second || got > want[attempt]+10*time.Second {
-						c.t.Errorf("restart %d: waited %s after the previous attempt ended, want %s", attempt, got, want[attempt])
+					// Upstream's tolerance: twice the kubelet's 10 s sync retry, either way. The
+					// wait includes the start itself, seconds on a loaded machine.
+					if d := got - want[attempt]; d > 20*time.Second || d < -20*time.Second {
+						c.t.Errorf("restart %d: waited %s after the previous attempt ended, want %s ± 20s", attempt, got, want[attempt])
 					}
 					measured++
 				}
