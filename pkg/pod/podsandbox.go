@@ -274,7 +274,7 @@ func (w *worker) writePodFiles(job sandboxJob, podIP string) (sandbox.Files, err
 		fqdn = fmt.Sprintf("%s.%s.%s.svc.%s", hostname(p), sub, p.Namespace, clusterDomain)
 	}
 	resolv := sandbox.ResolvConf(p.Spec.DNSPolicy, p.Spec.DNSConfig, w.m.cfg.ResolvConf)
-	hosts := sandbox.ManagedHosts(hostname(p), fqdn, podIP, aliases)
+	var hosts []byte
 	if p.Spec.HostNetwork {
 		// The node's file, opened as a file the daemon trusts: a regular file (never a FIFO
 		// waited on) of at most 1 MiB.
@@ -283,8 +283,10 @@ func (w *worker) writePodFiles(job sandboxJob, podIP string) (sandbox.Files, err
 			return sandbox.Files{}, err
 		}
 		hosts = sandbox.HostNetworkHosts(node, aliases)
+	} else {
+		hosts = sandbox.ManagedHosts(hostname(p), fqdn, podIP, aliases)
 	}
-	return sandbox.WriteFilesWithHosts(job.n.dir(), hosts, hostname(p), resolv)
+	return sandbox.WriteFiles(job.n.dir(), hosts, hostname(p), resolv)
 }
 
 // attachment is the sandbox's CNI attachment; p may be nil (a teardown without the manifest

@@ -31,7 +31,7 @@ func (w *worker) startVolumes(s *podState, refresh bool) {
 			return
 		}
 		vols, err := volume.Prepare(volume.Config{PodDir: s.n.dir(), ConfigMapDir: cfg.ConfigMapDir, SecretDir: cfg.SecretDir, InsecureSecretPerms: cfg.InsecureSecretPerms, AllowedHostPaths: cfg.AllowedHostPaths,
-			DeviceAllowed: deviceAllowed(cfg.AllowedDevices), DeviceRefusal: func(path string) string { return policy.DeviceRefusal(path, cfg.AllowedDevices) }}, pod, podIP)
+			CheckDevice: checkDevice(cfg.AllowedDevices)}, pod, podIP)
 		w.post(s, func() { w.volumesMade(s, vols, err) })
 	})
 }
@@ -70,10 +70,10 @@ func hasSourcedVolumes(p *corev1.Pod) bool {
 	return false
 }
 
-// deviceAllowed is the policy's allowedDevices as the volume package asks it; nil when unset.
-func deviceAllowed(allowed []string) func(string) bool {
+// checkDevice is the policy's allowedDevices as the volume package asks it; nil when unset.
+func checkDevice(allowed []string) func(string) error {
 	if allowed == nil {
 		return nil
 	}
-	return func(path string) bool { return policy.DeviceAllowed(allowed, path) }
+	return func(path string) error { return policy.CheckDevice(allowed, path) }
 }

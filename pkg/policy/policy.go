@@ -117,24 +117,19 @@ func (p *Policy) Unset() bool {
 		p.AllowedDevices == nil
 }
 
-// DeviceAllowed reports whether a hostPath volume may be the device node at path (as really
-// mounted): any device allowedHostPaths admits when allowedDevices is unset, else one that a
-// pattern of allowedDevices matches.
-func (p *Policy) DeviceAllowed(path string) bool {
-	return DeviceAllowed(p.AllowedDevices, path)
-}
-
-// DeviceAllowed is Policy.DeviceAllowed for an allowedDevices list (nil: unset).
-func DeviceAllowed(allowed []string, path string) bool {
+// CheckDevice refuses a hostPath volume that is the device node at path (as really mounted)
+// when allowed, the policy's allowedDevices, is set and none of its patterns matches; unset
+// (nil), allowedHostPaths alone decides.
+func CheckDevice(allowed []string, path string) error {
 	if allowed == nil {
-		return true
+		return nil
 	}
 	for _, pat := range allowed {
 		if ok, _ := filepath.Match(pat, path); ok {
-			return true
+			return nil
 		}
 	}
-	return false
+	return fmt.Errorf("device %s is not allowed by this node's policy (allowedDevices: %s)", path, list(allowed))
 }
 
 // MarshalJSON writes the policy for --print-config, the log and the flag. It keeps an empty
@@ -257,8 +252,8 @@ func (p *Policy) check(pod *corev1.Pod, safeSysctls []string) field.ErrorList {
 				(*v.HostPath.Type != corev1.HostPathCharDev && *v.HostPath.Type != corev1.HostPathBlockDev) {
 				continue
 			}
-			if !p.DeviceAllowed(filepath.Clean(v.HostPath.Path)) {
-				errs = append(errs, field.Forbidden(spec.Child("volumes").Index(i).Child("hostPath", "path"), DeviceRefusal(v.HostPath.Path, p.AllowedDevices)))
+			if err := CheckDevice(p.AllowedDevices, filepath.Clean(v.HostPath.Path)); err != nil {
+				errs = append(errs, field.Forbidden(spec.Child("volumes").Index(i).Child("hostPath", "path"), err.Error()))
 			}
 		}
 	}
@@ -392,9 +387,4 @@ func (p *Policy) Set(s string) error {
 	}
 	*p = v
 	return nil
-}
-
-// DeviceRefusal is the message for a device node the policy does not allow.
-func DeviceRefusal(path string, allowed []string) string {
-	return fmt.Sprintf("device %s is not allowed by this node's policy (allowedDevices: %s)", path, list(allowed))
 }

@@ -34,15 +34,6 @@ type HostAlias struct {
 	Hostnames []string
 }
 
-// WriteFiles writes the pod's /etc/hosts (localhost, the pod IP with its hostname, aliases),
-// /etc/hostname and /etc/resolv.conf into dir. Files are replaced atomically so a container
-// never reads half of one.
-//
-// The pod IP's line names fqdn first when it is set (hostname with subdomain), as on a kubelet.
-func WriteFiles(dir, hostname, fqdn, podIP string, aliases []HostAlias, resolv []byte) (Files, error) {
-	return WriteFilesWithHosts(dir, ManagedHosts(hostname, fqdn, podIP, aliases), hostname, resolv)
-}
-
 // The kubelet's first lines of the /etc/hosts it writes: the upstream node tests tell a
 // kubelet-managed file by the first, and a host-network pod's file carries the second.
 const (
@@ -50,7 +41,9 @@ const (
 	managedHostsHeaderHostNetwork = "# Kubernetes-managed hosts file (host network).\n"
 )
 
-// ManagedHosts is the /etc/hosts of a pod with a network namespace of its own.
+// ManagedHosts is the /etc/hosts of a pod with a network namespace of its own: localhost, the
+// pod IP with its hostname (fqdn first when it is set, hostname with subdomain, as on a
+// kubelet), and the aliases.
 func ManagedHosts(hostname, fqdn, podIP string, aliases []HostAlias) []byte {
 	var h bytes.Buffer
 	h.WriteString(managedHostsHeader)
@@ -86,9 +79,10 @@ func writeAliases(h *bytes.Buffer, aliases []HostAlias) {
 	}
 }
 
-// WriteFilesWithHosts writes the pod's files into dir as WriteFiles does, with hosts as its
-// /etc/hosts.
-func WriteFilesWithHosts(dir string, hosts []byte, hostname string, resolv []byte) (Files, error) {
+// WriteFiles writes the pod's /etc/hosts (hosts: ManagedHosts or HostNetworkHosts),
+// /etc/hostname and /etc/resolv.conf into dir. Files are replaced atomically so a container
+// never reads half of one.
+func WriteFiles(dir string, hosts []byte, hostname string, resolv []byte) (Files, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return Files{}, fmt.Errorf("create pod dir: %w", err)
 	}

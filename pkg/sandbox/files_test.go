@@ -72,7 +72,7 @@ func TestWriteFiles(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "pods", "uid") // created by WriteFiles
-			files, err := WriteFiles(dir, tt.hostname, tt.fqdn, tt.podIP, tt.aliases, []byte(tt.resolv))
+			files, err := WriteFiles(dir, ManagedHosts(tt.hostname, tt.fqdn, tt.podIP, tt.aliases), tt.hostname, []byte(tt.resolv))
 			if err != nil {
 				t.Fatalf("WriteFiles: %v", err)
 			}
@@ -132,7 +132,7 @@ func TestWriteFiles(t *testing.T) {
 // is left.
 func TestWriteFilesReplaces(t *testing.T) {
 	dir := t.TempDir()
-	first, err := WriteFiles(dir, "a", "", "10.0.0.1", nil, []byte("nameserver 1.1.1.1\n"))
+	first, err := WriteFiles(dir, ManagedHosts("a", "", "10.0.0.1", nil), "a", []byte("nameserver 1.1.1.1\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +144,7 @@ func TestWriteFilesReplaces(t *testing.T) {
 		}
 		before[p] = st
 	}
-	second, err := WriteFiles(dir, "b", "", "10.0.0.2", nil, []byte("nameserver 8.8.8.8\n"))
+	second, err := WriteFiles(dir, ManagedHosts("b", "", "10.0.0.2", nil), "b", []byte("nameserver 8.8.8.8\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +178,7 @@ func TestWriteFilesError(t *testing.T) {
 	if err := os.WriteFile(parent, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := WriteFiles(filepath.Join(parent, "pod"), "a", "", "", nil, nil); err == nil {
+	if _, err := WriteFiles(filepath.Join(parent, "pod"), nil, "a", nil); err == nil {
 		t.Fatal("WriteFiles under a regular file: no error")
 	}
 	// A directory where the hosts file should go: the rename fails, no temporary file stays.
@@ -186,7 +186,7 @@ func TestWriteFilesError(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(dir, "hosts", "x"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := WriteFiles(dir, "a", "", "", nil, nil); err == nil {
+	if _, err := WriteFiles(dir, nil, "a", nil); err == nil {
 		t.Fatal("WriteFiles over a directory: no error")
 	}
 	checkOnly(t, dir, "hosts")

@@ -1,6 +1,7 @@
 package volume
 
 import (
+	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -39,7 +40,12 @@ func TestMountsAndDevices(t *testing.T) {
 	}}
 	pod.Spec.Containers[0] = *c
 
-	e.cfg.DeviceAllowed = func(p string) bool { return p == node }
+	e.cfg.CheckDevice = func(p string) error {
+		if p != node {
+			return errors.New("not " + node)
+		}
+		return nil
+	}
 	p, err := Prepare(e.cfg, pod, "")
 	if err != nil {
 		t.Fatal(err)
@@ -58,14 +64,19 @@ func TestMountsAndDevices(t *testing.T) {
 	}
 
 	// The policy refuses the node by what is mounted: the link's target.
-	e.cfg.DeviceAllowed = func(p string) bool { return strings.HasSuffix(p, "/by-id") }
+	e.cfg.CheckDevice = func(p string) error {
+		if !strings.HasSuffix(p, "/by-id") {
+			return errors.New("device " + p + " refused")
+		}
+		return nil
+	}
 	p2, err := Prepare(e.cfg, podWith(hostPathVol("linked", link, corev1.HostPathUnset)), "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	c2 := &corev1.Container{Name: "app", VolumeMounts: []corev1.VolumeMount{{Name: "linked", MountPath: "/dev/x"}}}
 	_, _, err = p2.MountsAndDevices(c2, nil)
-	if reasonOf(err) != ReasonPolicyViolation || !strings.Contains(err.Error(), "spec.volumes[0].hostPath.path: Forbidden") {
+	if reasonOf(err) != ReasonPolicyViolation || !strings.Contains(err.Error(), "spec.volumes[0].hostPath.path: Forbidden: device "+node+" refused") {
 		t.Errorf("device refused by the policy: %v", err)
 	}
 }

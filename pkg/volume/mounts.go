@@ -172,15 +172,14 @@ func (p *Prepared) deviceOf(v *prepared, src string, readOnly bool) (Device, boo
 	if readOnly {
 		d.Access = "r"
 	}
-	if p.cfg.DeviceAllowed != nil {
+	if p.cfg.CheckDevice != nil {
 		real, err := filepath.EvalSymlinks(v.path)
-		if err != nil || !p.cfg.DeviceAllowed(real) {
-			msg := real
-			if p.cfg.DeviceRefusal != nil {
-				msg = p.cfg.DeviceRefusal(real)
-			}
+		if err == nil {
+			err = p.cfg.CheckDevice(real)
+		}
+		if err != nil {
 			return Device{}, false, &Error{Reason: ReasonPolicyViolation,
-				Message: fmt.Sprintf("volume %q: %s: Forbidden: %s", v.vol.Name, p.fieldPath(v.vol.Name), msg), Err: err}
+				Message: fmt.Sprintf("volume %q: %s: Forbidden: %v", v.vol.Name, p.fieldPath(v.vol.Name), err), Err: err}
 		}
 	}
 	return d, true, nil

@@ -28,12 +28,10 @@ type Config struct {
 	// while it stays there, so that a link a pod planted cannot take it elsewhere; its mounts
 	// are then binds of what was opened, as subPath's are (beneath.go).
 	AllowedHostPaths []string
-	// DeviceAllowed says whether a hostPath volume may be the device node at a path (as really
-	// mounted, links followed); nil allows every device. A refused one is a PolicyViolation
-	// naming the volume's field.
-	DeviceAllowed func(path string) bool
-	// DeviceRefusal words the refusal of path, for the message.
-	DeviceRefusal func(path string) string
+	// CheckDevice refuses a hostPath volume that is the device node at a path (as really
+	// mounted, links followed), saying why; nil allows every device. A refused one is a
+	// PolicyViolation naming the volume's field.
+	CheckDevice func(path string) error
 }
 
 // Volume kinds: the directory names under PodDir/volumes.

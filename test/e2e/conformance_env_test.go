@@ -17,7 +17,6 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
-	"io"
 	"io/fs"
 	"net"
 	"os"
@@ -34,7 +33,6 @@ import (
 
 	"github.com/minipod/minipod/pkg/api"
 	"github.com/minipod/minipod/pkg/imagebuild"
-	"github.com/minipod/minipod/pkg/runtime"
 )
 
 // The images the scenarios use. The busybox and pause images are the project's own; the
@@ -315,23 +313,6 @@ func conformanceImages(helper string) ([]imagebuild.Image, error) {
 	return []imagebuild.Image{agnhost, nonRoot, nnp}, nil
 }
 
-// importImage imports img into a containerd namespace.
-func importImage(t *testing.T, namespace string, img imagebuild.Image) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	rt, err := runtime.New(ctx, runtime.Config{Address: env.address, Namespace: namespace})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rt.Close()
-	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(imagebuild.WriteOCI(pw, img)) }()
-	if _, err := rt.Import(ctx, pr); err != nil {
-		t.Fatalf("import %s: %v", img.Name, err)
-	}
-}
-
 func startRegistries(t *testing.T) registries {
 	t.Helper()
 	var r registries
@@ -400,21 +381,7 @@ func (c *conf) pod(name string) *corev1.Pod {
 // until polls cond until it holds, and fails the scenario after timeout.
 func (c *conf) until(timeout time.Duration, what string, cond func() (bool, string)) {
 	c.t.Helper()
-	deadline := time.Now().Add(timeout)
-	last := ""
-	for {
-		ok, detail := cond()
-		if ok {
-			return
-		}
-		if detail != "" {
-			last = detail
-		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("timed out after %s waiting for %s; last: %s", timeout, what, last)
-		}
-		time.Sleep(pollEvery)
-	}
+	pollUntil(c.t, timeout, pollEvery, what, cond)
 }
 
 // waitPod waits until cond holds for the listed pod and returns it.

@@ -349,12 +349,9 @@ func newDaemon(t *testing.T, extra ...string) *daemon {
 	return d
 }
 
-func importBusybox(t *testing.T, namespace string) {
+// importImage imports img into a containerd namespace.
+func importImage(t *testing.T, namespace string, img imagebuild.Image) {
 	t.Helper()
-	img, err := imagebuild.Busybox(imagebuild.DefaultBusyboxName, "")
-	if err != nil {
-		t.Fatalf("busybox image: %v", err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	rt, err := runtime.New(ctx, runtime.Config{Address: env.address, Namespace: namespace})
@@ -365,8 +362,17 @@ func importBusybox(t *testing.T, namespace string) {
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(imagebuild.WriteOCI(pw, img)) }()
 	if _, err := rt.Import(ctx, pr); err != nil {
-		t.Fatalf("import busybox: %v", err)
+		t.Fatalf("import %s: %v", img.Name, err)
 	}
+}
+
+func importBusybox(t *testing.T, namespace string) {
+	t.Helper()
+	img, err := imagebuild.Busybox(imagebuild.DefaultBusyboxName, "")
+	if err != nil {
+		t.Fatalf("busybox image: %v", err)
+	}
+	importImage(t, namespace, img)
 }
 
 func (d *daemon) args() []string {
@@ -492,6 +498,13 @@ func (d *daemon) cleanup() {
 // eventually polls cond until it holds or the timeout passes.
 func (d *daemon) eventually(timeout time.Duration, what string, cond func() (bool, string)) {
 	d.t.Helper()
+	pollUntil(d.t, timeout, 50*time.Millisecond, what, cond)
+}
+
+// pollUntil calls cond every interval until it holds, and fails t after timeout with the
+// last detail cond gave.
+func pollUntil(t testing.TB, timeout, interval time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
 	deadline := time.Now().Add(timeout)
 	last := ""
 	for {
@@ -503,9 +516,9 @@ func (d *daemon) eventually(timeout time.Duration, what string, cond func() (boo
 			last = detail
 		}
 		if time.Now().After(deadline) {
-			d.t.Fatalf("timed out after %s waiting for %s; last: %s", timeout, what, last)
+			t.Fatalf("timed out after %s waiting for %s; last: %s", timeout, what, last)
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(interval)
 	}
 }
 
