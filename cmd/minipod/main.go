@@ -181,6 +181,7 @@ func run(ctx context.Context, o *config.Config, log *slog.Logger) error {
 		HostIP:       hostIP(),
 		ResolvConf:   sandbox.HostResolvConf(),
 		Backoff:      pod.Backoff{Initial: o.BackoffInitial.D(), Max: o.BackoffMax.D()},
+		Updates:      o.Updates,
 		LogRotation:  logs.Rotation{MaxSize: o.ContainerLogMaxSize.Bytes(), MaxFiles: o.ContainerLogMaxFiles},
 		Credentials:  registryCredentials(o.AuthFile, o.InsecureManifestPerms, log),
 		Events:       recorder,
@@ -237,6 +238,7 @@ func run(ctx context.Context, o *config.Config, log *slog.Logger) error {
 	src := source.New(scfg)
 	srv := api.NewServer(view, mgr, log)
 	srv.SetEvents(recorder)
+	srv.SetRollouts(mgr)
 	metricsHandler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		updateGauges(mets, view)
 		mets.Handler().ServeHTTP(w, r)

@@ -36,11 +36,13 @@ func cmdDescribe(ctx context.Context, c *api.Client, p *parsedArgs, stdout io.Wr
 	if err != nil {
 		return err
 	}
-	describePod(stdout, pod, evs.Items, time.Now())
+	// A pod that never ran (a refused manifest) has no revisions: the section is left out.
+	ro, _ := c.Rollout(ctx, namespaceOf(pod), pod.Name)
+	describePod(stdout, pod, ro, evs.Items, time.Now())
 	return nil
 }
 
-func describePod(out io.Writer, pod *corev1.Pod, evs []corev1.Event, now time.Time) {
+func describePod(out io.Writer, pod *corev1.Pod, ro *api.Rollout, evs []corev1.Event, now time.Time) {
 	w := tabwriter.NewWriter(out, 0, 8, 1, ' ', 0)
 	kv := func(indent, k, v string) { fmt.Fprintf(w, "%s%s:\t%s\n", indent, k, escape(v)) }
 	kv("", "Name", pod.Name)
@@ -65,6 +67,7 @@ func describePod(out io.Writer, pod *corev1.Pod, evs []corev1.Event, now time.Ti
 	kv("", "IP", pod.Status.PodIP)
 	kv("", "Host IP", pod.Status.HostIP)
 	w.Flush()
+	describeRevisions(out, ro)
 	section := func(title string, specs []corev1.Container, sts []corev1.ContainerStatus) {
 		if len(specs) == 0 {
 			return

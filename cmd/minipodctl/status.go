@@ -13,7 +13,10 @@ import (
 )
 
 // manifestAnnotation holds the path of the manifest file a pod came from.
-const manifestAnnotation = "minipod.io/manifest"
+const (
+	manifestAnnotation = "minipod.io/manifest"
+	revisionAnnotation = "minipod.io/revision" // the running version's short content hash
+)
 
 // podSummary is what the READY, STATUS and RESTARTS columns are made of.
 type podSummary struct {
@@ -171,7 +174,7 @@ func formatAge(t metav1.Time, now time.Time) string {
 // podRow is one line of the status table.
 type podRow struct {
 	Name, Ready, Status, Restarts, Age string
-	IP, Manifest                       string // wide only
+	IP, Manifest, Revision             string // wide only
 }
 
 // displayName is name for the default namespace and namespace/name otherwise.
@@ -199,6 +202,10 @@ func makeRow(pod *corev1.Pod, now time.Time) podRow {
 	if ip == "" {
 		ip = "<none>"
 	}
+	rev := pod.Annotations[revisionAnnotation]
+	if rev == "" {
+		rev = "<none>"
+	}
 	manifest := pod.Annotations[manifestAnnotation]
 	if manifest == "" {
 		manifest = "<none>"
@@ -212,24 +219,33 @@ func makeRow(pod *corev1.Pod, now time.Time) podRow {
 		Age:      formatAge(started, now),
 		IP:       escape(ip),
 		Manifest: escape(manifest),
+		Revision: escape(rev),
 	}
+}
+
+// tableHeader is the table's first line; wide adds IP, REVISION and MANIFEST.
+func tableHeader(wide bool) string {
+	if wide {
+		return "NAME\tREADY\tSTATUS\tRESTARTS\tAGE\tIP\tREVISION\tMANIFEST"
+	}
+	return "NAME\tREADY\tSTATUS\tRESTARTS\tAGE"
+}
+
+// line is the row as the table prints it, tab-separated.
+func (r podRow) line(wide bool) string {
+	line := r.Name + "\t" + r.Ready + "\t" + r.Status + "\t" + r.Restarts + "\t" + r.Age
+	if wide {
+		line += "\t" + r.IP + "\t" + r.Revision + "\t" + r.Manifest
+	}
+	return line
 }
 
 // printTable writes pods like `kubectl get pods` (tab-aligned, 3 spaces between columns).
 func printTable(w io.Writer, pods []corev1.Pod, wide bool, now time.Time) error {
 	tw := tabwriter.NewWriter(w, 6, 4, 3, ' ', 0)
-	header := "NAME\tREADY\tSTATUS\tRESTARTS\tAGE"
-	if wide {
-		header += "\tIP\tMANIFEST"
-	}
-	fmt.Fprintln(tw, header)
+	fmt.Fprintln(tw, tableHeader(wide))
 	for i := range pods {
-		r := makeRow(&pods[i], now)
-		line := r.Name + "\t" + r.Ready + "\t" + r.Status + "\t" + r.Restarts + "\t" + r.Age
-		if wide {
-			line += "\t" + r.IP + "\t" + r.Manifest
-		}
-		fmt.Fprintln(tw, line)
+		fmt.Fprintln(tw, makeRow(&pods[i], now).line(wide))
 	}
 	return tw.Flush()
 }

@@ -198,9 +198,9 @@ func TestMakeRow(t *testing.T) {
 	p.CreationTimestamp = ago(3 * time.Hour)
 	p.Status.StartTime = &start
 	p.Status.PodIP = "10.88.0.7"
-	p.Annotations = map[string]string{manifestAnnotation: "/etc/minipod/manifests/p.yaml"}
+	p.Annotations = map[string]string{manifestAnnotation: "/etc/minipod/manifests/p.yaml", revisionAnnotation: "3f2a9c0d1e"}
 	want := podRow{Name: "kube-system/p", Ready: "2/2", Status: "Running", Restarts: "5 (4m ago)",
-		Age: "125m", IP: "10.88.0.7", Manifest: "/etc/minipod/manifests/p.yaml"}
+		Age: "125m", IP: "10.88.0.7", Manifest: "/etc/minipod/manifests/p.yaml", Revision: "3f2a9c0d1e"}
 	if got := makeRow(p, now); got != want {
 		t.Errorf("row = %+v\nwant  %+v", got, want)
 	}
@@ -208,7 +208,7 @@ func TestMakeRow(t *testing.T) {
 	// Default namespace, no start time, restarts without a known time, nothing for wide.
 	q := mkPod(corev1.PodRunning, []corev1.ContainerStatus{cs("a", waiting("CrashLoopBackOff"), false, 7)}, nil)
 	q.CreationTimestamp = ago(51 * time.Hour)
-	want = podRow{Name: "p", Ready: "0/1", Status: "CrashLoopBackOff", Restarts: "7", Age: "2d3h", IP: "<none>", Manifest: "<none>"}
+	want = podRow{Name: "p", Ready: "0/1", Status: "CrashLoopBackOff", Restarts: "7", Age: "2d3h", IP: "<none>", Manifest: "<none>", Revision: "<none>"}
 	if got := makeRow(q, now); got != want {
 		t.Errorf("row = %+v\nwant  %+v", got, want)
 	}

@@ -33,11 +33,7 @@ func watchStatus(ctx context.Context, c *api.Client, name string, wide bool, std
 	tick := time.NewTicker(2 * time.Second)
 	defer tick.Stop()
 	tw := tabwriter.NewWriter(stdout, 6, 4, 3, ' ', 0)
-	header := "NAME\tREADY\tSTATUS\tRESTARTS\tAGE"
-	if wide {
-		header += "\tIP\tMANIFEST"
-	}
-	fmt.Fprintln(tw, header)
+	fmt.Fprintln(tw, tableHeader(wide))
 	last := map[string]podRow{}
 	for {
 		list, err := c.Pods(ctx)
@@ -58,15 +54,11 @@ func watchStatus(ctx context.Context, c *api.Client, name string, wide bool, std
 			seen[key] = true
 			r := makeRow(p, now)
 			old, ok := last[key]
-			if ok && old.Ready == r.Ready && old.Status == r.Status && old.Restarts == r.Restarts && old.IP == r.IP {
+			if ok && old.Ready == r.Ready && old.Status == r.Status && old.Restarts == r.Restarts && old.IP == r.IP && old.Revision == r.Revision {
 				continue
 			}
 			last[key] = r
-			line := r.Name + "\t" + r.Ready + "\t" + r.Status + "\t" + r.Restarts + "\t" + r.Age
-			if wide {
-				line += "\t" + r.IP + "\t" + r.Manifest
-			}
-			fmt.Fprintln(tw, line)
+			fmt.Fprintln(tw, r.line(wide))
 		}
 		for key, r := range last {
 			if !seen[key] {

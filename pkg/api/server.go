@@ -341,6 +341,9 @@ func statusFor(err error) int {
 	if errors.Is(err, ErrNotFound) || errors.Is(err, os.ErrNotExist) {
 		return http.StatusNotFound
 	}
+	if errors.Is(err, ErrNoRollback) {
+		return http.StatusConflict
+	}
 	return http.StatusInternalServerError
 }
 

@@ -87,6 +87,8 @@ type Config struct {
 	// privilege escalation, host ports, unsafe sysctls); the zero value allows everything but
 	// sysctls outside the kubelet's safe set, as a kubelet's defaults do.
 	Policy policy.Policy `json:"policy"`
+	// Updates is how changed manifests replace running pods: pull first, and roll back.
+	Updates Updates `json:"updates"`
 }
 
 // Default is the configuration with nothing set: the same defaults as cmd/minipod's flags.
@@ -116,6 +118,7 @@ func Default() Config {
 		AuthFile:             "/etc/minipod/auth.json",
 		ConfigMapDir:         "/etc/minipod/configmaps",
 		SecretDir:            "/etc/minipod/secrets",
+		Updates:              Updates{ProgressDeadline: Duration(DefaultProgressDeadline)},
 	}
 }
 
@@ -151,6 +154,7 @@ var usage = map[string]string{
 	"metrics-address":            "host:port of the Prometheus /metrics endpoint; empty: none",
 	"metrics-allow-non-loopback": "allow --metrics-address on an address other than loopback",
 	"policy":                     "node policy as JSON, e.g. '{\"allowPrivileged\":false,\"allowedHostPaths\":[\"/srv\"],\"allowedHostPorts\":[\"8000-8999\"]}' (keys: " + strings.Join(policy.Keys(), ", ") + "); usually the file's policy: mapping",
+	"updates":                    "how changed manifests replace running pods, as JSON: '{\"rollback\":true,\"progressDeadline\":\"5m\"}'; usually the file's updates: mapping",
 }
 
 // field is one key of Config.
@@ -419,6 +423,9 @@ func (c Config) Validate() error {
 	// "/data/" that would never match as its author meant.
 	if err := c.Policy.Validate(); err != nil {
 		bad("policy", "%v", err)
+	}
+	if err := c.Updates.Validate(); err != nil {
+		bad("updates", "%v", err)
 	}
 	sort.SliceStable(errs, func(i, j int) bool {
 		return errs[i].(*FieldError).Key < errs[j].(*FieldError).Key

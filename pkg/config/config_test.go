@@ -250,9 +250,12 @@ func TestPrintConfigRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Every key, sorted, one per line.
+	// Every key, sorted, one per line (nested mappings indented below their key).
 	var keys []string
 	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if strings.HasPrefix(l, " ") {
+			continue
+		}
 		k, _, _ := strings.Cut(l, ":")
 		keys = append(keys, k)
 	}
@@ -504,4 +507,32 @@ func TestContainerLogLimits(t *testing.T) {
 			t.Errorf("%v: err = %v, want one naming the key", bad, err)
 		}
 	}
+}
+
+// updates: is a nested mapping, read as strictly as the policy; --updates takes the same as JSON.
+func TestUpdates(t *testing.T) {
+	cfg, err := load(t, noFile)
+	if err != nil || cfg.Updates.Rollback || cfg.Updates.ProgressDeadline.D() != 5*time.Minute {
+		t.Fatalf("default updates %+v, %v", cfg.Updates, err)
+	}
+	cfg, err = load(t, "--config", writeFile(t, "updates:\n  rollback: true\n  progressDeadline: 90s\n"))
+	if err != nil || !cfg.Updates.Rollback || cfg.Updates.ProgressDeadline.D() != 90*time.Second {
+		t.Fatalf("file updates %+v, %v", cfg.Updates, err)
+	}
+	cfg, err = load(t, noFile, "--updates", `{"rollback":true}`)
+	if err != nil || !cfg.Updates.Rollback || cfg.Updates.ProgressDeadline.D() != 5*time.Minute {
+		t.Fatalf("--updates %+v, %v", cfg.Updates, err)
+	}
+	for content, want := range map[string]string{
+		"updates:\n  rollbak: true\n":         "updates.rollbak: unknown key (known keys: progressDeadline, rollback)",
+		"updates:\n  progressDeadline: 0s\n":  "updates.progressDeadline: must be > 0",
+		"updates:\n  progressDeadline: 300\n": "updates.progressDeadline",
+		"updates:\n  rollback: maybe\n":       "updates.rollback: must be true or false",
+		"updates: [rollback]\n":               "updates must be a mapping",
+	} {
+		_, err := load(t, "--config", writeFile(t, content))
+		wantErr(t, err, want)
+	}
+	_, err = load(t, noFile, "--updates", `{"rollback":1}`)
+	wantErr(t, err, "updates.rollback: must be true or false")
 }

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
@@ -59,6 +60,27 @@ func validateMetadata(pod *corev1.Pod, p *field.Path) field.ErrorList {
 	}
 	if apivalidation.ValidateAnnotationsSize(pod.Annotations) != nil {
 		errs = append(errs, field.TooLong(p.Child("annotations"), "", apivalidation.TotalAnnotationSizeLimitB))
+	}
+	errs = append(errs, validateUpdateAnnotations(pod.Annotations, p.Child("annotations"))...)
+	return errs
+}
+
+// Annotations of minipod's own that steer updates (see pkg/pod): a value minipod would not
+// understand is refused rather than silently read as the node's default.
+const (
+	AnnotationRollback         = "minipod.io/rollback"
+	AnnotationProgressDeadline = "minipod.io/progress-deadline"
+)
+
+func validateUpdateAnnotations(a map[string]string, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	if v, ok := a[AnnotationRollback]; ok && v != "true" && v != "false" {
+		errs = append(errs, field.NotSupported(p.Key(AnnotationRollback), v, []string{"true", "false"}))
+	}
+	if v, ok := a[AnnotationProgressDeadline]; ok {
+		if d, err := time.ParseDuration(v); err != nil || d <= 0 {
+			errs = append(errs, field.Invalid(p.Key(AnnotationProgressDeadline), v, "must be a positive duration like 90s or 5m"))
+		}
 	}
 	return errs
 }

@@ -68,6 +68,9 @@ type Metrics struct {
 	imagePullTime *family
 	cniDuration   *family
 	cniErrors     *family
+	updates       *family
+	rollbacks     *family
+	prePullTime   *family
 
 	scrapes  atomic.Uint64 // promhttp_metric_handler_requests_total{code="200"}
 	inFlight atomic.Int64  // promhttp_metric_handler_requests_in_flight
@@ -96,11 +99,21 @@ func New() *Metrics {
 			"Duration in seconds of CNI operations (add, del, check), failed ones included.",
 			exponentialBuckets(0.005, 2.5, 10), "operation"), // 5 ms to about 19 s
 		cniErrors: newFamily("cni_operations_errors_total", "counter", "Cumulative number of failed CNI operations.", nil, "operation"),
+		updates: newFamily("pod_updates_total", "counter",
+			"Cumulative number of running pods replaced by a new version of their manifest.", nil),
+		rollbacks: newFamily("pod_rollbacks_total", "counter",
+			"Cumulative number of failed pod updates rolled back to the last version that was Ready.", nil),
+		prePullTime: newFamily("update_prepull_duration_seconds", "histogram",
+			"Duration in seconds of fetching an update's images while the running version kept running.",
+			[]float64{1, 5, 10, 20, 30, 60, 120, 180, 240, 300, 360, 480, 600, 900, 1200, 1800, 2700, 3600}),
 	}
 	// Series that exist from the start, so that rate() and absence alerts work at once.
 	m.podStart.with()
 	m.runningPods.with()
 	m.restarts.with()
+	m.updates.with()
+	m.rollbacks.with()
+	m.prePullTime.with()
 	for _, p := range podPhases {
 		m.pods.with(p)
 	}
@@ -161,7 +174,7 @@ func (m *Metrics) expose() []byte {
 	var w writer
 	m.mu.Lock()
 	for _, f := range []*family{m.podStart, m.runningPods, m.pods, m.containers, m.restarts,
-		m.probes, m.imagePulls, m.imagePullTime, m.cniDuration, m.cniErrors} {
+		m.probes, m.imagePulls, m.imagePullTime, m.cniDuration, m.cniErrors, m.updates, m.rollbacks, m.prePullTime} {
 		f.write(&w)
 	}
 	m.mu.Unlock()
@@ -261,6 +274,32 @@ func (m *Metrics) ImagePull(result string, d time.Duration) {
 	defer m.mu.Unlock()
 	m.imagePulls.with(result).value++
 	m.imagePullTime.with(result).observe(m.imagePullTime.buckets, d.Seconds())
+}
+
+// PodUpdate counts a running pod replaced by a new version.
+func (m *Metrics) PodUpdate() { m.inc(func() *family { return m.updates }) }
+
+// Rollback counts an update rolled back.
+func (m *Metrics) Rollback() { m.inc(func() *family { return m.rollbacks }) }
+
+// inc adds one to the family f returns (read only when m is not nil).
+func (m *Metrics) inc(f func() *family) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	f().with().value++
+}
+
+// PrePull observes how long an update's images took to fetch while the old version ran.
+func (m *Metrics) PrePull(d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.prePullTime.with().observe(m.prePullTime.buckets, d.Seconds())
 }
 
 // CNIOperation observes one CNI operation (add, del, check) and counts it as an error when err

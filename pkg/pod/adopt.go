@@ -23,9 +23,11 @@ type found struct {
 // version's sandbox and containers are kept running as they are; any other version is torn
 // down, off the loop, before the desired one starts.
 func (w *worker) adopt(ctx context.Context) {
+	want := w.want()
 	for _, f := range w.m.takeFound(w.key) {
-		if w.desired != nil && f.rec.UID == string(w.desired.UID) {
-			w.cur = w.adoptState(ctx, f)
+		if want != nil && f.rec.UID == string(want.UID) {
+			w.cur = w.adoptState(ctx, want, f)
+			w.versionStarted(want) // nothing when the record knew it already
 			continue
 		}
 		s := &podState{rec: f.rec, n: w.m.dirs.pod(f.rec.Namespace, f.rec.Name, f.rec.UID), earlier: true, slot: &slotHold{slots: w.m.startSlots}}
@@ -34,9 +36,9 @@ func (w *worker) adopt(ctx context.Context) {
 	}
 }
 
-func (w *worker) adoptState(ctx context.Context, f found) *podState {
+func (w *worker) adoptState(ctx context.Context, want *corev1.Pod, f found) *podState {
 	cfg := &w.m.cfg
-	s := w.newState(ctx, w.desired)
+	s := w.newState(ctx, want)
 	s.rec = f.rec
 	s.earlier = true
 	w.adoptSandbox(ctx, s)

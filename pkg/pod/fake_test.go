@@ -32,9 +32,11 @@ type fakeRuntime struct {
 	leases     map[string]bool
 	leaseSeq   int
 	execHook   func(ctx context.Context, id string, cmd []string) (int, []byte, error)
-	createErr  error       // CreateContainer of an app container fails with it while set
-	failedAt   []time.Time // when each CreateContainer failed so
-	startErr   error       // Start of an app container fails with it while set
+	createErr  error            // CreateContainer of an app container fails with it while set
+	failedAt   []time.Time      // when each CreateContainer failed so
+	startErr   error            // Start of an app container fails with it while set
+	pullErrs   map[string]error // Pull of this ref fails with the error
+	imageErrs  map[string]error // Start of a container of this image fails with the error
 }
 
 type fakeContainer struct {
@@ -57,7 +59,8 @@ func (c *fakeContainer) watchLocked() runtime.ExitWatch {
 
 func newFakeRuntime() *fakeRuntime {
 	f := &fakeRuntime{images: map[string]runtime.Image{}, containers: map[string]*fakeContainer{},
-		gates: map[string]chan struct{}{}, pulling: map[string]int{}, cancelled: map[string]int{}, leases: map[string]bool{}}
+		gates: map[string]chan struct{}{}, pulling: map[string]int{}, cancelled: map[string]int{}, leases: map[string]bool{},
+		pullErrs: map[string]error{}, imageErrs: map[string]error{}}
 	f.images["pause"] = runtime.Image{Ref: "pause", ID: "sha256:pause"}
 	f.images["busybox"] = runtime.Image{Ref: "busybox", ID: "sha256:busybox"}
 	return f
@@ -85,6 +88,7 @@ func (f *fakeRuntime) hold(ref string) (release func()) {
 func (f *fakeRuntime) Pull(ctx context.Context, ref string, _ runtime.Credentials, _ *runtime.PullProgress) (runtime.Image, error) {
 	f.mu.Lock()
 	gate := f.gates[ref]
+	pullErr := f.pullErrs[ref]
 	f.pulling[ref]++
 	f.mu.Unlock()
 	defer func() {
@@ -101,6 +105,9 @@ func (f *fakeRuntime) Pull(ctx context.Context, ref string, _ runtime.Credential
 			f.mu.Unlock()
 			return runtime.Image{}, ctx.Err()
 		}
+	}
+	if pullErr != nil {
+		return runtime.Image{}, pullErr
 	}
 	img := runtime.Image{Ref: ref, ID: "sha256:" + ref}
 	f.mu.Lock()
@@ -181,6 +188,9 @@ func (f *fakeRuntime) Start(ctx context.Context, id string, _ *runtime.Stdio) (u
 	}
 	if f.startErr != nil && c.cfg.Labels[runtime.LabelRole] == runtime.RoleApp {
 		return 0, runtime.ExitWatch{}, f.startErr
+	}
+	if err := f.imageErrs[c.cfg.Image]; err != nil {
+		return 0, runtime.ExitWatch{}, err
 	}
 	c.running, c.exited = true, false
 	return noPID, c.watchLocked(), nil

@@ -23,6 +23,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/minipod/minipod/pkg/config"
 	"github.com/minipod/minipod/pkg/events"
 	"github.com/minipod/minipod/pkg/logs"
 	"github.com/minipod/minipod/pkg/metrics"
@@ -97,6 +98,9 @@ type Config struct {
 	// AllowedDevices is the node policy's allowedDevices (nil: unset, any device node a
 	// hostPath may name); checked on what a hostPath volume really mounts.
 	AllowedDevices []string
+	// Updates says whether failed updates are rolled back, and how long one may take to become
+	// Ready; a pod's annotations override it.
+	Updates config.Updates
 	// Credentials for registries; nil means anonymous pulls.
 	Credentials runtime.Credentials
 	// Events and Metrics may be nil.
@@ -144,6 +148,11 @@ type Manager struct {
 
 	startSlots chan struct{} // see StartSlots
 	cni        semaphore     // see CNISlots
+
+	// rollouts holds each pod's api.Rollout snapshot by key, for the API; retries carries
+	// the keys of `minipodctl rollout retry` to the manager loop, which tells the worker.
+	rollouts sync.Map
+	retries  chan string
 }
 
 // NewManager returns a Manager; nothing runs until Run.
@@ -174,6 +183,7 @@ func NewManager(cfg Config) *Manager {
 		trim:       newMemTrim(),
 		startSlots: make(chan struct{}, cfg.StartSlots),
 		cni:        make(semaphore, cfg.CNISlots),
+		retries:    make(chan string, 16),
 	}
 }
 
@@ -261,6 +271,10 @@ func (m *Manager) Run(ctx context.Context) error {
 			ws.apply(pods)
 		case <-m.images:
 			ws.wakeAll()
+		case key := <-m.retries:
+			if e := ws.byKey[key]; e != nil {
+				e.w.inbox.post(func(w *worker) { w.retryRollout() })
+			}
 		case key := <-ws.done:
 			ws.finished(key)
 		}

@@ -44,6 +44,10 @@ type worker struct {
 
 	desired    *corev1.Pod
 	cur        *podState
+	pre        *prepull // the images of the next version being pulled while cur runs
+	ro         rollout  // the pod's versions: the last good one, a failed one, the history
+	roView     rolloutViewKey
+	roGen      int // bumped by every change of ro
 	tearing    int // versions being torn down; the next one starts when none is
 	done       bool
 	firstRound bool // started with the manager's first desired set
@@ -165,6 +169,8 @@ func (w *worker) update(p *corev1.Pod) {
 func (w *worker) run(ctx context.Context) {
 	defer w.wg.Wait()
 	w.desired = <-w.updates
+	w.ro = w.m.loadRollout(w.key)
+	w.desiredChanged()
 	w.adopt(ctx)
 	w.adoptPending = true
 	w.adopted()
@@ -192,6 +198,7 @@ func (w *worker) run(ctx context.Context) {
 			return
 		case p := <-w.updates:
 			w.desired = p
+			w.desiredChanged()
 		case <-w.inbox.wake:
 			for _, msg := range w.inbox.take() {
 				msg(w)
@@ -215,37 +222,71 @@ func (w *worker) adopted() {
 // step moves the pod one step towards the desired version and publishes its status. It returns
 // when to step again if nothing happens first.
 func (w *worker) step(ctx context.Context) time.Time {
-	if w.cur != nil && (w.desired == nil || w.desired.UID != w.cur.pod.UID) {
-		w.publishTerminating(w.cur)
-		w.teardown(w.cur)
-		w.cur = nil
+	now := time.Now()
+	want := w.want()
+	var wake time.Time
+	if w.cur != nil && (want == nil || want.UID != w.cur.pod.UID) {
+		if want != nil && w.holdForImages(ctx, want, now) {
+			// The running version keeps running while the next one's images come.
+			wake = w.pre.retryAt
+		} else {
+			w.replace(want)
+		}
+	} else if w.pre != nil {
+		w.dropPrepull() // the file went back to the running version
 	}
 	if w.tearing > 0 {
 		return time.Time{} // the next version waits until the last one is gone
 	}
-	if w.desired == nil {
+	if want == nil {
 		w.m.store.remove(w.key)
+		w.dropRollout()
 		w.done = true
 		return time.Time{}
 	}
 	if w.cur == nil {
-		w.cur = w.newState(ctx, w.desired)
+		w.cur = w.newState(ctx, want)
+		w.versionStarted(want)
 	}
 	s := w.cur
-	now := time.Now()
 	if !s.lostAt.IsZero() && !now.Before(s.lostAt) && !s.lostBusy {
 		w.findLost(s)
 	}
 	p := computePlan(s, now)
 	w.execute(s, p)
-	w.publish()
+	judged := w.publish(now)
 	if !s.busy() {
 		// The sandbox and the containers it started with are made: the start slot and the
 		// lease that kept their parts go.
 		s.slot.release()
 		w.releaseRootfs(s)
 	}
-	return p.wake
+	return earliest(p.wake, wake, judged)
+}
+
+// replace begins the teardown of the running version, for want (nil: the file is gone).
+func (w *worker) replace(want *corev1.Pod) {
+	w.dropPrepull()
+	if want == nil {
+		w.endRevision(time.Now(), "removed", "")
+	} else if w.cur.serving() {
+		w.m.cfg.Metrics.PodUpdate()
+		w.log.Info("replacing the running version", "from", revision(string(w.cur.pod.UID)), "to", revision(string(want.UID)))
+	}
+	w.publishTerminating(w.cur)
+	w.teardown(w.cur)
+	w.cur = nil
+}
+
+// earliest is the earliest of the non-zero times, or zero.
+func earliest(ts ...time.Time) time.Time {
+	var e time.Time
+	for _, t := range ts {
+		if !t.IsZero() && (e.IsZero() || t.Before(e)) {
+			e = t
+		}
+	}
+	return e
 }
 
 // execute starts the plan's actions, each on a goroutine of the version's.
@@ -468,9 +509,9 @@ func (w *worker) retryImages() {
 	}
 }
 
-// publish stores the current version's status for the API. Published pods are never modified
-// afterwards.
-func (w *worker) publish() {
+// publish stores the current version's status for the API, after judging an update's progress
+// by it (progress: when to judge again). Published pods are never modified afterwards.
+func (w *worker) publish(now time.Time) time.Time {
 	s := w.cur
 	p := s.pod.DeepCopy()
 	p.Status, s.conds = podStatus(s, w.m.cfg.HostIP, time.Now())
@@ -478,7 +519,11 @@ func (w *worker) publish() {
 		s.startDone = true
 		w.m.cfg.Metrics.PodStartDuration(time.Since(s.seen))
 	}
+	next := w.progress(s, &p.Status, now)
+	w.annotateRevisions(p)
 	w.m.store.set(w.key, p)
+	w.refreshRolloutView()
+	return next
 }
 
 // publishTerminating marks the published pod as being deleted, so that the table shows

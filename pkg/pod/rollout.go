@@ -1,0 +1,402 @@
+package pod
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/minipod/minipod/pkg/api"
+	"github.com/minipod/minipod/pkg/manifest"
+	"github.com/minipod/minipod/pkg/sandbox"
+)
+
+// Annotations of a pod that steer its updates; the node's config.Updates is the default.
+const (
+	AnnotationRollback         = manifest.AnnotationRollback
+	AnnotationProgressDeadline = manifest.AnnotationProgressDeadline
+)
+
+// Annotations minipod adds to the pods it publishes: the revisions of the pod (the first
+// revisionLen characters of a version's UID, the hash of its manifest).
+const (
+	AnnotationRevision        = "minipod.io/revision"         // the version that runs
+	AnnotationRevisionGood    = "minipod.io/revision-good"    // the last that became Ready
+	AnnotationRevisionFailed  = "minipod.io/revision-failed"  // rolled back: "REV: reason"
+	AnnotationRevisionPending = "minipod.io/revision-pending" // pulling its images
+)
+
+// ReasonRolledBack is the pod's status.reason, and the Warning event's, when the version that
+// runs is the last good one because the file's version failed.
+const ReasonRolledBack = "RolledBack"
+
+const (
+	revisionLen = 10
+	historyLen  = 10
+)
+
+// revision is the short form of a version's UID.
+func revision(uid string) string {
+	if len(uid) > revisionLen {
+		return uid[:revisionLen]
+	}
+	return uid
+}
+
+// rollout is what a worker keeps of its pod's versions, so that a version that failed after an
+// update can be replaced by the last good one, also by a daemon restarted in between: it is
+// written to <state-dir>/rollouts/<namespace>_<name>.json on every change. Only the worker's
+// loop reads and writes it; the API sees snapshots (Manager.Rollout).
+type rollout struct {
+	// Current is the UID of the version that runs, and Since when it was started: an update's
+	// progress deadline counts from there.
+	Current string    `json:"current,omitempty"`
+	Since   time.Time `json:"since,omitzero"`
+	// Good is the last version that became Ready, whole, to be started again by a rollback.
+	Good *corev1.Pod `json:"good,omitempty"`
+	// Failed is the version that was rolled back. It is not started again while the file
+	// holds it, until a retry.
+	Failed *failure       `json:"failed,omitempty"`
+	Hist   []api.Revision `json:"history,omitempty"`
+}
+
+type failure struct {
+	UID     string    `json:"uid"`
+	Reason  string    `json:"reason"`
+	Message string    `json:"message"`
+	At      time.Time `json:"at"`
+}
+
+func (m *Manager) rolloutPath(key string) string {
+	return filepath.Join(m.cfg.StateDir, "rollouts", strings.Replace(key, "/", "_", 1)+".json")
+}
+
+// loadRollout reads the key's record; a missing or unreadable one starts empty (a pod then
+// has no good version to go back to until one becomes Ready).
+func (m *Manager) loadRollout(key string) rollout {
+	var ro rollout
+	b, err := os.ReadFile(m.rolloutPath(key))
+	if err != nil {
+		return ro
+	}
+	if err := json.Unmarshal(b, &ro); err != nil {
+		m.log.Warn("rollout record unreadable, starting afresh", "pod", key, "err", err)
+		return rollout{}
+	}
+	return ro
+}
+
+// saveRollout writes the worker's record; the API's snapshot follows with the next publish.
+func (w *worker) saveRollout() {
+	w.roGen++
+	b, err := json.Marshal(&w.ro)
+	if err == nil {
+		path := w.m.rolloutPath(w.key)
+		if err = os.MkdirAll(filepath.Dir(path), 0o700); err == nil {
+			err = sandbox.WriteFileAtomic(path, b, 0o600)
+		}
+	}
+	if err != nil {
+		w.log.Error("rollout record not saved", "err", err)
+	}
+}
+
+// dropRollout forgets the pod's versions once its file is gone.
+func (w *worker) dropRollout() {
+	w.m.rollouts.Delete(w.key)
+	if err := os.Remove(w.m.rolloutPath(w.key)); err != nil && !os.IsNotExist(err) {
+		w.log.Warn("remove rollout record", "err", err)
+	}
+}
+
+// updatePolicy is whether a failed version of p is rolled back, and how long it may take to
+// become Ready: the pod's annotations, else the node's configuration. The annotations were
+// validated with the manifest.
+func (w *worker) updatePolicy(p *corev1.Pod) (rollback bool, deadline time.Duration) {
+	u := w.m.cfg.Updates
+	rollback, deadline = u.Rollback, u.ProgressDeadline.D()
+	if v, ok := p.Annotations[AnnotationRollback]; ok {
+		rollback = v == "true"
+	}
+	if v, err := time.ParseDuration(p.Annotations[AnnotationProgressDeadline]); err == nil && v > 0 {
+		deadline = v
+	}
+	if deadline <= 0 {
+		deadline = 5 * time.Minute
+	}
+	return rollback, deadline
+}
+
+// want is the version the worker runs: the file's, or, when the file's failed and was rolled
+// back, the last good one.
+func (w *worker) want() *corev1.Pod {
+	d := w.desired
+	if d == nil {
+		return nil
+	}
+	if w.rolledBack() {
+		return w.ro.Good
+	}
+	return d
+}
+
+// rolledBack reports whether the file's version is the failed one, with a good one to run.
+func (w *worker) rolledBack() bool {
+	f := w.ro.Failed
+	return w.desired != nil && f != nil && f.UID == string(w.desired.UID) && w.ro.Good != nil && w.ro.Good.UID != w.desired.UID
+}
+
+// versionStarted records that version p starts now.
+func (w *worker) versionStarted(p *corev1.Pod) {
+	uid := string(p.UID)
+	if w.ro.Current == uid {
+		return // adopted, or started again after containerd lost it
+	}
+	now := time.Now()
+	w.endRevision(now, "replaced", "")
+	w.ro.Current, w.ro.Since = uid, now
+	r := api.Revision{Revision: revision(uid), Started: now, Outcome: "running"}
+	if w.rolledBack() {
+		r.Outcome = "rolled back to"
+		r.Message = "revision " + revision(w.ro.Failed.UID) + " failed"
+	}
+	w.ro.Hist = append(w.ro.Hist, r)
+	if len(w.ro.Hist) > historyLen {
+		w.ro.Hist = w.ro.Hist[len(w.ro.Hist)-historyLen:]
+	}
+	w.saveRollout()
+}
+
+// endRevision closes the history entry of the current version, if it is still open.
+func (w *worker) endRevision(at time.Time, outcome, message string) {
+	if n := len(w.ro.Hist); n > 0 && w.ro.Hist[n-1].Ended == nil && w.ro.Hist[n-1].Revision == revision(w.ro.Current) {
+		h := &w.ro.Hist[n-1]
+		h.Ended = &at
+		if h.Outcome == "running" || outcome == "failed" {
+			h.Outcome, h.Message = outcome, message
+		}
+	}
+}
+
+// rolloutFailureReasons are the waiting reasons that fail an update at once: it will not get
+// better by itself.
+var rolloutFailureReasons = map[string]bool{
+	"CrashLoopBackOff":           true,
+	ReasonImagePullBackOff:       true,
+	ReasonErrImagePull:           true,
+	ReasonErrImageNeverPull:      true,
+	ReasonInvalidImageName:       true,
+	"CreateContainerConfigError": true,
+	"CreateContainerError":       true,
+	reasonRunContainerError:      true,
+}
+
+// progress judges an update by the status just published: a version that is Ready (or
+// finished its work) becomes the good one; one that fails, or is not Ready by its deadline, is
+// rolled back when its policy says so. It returns when to look again (zero: no deadline runs).
+func (w *worker) progress(s *podState, st *corev1.PodStatus, now time.Time) time.Time {
+	uid := string(s.pod.UID)
+	if uid != w.ro.Current || w.ro.Failed != nil && w.ro.Failed.UID == uid {
+		return time.Time{} // not started yet, or already judged: it is being replaced
+	}
+	ready := st.Phase == corev1.PodSucceeded
+	for _, c := range st.Conditions {
+		if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
+			ready = true
+		}
+	}
+	if ready {
+		if w.ro.Good == nil || string(w.ro.Good.UID) != uid {
+			w.ro.Good = s.pod
+			if n := len(w.ro.Hist); n > 0 && w.ro.Hist[n-1].Revision == revision(uid) && w.ro.Hist[n-1].Ready == nil {
+				w.ro.Hist[n-1].Ready = &now
+			}
+			w.saveRollout()
+		}
+		return time.Time{}
+	}
+	// Only an update is judged: a version that replaced a good one, and is not that one.
+	if w.ro.Good == nil || string(w.ro.Good.UID) == uid || w.desired == nil || w.desired.UID != s.pod.UID {
+		return time.Time{}
+	}
+	on, deadline := w.updatePolicy(s.pod)
+	if !on {
+		return time.Time{}
+	}
+	reason, message := failedUpdate(st)
+	if reason == "" {
+		due := w.ro.Since.Add(deadline)
+		if now.Before(due) {
+			return due
+		}
+		reason, message = "ProgressDeadlineExceeded", fmt.Sprintf("not Ready within %s", deadline)
+	}
+	w.rollBack(s, reason, message, now)
+	return now
+}
+
+// failedUpdate returns the first reason in st that fails an update at once, with its message.
+func failedUpdate(st *corev1.PodStatus) (reason, message string) {
+	if st.Phase == corev1.PodFailed {
+		return "Failed", st.Message
+	}
+	for _, list := range [][]corev1.ContainerStatus{st.InitContainerStatuses, st.ContainerStatuses} {
+		for _, cs := range list {
+			if wt := cs.State.Waiting; wt != nil && rolloutFailureReasons[wt.Reason] {
+				msg := "container " + cs.Name
+				if wt.Message != "" {
+					msg += ": " + wt.Message
+				}
+				return wt.Reason, msg
+			}
+		}
+	}
+	return "", ""
+}
+
+// rollBack marks the current version failed; the next step replaces it by the good one.
+func (w *worker) rollBack(s *podState, reason, message string, now time.Time) {
+	uid := string(s.pod.UID)
+	w.ro.Failed = &failure{UID: uid, Reason: reason, Message: message, At: now}
+	w.endRevision(now, "failed", reason+": "+message)
+	w.saveRollout()
+	w.log.Warn("update failed, rolling back", "revision", revision(uid), "to", revision(string(w.ro.Good.UID)), "reason", reason, "message", message)
+	w.event(s, nil, "Warning", ReasonRolledBack, "Rolling back to revision %s: revision %s failed: %s: %s",
+		revision(string(w.ro.Good.UID)), revision(uid), reason, message)
+	w.m.cfg.Metrics.Rollback()
+}
+
+// desiredChanged forgets a failed version once the file holds another: the new content gets
+// its chance (and the old one would too, were it written back).
+func (w *worker) desiredChanged() {
+	if f := w.ro.Failed; f != nil && (w.desired == nil || f.UID != string(w.desired.UID)) {
+		w.ro.Failed = nil
+		w.saveRollout()
+	}
+}
+
+// retryRollout lets the failed version run again (minipodctl rollout retry).
+func (w *worker) retryRollout() {
+	if w.ro.Failed == nil {
+		return
+	}
+	w.log.Info("retrying the rolled-back version", "revision", revision(w.ro.Failed.UID))
+	w.ro.Failed = nil
+	w.saveRollout()
+}
+
+// annotateRevisions adds the revision annotations and, after a rollback or while an update
+// pulls its images, the pod's reason and message.
+func (w *worker) annotateRevisions(p *corev1.Pod) {
+	if p.Annotations == nil {
+		p.Annotations = map[string]string{}
+	}
+	p.Annotations[AnnotationRevision] = revision(string(p.UID))
+	if g := w.ro.Good; g != nil {
+		p.Annotations[AnnotationRevisionGood] = revision(string(g.UID))
+	}
+	if f := w.ro.Failed; f != nil {
+		p.Annotations[AnnotationRevisionFailed] = revision(f.UID) + ": " + f.Reason
+	}
+	if w.rolledBack() && w.cur != nil && w.cur.pod.UID == w.ro.Good.UID && p.Status.Reason == "" {
+		f := w.ro.Failed
+		p.Status.Reason = ReasonRolledBack
+		p.Status.Message = fmt.Sprintf("running revision %s: revision %s failed: %s: %s", revision(string(w.ro.Good.UID)), revision(f.UID), f.Reason, f.Message)
+	}
+	if pp := w.pre; pp != nil {
+		p.Annotations[AnnotationRevisionPending] = revision(string(pp.pod.UID))
+		if p.Status.Message == "" {
+			p.Status.Message = pp.msg
+		}
+	}
+}
+
+// rolloutViewKey is what the API's snapshot of the record was made from: a new one is made
+// only when it changes, not at every turn of the loop.
+type rolloutViewKey struct {
+	gen              int
+	desired, pending string
+	msg              string
+}
+
+// refreshRolloutView publishes a new snapshot for the API when the record, the desired version
+// or the pending update changed.
+func (w *worker) refreshRolloutView() {
+	k := rolloutViewKey{gen: w.roGen}
+	if w.desired != nil {
+		k.desired = string(w.desired.UID)
+	}
+	if w.pre != nil {
+		k.pending, k.msg = string(w.pre.pod.UID), w.pre.msg
+	}
+	if k != w.roView || k == (rolloutViewKey{}) {
+		w.roView = k
+		w.m.rollouts.Store(w.key, w.rolloutView())
+	}
+}
+
+// rolloutView is the API's snapshot of the record.
+func (w *worker) rolloutView() api.Rollout {
+	v := api.Rollout{Current: revision(w.ro.Current), History: append([]api.Revision{}, w.ro.Hist...)}
+	for i := range v.History {
+		// Copies of the times, so that the loop's later changes never reach a reader.
+		h := &v.History[i]
+		if h.Ready != nil {
+			t := *h.Ready
+			h.Ready = &t
+		}
+		if h.Ended != nil {
+			t := *h.Ended
+			h.Ended = &t
+		}
+	}
+	if w.desired != nil {
+		v.Desired = revision(string(w.desired.UID))
+		on, d := w.updatePolicy(w.desired)
+		v.Rollback, v.ProgressDeadline = on, d.String()
+	}
+	if g := w.ro.Good; g != nil {
+		v.Good = revision(string(g.UID))
+	}
+	if f := w.ro.Failed; f != nil {
+		v.Failed, v.FailedReason, v.FailedMessage = revision(f.UID), f.Reason, f.Message
+	}
+	if pp := w.pre; pp != nil {
+		v.Pending, v.PendingMessage = revision(string(pp.pod.UID)), pp.msg
+	}
+	return v
+}
+
+// Rollout returns the revisions of a pod (api.Rollouts).
+func (m *Manager) Rollout(namespace, name string) (api.Rollout, error) {
+	if namespace == "" {
+		namespace = "default"
+	}
+	v, ok := m.rollouts.Load(Key(namespace, name))
+	if !ok {
+		return api.Rollout{}, fmt.Errorf("pod %s/%s: %w", namespace, name, api.ErrNotFound)
+	}
+	return v.(api.Rollout), nil
+}
+
+// RetryRollout lets a pod's rolled-back version run again (api.Rollouts).
+func (m *Manager) RetryRollout(namespace, name string) error {
+	ro, err := m.Rollout(namespace, name)
+	if err != nil {
+		return err
+	}
+	if ro.Failed == "" {
+		return fmt.Errorf("pod %s/%s: %w", namespace, name, api.ErrNoRollback)
+	}
+	key := Key(namespace, name)
+	select {
+	case m.retries <- key:
+		return nil
+	default:
+		return fmt.Errorf("pod %s/%s: too many retries at once, try again", namespace, name)
+	}
+}
