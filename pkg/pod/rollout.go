@@ -195,48 +195,74 @@ var rolloutFailureReasons = map[string]bool{
 	reasonRunContainerError:      true,
 }
 
-// progress judges an update by the status just published: a version that is Ready (or
-// finished its work) becomes the good one; one that fails, or is not Ready by its deadline, is
-// rolled back when its policy says so. It returns when to look again (zero: no deadline runs).
+// stableFor is how long a version must stay Ready to become the good one (less when its
+// progress deadline is shorter): a container that crashes a moment after it started was Ready
+// for that moment, and must not become what a rollback returns to.
+const stableFor = 10 * time.Second
+
+// progress judges a version by the status just published. One that stays Ready for stableFor
+// (or finished its work) becomes the good one. An update (a version that replaced a good one)
+// that fails, or is not Ready at its deadline, is rolled back when its policy says so. It
+// returns when to look again (zero: nothing is waited for).
 func (w *worker) progress(s *podState, st *corev1.PodStatus, now time.Time) time.Time {
 	uid := string(s.pod.UID)
 	if uid != w.ro.Current || w.ro.Failed != nil && w.ro.Failed.UID == uid {
 		return time.Time{} // not started yet, or already judged: it is being replaced
 	}
-	ready := st.Phase == corev1.PodSucceeded
+	if w.ro.Good != nil && string(w.ro.Good.UID) == uid {
+		return time.Time{}
+	}
+	ready := false
 	for _, c := range st.Conditions {
 		if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
 			ready = true
 		}
 	}
-	if ready {
-		if w.ro.Good == nil || string(w.ro.Good.UID) != uid {
-			w.ro.Good = s.pod
-			if n := len(w.ro.Hist); n > 0 && w.ro.Hist[n-1].Revision == revision(uid) && w.ro.Hist[n-1].Ready == nil {
-				w.ro.Hist[n-1].Ready = &now
-			}
-			w.saveRollout()
-		}
-		return time.Time{}
-	}
-	// Only an update is judged: a version that replaced a good one, and is not that one.
-	if w.ro.Good == nil || string(w.ro.Good.UID) == uid || w.desired == nil || w.desired.UID != s.pod.UID {
-		return time.Time{}
+	if !ready {
+		s.readySince = time.Time{}
+	} else if s.readySince.IsZero() {
+		s.readySince = now
 	}
 	on, deadline := w.updatePolicy(s.pod)
-	if !on {
+	update := on && w.ro.Good != nil && w.desired != nil && w.desired.UID == s.pod.UID
+	due := w.ro.Since.Add(deadline)
+	switch {
+	case st.Phase == corev1.PodSucceeded,
+		ready && !now.Before(s.readySince.Add(min(stableFor, deadline))),
+		ready && update && !now.Before(due):
+		w.good(s, now)
+		return time.Time{}
+	case !update:
+		if ready {
+			return s.readySince.Add(min(stableFor, deadline))
+		}
 		return time.Time{}
 	}
 	reason, message := failedUpdate(st)
 	if reason == "" {
-		due := w.ro.Since.Add(deadline)
 		if now.Before(due) {
+			if ready {
+				return earliest(due, s.readySince.Add(min(stableFor, deadline)))
+			}
 			return due
 		}
 		reason, message = "ProgressDeadlineExceeded", fmt.Sprintf("not Ready within %s", deadline)
 	}
 	w.rollBack(s, reason, message, now)
 	return now
+}
+
+// good makes s the version a rollback returns to.
+func (w *worker) good(s *podState, now time.Time) {
+	w.ro.Good = s.pod
+	if n := len(w.ro.Hist); n > 0 && w.ro.Hist[n-1].Revision == revision(string(s.pod.UID)) && w.ro.Hist[n-1].Ready == nil {
+		at := s.readySince
+		if at.IsZero() {
+			at = now
+		}
+		w.ro.Hist[n-1].Ready = &at
+	}
+	w.saveRollout()
 }
 
 // failedUpdate returns the first reason in st that fails an update at once, with its message.

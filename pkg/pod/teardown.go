@@ -287,6 +287,9 @@ func (w *worker) publishEnding(s *podState) {
 		}
 	}
 	p.DeletionTimestamp, p.DeletionGracePeriodSeconds = old.DeletionTimestamp, old.DeletionGracePeriodSeconds
+	// The revisions the loop annotated stay (published pods are never changed: sharing the
+	// map is safe).
+	p.Annotations = old.Annotations
 	w.m.store.set(w.key, p)
 }
 

@@ -136,6 +136,30 @@ func rollbackPod(name, uid string, ctrs ...corev1.Container) *corev1.Pod {
 	return p
 }
 
+// A version Ready for a moment before it crashes does not become the good one: it must stay
+// Ready for stableFor (here the 2 s deadline), so the crash is rolled back.
+func TestRollbackReadyForAMoment(t *testing.T) {
+	rt := newFakeRuntime()
+	m := testManager(t, rt)
+	m.Update([]*corev1.Pod{rollbackPod("web", "uid-1", busybox("web"), busybox("app"))})
+	waitFor(t, m, "v1 good", func(p *corev1.Pod) bool { return p.Annotations[AnnotationRevisionGood] == "uid-1" })
+	m.Update([]*corev1.Pod{rollbackPod("web", "uid-2", busybox("web"), busybox("app"))})
+	waitFor(t, m, "v2 ready", func(p *corev1.Pod) bool { return withUID(p, "uid-2") && isReady(p) })
+	for _, id := range rt.running("uid-2-app") {
+		rt.exit(id, 1)
+	}
+	waitFor(t, m, "v2 app running again", func(p *corev1.Pod) bool {
+		return withUID(p, "uid-2") && running(p, "app") && p.Status.ContainerStatuses[1].RestartCount == 1
+	})
+	for _, id := range rt.running("uid-2-app") {
+		rt.exit(id, 1)
+	}
+	p := waitFor(t, m, "rolled back", func(p *corev1.Pod) bool { return withUID(p, "uid-1") && p.Status.Reason == ReasonRolledBack })
+	if !strings.Contains(p.Status.Message, "CrashLoopBackOff") || p.Annotations[AnnotationRevisionGood] != "uid-1" {
+		t.Errorf("message %q, annotations %v", p.Status.Message, p.Annotations)
+	}
+}
+
 // With rollback on, an update whose container cannot run is replaced by the last good version,
 // which is reported; the failed content is not tried again until the file changes or a retry.
 func TestRollbackOnFailure(t *testing.T) {
@@ -212,7 +236,7 @@ func TestRollbackAfterDeadline(t *testing.T) {
 			return p
 		}
 		m.Update([]*corev1.Pod{pod("uid-1")})
-		waitFor(t, m, "v1 ready", func(p *corev1.Pod) bool { return isReady(p) })
+		waitFor(t, m, "v1 good", func(p *corev1.Pod) bool { return isReady(p) && p.Annotations[AnnotationRevisionGood] == "uid-1" })
 		start := time.Now()
 		m.Update([]*corev1.Pod{pod("uid-2")})
 		waitFor(t, m, "v2 running", func(p *corev1.Pod) bool { return withUID(p, "uid-2") && running(p, "app") })

@@ -93,9 +93,12 @@ type podState struct {
 	lostDelay time.Duration // backoff of those questions while containerd is away
 	lostBusy  bool
 
-	seen      time.Time // when the worker got this version: the start of its start latency
-	startDone bool      // the start latency was recorded
-	terminal  bool      // all containers finished for good (Succeeded or Failed)
+	seen time.Time // when the worker got this version: the start of its start latency
+	// readySince: since when the version has been Ready without a break (zero: not Ready);
+	// it becomes the good one after stableFor (progress).
+	readySince time.Time
+	startDone  bool // the start latency was recorded
+	terminal   bool // all containers finished for good (Succeeded or Failed)
 	// restartingAll: a container exited by a rule with the action RestartAllContainers; the
 	// others are being killed, and the pod starts over once none runs (resetAll).
 	restartingAll bool
