@@ -11,6 +11,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -25,14 +26,16 @@ func Validate(pod *corev1.Pod) field.ErrorList {
 		return field.ErrorList{field.Required(field.NewPath(""), "no pod")}
 	}
 	var errs field.ErrorList
-	errs = append(errs, validateMetadata(pod, field.NewPath("metadata"))...)
+	errs = append(errs, validateMetadata(&pod.ObjectMeta, field.NewPath("metadata"))...)
 	errs = append(errs, validateSpec(&pod.Spec, field.NewPath("spec"))...)
 	return errs
 }
 
-func validateMetadata(pod *corev1.Pod, p *field.Path) field.ErrorList {
+// validateMetadata checks the metadata of a pod, a ConfigMap or a Secret: their names are all
+// DNS subdomains.
+func validateMetadata(pod *metav1.ObjectMeta, p *field.Path) field.ErrorList {
 	var errs field.ErrorList
-	// A static pod has no generateName to fall back on: the name is what the file says.
+	// A file has no generateName to fall back on: the name is what the file says.
 	if pod.Name == "" {
 		errs = append(errs, field.Required(p.Child("name"), "name or generateName is required"))
 	} else {
