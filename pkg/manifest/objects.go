@@ -246,3 +246,59 @@ func (f *File) objectError(kind string, i int, m *metav1.ObjectMeta, errs field.
 	return &Error{Reason: ReasonInvalid, Kind: kind, Namespace: m.Namespace, Name: m.Name,
 		Message: fmt.Sprintf("%s%s: %s", f.place(kind, i), what, strings.Join(msgs, "; "))}
 }
+
+// References returns the names of the ConfigMaps and Secrets a pod uses (volumes, projected
+// volumes, env and envFrom of every container), each once, in the order they first appear.
+func References(pod *corev1.Pod) (configMaps, secrets []string) {
+	seen := map[string]bool{}
+	add := func(list *[]string, kind, name string) {
+		if name != "" && !seen[kind+"/"+name] {
+			seen[kind+"/"+name] = true
+			*list = append(*list, name)
+		}
+	}
+	cm := func(name string) { add(&configMaps, KindConfigMap, name) }
+	sec := func(name string) { add(&secrets, KindSecret, name) }
+	for _, v := range pod.Spec.Volumes {
+		switch {
+		case v.ConfigMap != nil:
+			cm(v.ConfigMap.Name)
+		case v.Secret != nil:
+			sec(v.Secret.SecretName)
+		case v.Projected != nil:
+			for _, s := range v.Projected.Sources {
+				if s.ConfigMap != nil {
+					cm(s.ConfigMap.Name)
+				}
+				if s.Secret != nil {
+					sec(s.Secret.Name)
+				}
+			}
+		}
+	}
+	var containers []corev1.Container
+	containers = append(containers, pod.Spec.InitContainers...)
+	containers = append(containers, pod.Spec.Containers...)
+	for _, c := range containers {
+		for _, e := range c.EnvFrom {
+			if e.ConfigMapRef != nil {
+				cm(e.ConfigMapRef.Name)
+			}
+			if e.SecretRef != nil {
+				sec(e.SecretRef.Name)
+			}
+		}
+		for _, e := range c.Env {
+			if e.ValueFrom == nil {
+				continue
+			}
+			if r := e.ValueFrom.ConfigMapKeyRef; r != nil {
+				cm(r.Name)
+			}
+			if r := e.ValueFrom.SecretKeyRef; r != nil {
+				sec(r.Name)
+			}
+		}
+	}
+	return configMaps, secrets
+}
