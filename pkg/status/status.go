@@ -132,21 +132,27 @@ func (v *View) merged() []pod.Encoded {
 }
 
 // withProblems puts each problem on the item of its pod when that pod runs from the same file
-// (its message), or adds an item of its own.
+// (its message; several are joined with "; "), or adds an item of its own.
 func withProblems(items []pod.Encoded, problems []source.Problem) []pod.Encoded {
 	index := make(map[string]int, len(items))
 	for i := range items {
 		index[pod.Key(items[i].Pod.Namespace, items[i].Pod.Name)] = i
 	}
+	told := map[int]bool{} // items whose message a problem set already: the next one is added
 	for _, pr := range problems {
 		ns := pr.Namespace
 		if ns == "" {
 			ns = metav1.NamespaceDefault
 		}
 		if i, ok := index[pod.Key(ns, pr.Name)]; ok && pr.Running && items[i].Pod.Annotations[pod.AnnotationManifest] == pr.Path {
+			msg := pr.Reason + ": " + pr.Message
+			if told[i] {
+				msg = items[i].Pod.Status.Message + "; " + msg
+			}
 			p := items[i].Pod.DeepCopy()
-			p.Status.Message = pr.Reason + ": " + pr.Message
+			p.Status.Message = msg
 			items[i] = pod.Encoded{Pod: p}
+			told[i] = true
 			continue
 		}
 		p := problemPod(pr, ns)
