@@ -1,0 +1,145 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// configFile is a ConfigMap, a Secret and a pod that uses both, by env and by volume.
+func configFile(greeting string) string {
+	return fmt.Sprintf(`apiVersion: v1
+kind: ConfigMap
+metadata: {name: app}
+data:
+  greeting: %s
+binaryData:
+  raw.bin: AAEC
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: db}
+data:
+  password: b2xk
+stringData:
+  password: s3cr3t
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: objects}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: minipod.local/busybox:1.35
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
+    env:
+    - {name: GREETING, valueFrom: {configMapKeyRef: {name: app, key: greeting}}}
+    - {name: PASSWORD, valueFrom: {secretKeyRef: {name: db, key: password}}}
+    volumeMounts:
+    - {name: cfg, mountPath: /etc/app}
+    - {name: sec, mountPath: /etc/db}
+  volumes:
+  - {name: cfg, configMap: {name: app}}
+  - {name: sec, secret: {secretName: db}}
+`, greeting)
+}
+
+// writePrivateManifest is writeManifest for a file that only its owner may read, as a file
+// with a Secret must be.
+func (d *daemon) writePrivateManifest(name, content string) string {
+	d.t.Helper()
+	path := filepath.Join(d.manifests, name)
+	tmp := filepath.Join(d.manifests, "."+name+".tmp")
+	if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
+		d.t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		d.t.Fatal(err)
+	}
+	return path
+}
+
+// A file's ConfigMap and Secret reach its pod by env and by volume, before the directory's of
+// the same name (and the pod says so); editing the ConfigMap's document updates the mounted
+// file without restarting the container; a world-readable file with a Secret and a Deployment
+// are reported with the way out; removing the file removes the pod and leaves nothing behind.
+func TestManifestConfigMapSecret(t *testing.T) {
+	t.Parallel()
+	cmDir, secDir := t.TempDir(), t.TempDir()
+	if err := os.MkdirAll(filepath.Join(cmDir, "app"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(cmDir, "app", "greeting"), []byte("from-dir"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := newDaemon(t, "--configmap-dir", cmDir, "--secret-dir", secDir)
+	d.start()
+	path := d.writePrivateManifest("objects.yaml", configFile("hello"))
+	p := d.waitRunning("objects", 60*time.Second)
+	if got := p.Annotations["minipod.io/manifest"]; got != path {
+		t.Fatalf("minipod.io/manifest %q, want %q", got, path)
+	}
+	out, errOut, code := d.ctl("exec", "objects", "--", "sh", "-c", `echo "$GREETING $PASSWORD"; cat /etc/app/greeting; echo; cat /etc/db/password; echo; od -An -tx1 /etc/app/raw.bin`)
+	if want := "hello s3cr3t\nhello\ns3cr3t\n 00 01 02\n"; code != 0 || out != want {
+		t.Fatalf("exec: code %d out %q err %q, want %q", code, out, errOut, want)
+	}
+	want := fmt.Sprintf("ManifestOverride: ConfigMap app is defined by %s and by %s: the manifest file's is used", path, filepath.Join(cmDir, "app"))
+	d.eventually(10*time.Second, "the override told", func() (bool, string) {
+		p := d.pod("objects")
+		return p != nil && p.Status.Message == want, fmt.Sprintf("%+v", p.Status.Message)
+	})
+	if out, _, _ := d.ctl("describe", "objects"); !strings.Contains(out, "ManifestOverride") {
+		t.Errorf("describe shows no ManifestOverride event:\n%s", out)
+	}
+	ids := containerIDs(d.pod("objects"))
+
+	// Editing the ConfigMap's document: the mounted file follows, the container stays.
+	d.writePrivateManifest("objects.yaml", configFile("hello-again"))
+	d.eventually(45*time.Second, "the mounted greeting updated", func() (bool, string) {
+		out, _, code := d.ctl("exec", "objects", "--", "cat", "/etc/app/greeting")
+		return code == 0 && out == "hello-again", out
+	})
+	p = d.pod("objects")
+	if got := containerIDs(p); strings.Join(got, ",") != strings.Join(ids, ",") {
+		t.Fatalf("editing the ConfigMap restarted the pod: %v -> %v", ids, got)
+	}
+	if rc := p.Status.ContainerStatuses[0].RestartCount; rc != 0 {
+		t.Fatalf("restartCount %d, want 0", rc)
+	}
+
+	// A file with a Secret that others may read is refused, with the fix; a Deployment is
+	// told to be a Pod.
+	open := d.writeManifest("open.yaml", strings.Replace(strings.Replace(configFile("x"), "name: objects", "name: open", 1), "name: app}", "name: app2}", 1))
+	d.writeManifest("deploy.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: deploy}\nspec:\n  template:\n    spec:\n      containers: [{name: c, image: busybox}]\n")
+	d.eventually(30*time.Second, "the open file and the deployment reported", func() (bool, string) {
+		p := d.pod("open")
+		if p == nil || p.Status.Reason != "InsecureManifestPermissions" || !strings.Contains(p.Status.Message, "chmod 600 "+open) {
+			return false, fmt.Sprintf("open: %+v", p)
+		}
+		dp := d.pod("deploy")
+		if dp == nil || dp.Status.Reason != "InvalidManifest" ||
+			dp.Status.Message != "kind: Deployment is not supported: minipod runs v1 Pods, ConfigMaps and Secrets; use the Deployment's pod template (spec.template) as a Pod" {
+			return false, fmt.Sprintf("deploy: %+v", dp)
+		}
+		return true, ""
+	})
+	out, _, _ = d.ctl("status")
+	if !strings.Contains(out, "InsecureManifestPermissions") {
+		t.Errorf("status does not show the refusal:\n%s", out)
+	}
+	d.removeManifest("open.yaml")
+	d.removeManifest("deploy.yaml")
+
+	// Removing the file removes the pod, and nothing of it is left.
+	ip := d.pod("objects").Status.PodIP
+	d.removeManifest("objects.yaml")
+	d.waitGone("objects", 30*time.Second)
+	d.eventually(15*time.Second, "nothing left", func() (bool, string) {
+		left := d.leftovers(ip)
+		return len(left) == 0, strings.Join(left, "\n")
+	})
+}
