@@ -127,14 +127,7 @@ func (f *File) unique(seen map[string]int, kind string, i int, m *metav1.ObjectM
 // steer minipod (a deletionTimestamp would make the pod look like it is being deleted).
 func dropServerFields(pod *corev1.Pod) {
 	pod.Status = corev1.PodStatus{}
-	pod.UID = ""
-	pod.ResourceVersion = ""
-	pod.Generation = 0
-	pod.CreationTimestamp = metav1.Time{}
-	pod.DeletionTimestamp = nil
-	pod.DeletionGracePeriodSeconds = nil
-	pod.ManagedFields = nil
-	pod.SelfLink = ""
+	dropMetaServerFields(&pod.ObjectMeta)
 }
 
 // Hash is the stable identity of a manifest's content and path: the first 32 hex characters of

@@ -70,6 +70,7 @@ func prepareSecret(s *corev1.Secret) {
 	}
 }
 
+// dropMetaServerFields clears the metadata the API server owns (see dropServerFields).
 func dropMetaServerFields(m *metav1.ObjectMeta) {
 	m.UID = ""
 	m.ResourceVersion = ""
@@ -156,44 +157,39 @@ func ValidateSecret(s *corev1.Secret) field.ErrorList {
 }
 
 func validateKey(k string, p *field.Path) field.ErrorList {
-	var errs field.ErrorList
-	for _, msg := range validation.IsConfigMapKey(k) {
-		errs = append(errs, field.Invalid(p, k, msg))
-	}
-	return errs
+	return checkValue(validation.IsConfigMapKey, k, p)
 }
 
 // immutableConfigMap is the API server's refusal to update old into cm: once immutable, a
 // ConfigMap stays immutable and its data and binaryData never change. An absent map and an
 // empty one are the same here, as they are in a file.
 func immutableConfigMap(old, cm *corev1.ConfigMap) field.ErrorList {
-	if old.Immutable == nil || !*old.Immutable {
-		return nil
-	}
-	var errs field.ErrorList
-	if cm.Immutable == nil || !*cm.Immutable {
-		errs = append(errs, field.Forbidden(field.NewPath("immutable"), "field is immutable when `immutable` is set"))
-	}
-	if !maps.Equal(old.Data, cm.Data) {
-		errs = append(errs, field.Forbidden(field.NewPath("data"), "field is immutable when `immutable` is set"))
-	}
-	if !maps.EqualFunc(old.BinaryData, cm.BinaryData, bytes.Equal) {
-		errs = append(errs, field.Forbidden(field.NewPath("binaryData"), "field is immutable when `immutable` is set"))
-	}
-	return errs
+	return immutable(old.Immutable, cm.Immutable, map[string]bool{
+		"data":       !maps.Equal(old.Data, cm.Data),
+		"binaryData": !maps.EqualFunc(old.BinaryData, cm.BinaryData, bytes.Equal),
+	})
 }
 
 // immutableSecret is immutableConfigMap for a Secret (stringData is in data by then).
 func immutableSecret(old, s *corev1.Secret) field.ErrorList {
-	if old.Immutable == nil || !*old.Immutable {
+	return immutable(old.Immutable, s.Immutable, map[string]bool{"data": !maps.EqualFunc(old.Data, s.Data, bytes.Equal)})
+}
+
+// immutable is the errors of an update of an object that was immutable (was) and is now (is),
+// whose fields changed as changed says.
+func immutable(was, is *bool, changed map[string]bool) field.ErrorList {
+	if was == nil || !*was {
 		return nil
 	}
+	const msg = "field is immutable when `immutable` is set"
 	var errs field.ErrorList
-	if s.Immutable == nil || !*s.Immutable {
-		errs = append(errs, field.Forbidden(field.NewPath("immutable"), "field is immutable when `immutable` is set"))
+	if is == nil || !*is {
+		errs = append(errs, field.Forbidden(field.NewPath("immutable"), msg))
 	}
-	if !maps.EqualFunc(old.Data, s.Data, bytes.Equal) {
-		errs = append(errs, field.Forbidden(field.NewPath("data"), "field is immutable when `immutable` is set"))
+	for _, f := range sortedKeys(changed) {
+		if changed[f] {
+			errs = append(errs, field.Forbidden(field.NewPath(f), msg))
+		}
 	}
 	return errs
 }
@@ -206,29 +202,34 @@ func CheckUpdate(old, f *File) error {
 	if old == nil {
 		return nil
 	}
-	prev := map[string]*corev1.ConfigMap{}
-	for _, cm := range old.ConfigMaps {
-		prev[cm.Namespace+"/"+cm.Name] = cm
+	cmMeta := func(cm *corev1.ConfigMap) *metav1.ObjectMeta { return &cm.ObjectMeta }
+	if i, errs := refused(old.ConfigMaps, f.ConfigMaps, cmMeta, immutableConfigMap); i >= 0 {
+		return f.objectError(KindConfigMap, i, cmMeta(f.ConfigMaps[i]), errs)
 	}
-	for i, cm := range f.ConfigMaps {
-		if o := prev[cm.Namespace+"/"+cm.Name]; o != nil {
-			if errs := immutableConfigMap(o, cm); len(errs) > 0 {
-				return f.objectError(KindConfigMap, i, &cm.ObjectMeta, errs)
-			}
-		}
-	}
-	prevS := map[string]*corev1.Secret{}
-	for _, s := range old.Secrets {
-		prevS[s.Namespace+"/"+s.Name] = s
-	}
-	for i, s := range f.Secrets {
-		if o := prevS[s.Namespace+"/"+s.Name]; o != nil {
-			if errs := immutableSecret(o, s); len(errs) > 0 {
-				return f.objectError(KindSecret, i, &s.ObjectMeta, errs)
-			}
-		}
+	secMeta := func(s *corev1.Secret) *metav1.ObjectMeta { return &s.ObjectMeta }
+	if i, errs := refused(old.Secrets, f.Secrets, secMeta, immutableSecret); i >= 0 {
+		return f.objectError(KindSecret, i, secMeta(f.Secrets[i]), errs)
 	}
 	return nil
+}
+
+// refused returns the index in cur of the first object whose update from the object of the
+// same namespace/name in old check refuses, and why; -1 when there is none.
+func refused[T any](old, cur []T, meta func(T) *metav1.ObjectMeta, check func(old, cur T) field.ErrorList) (int, field.ErrorList) {
+	prev := make(map[string]T, len(old))
+	for _, o := range old {
+		m := meta(o)
+		prev[m.Namespace+"/"+m.Name] = o
+	}
+	for i, c := range cur {
+		m := meta(c)
+		if o, ok := prev[m.Namespace+"/"+m.Name]; ok {
+			if errs := check(o, c); len(errs) > 0 {
+				return i, errs
+			}
+		}
+	}
+	return -1, nil
 }
 
 // objectError is the error of object i of kind (a ConfigMap or a Secret): its place in the

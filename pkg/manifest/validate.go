@@ -148,16 +148,17 @@ func validateSpec(spec *corev1.PodSpec, p *field.Path) field.ErrorList {
 }
 
 func dnsLabel(v string, p *field.Path) field.ErrorList {
-	var errs field.ErrorList
-	for _, msg := range validation.IsDNS1123Label(v) {
-		errs = append(errs, field.Invalid(p, v, msg))
-	}
-	return errs
+	return checkValue(validation.IsDNS1123Label, v, p)
 }
 
 func dnsSubdomain(v string, p *field.Path) field.ErrorList {
+	return checkValue(validation.IsDNS1123Subdomain, v, p)
+}
+
+// checkValue is an Invalid error at p for each problem that check finds in v.
+func checkValue(check func(string) []string, v string, p *field.Path) field.ErrorList {
 	var errs field.ErrorList
-	for _, msg := range validation.IsDNS1123Subdomain(v) {
+	for _, msg := range check(v) {
 		errs = append(errs, field.Invalid(p, v, msg))
 	}
 	return errs

@@ -48,21 +48,6 @@ spec:
 `, greeting)
 }
 
-// writePrivateManifest is writeManifest for a file that only its owner may read, as a file
-// with a Secret must be.
-func (d *daemon) writePrivateManifest(name, content string) string {
-	d.t.Helper()
-	path := filepath.Join(d.manifests, name)
-	tmp := filepath.Join(d.manifests, "."+name+".tmp")
-	if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
-		d.t.Fatal(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		d.t.Fatal(err)
-	}
-	return path
-}
-
 // A file's ConfigMap and Secret reach its pod by env and by volume, before the directory's of
 // the same name (and the pod says so); editing the ConfigMap's document updates the mounted
 // file without restarting the container; a world-readable file with a Secret and a Deployment
@@ -78,7 +63,7 @@ func TestManifestConfigMapSecret(t *testing.T) {
 	}
 	d := newDaemon(t, "--configmap-dir", cmDir, "--secret-dir", secDir)
 	d.start()
-	path := d.writePrivateManifest("objects.yaml", configFile("hello"))
+	path := d.writeManifestMode("objects.yaml", configFile("hello"), 0o600)
 	p := d.waitRunning("objects", 60*time.Second)
 	if got := p.Annotations["minipod.io/manifest"]; got != path {
 		t.Fatalf("minipod.io/manifest %q, want %q", got, path)
@@ -98,7 +83,7 @@ func TestManifestConfigMapSecret(t *testing.T) {
 	ids := containerIDs(d.pod("objects"))
 
 	// Editing the ConfigMap's document: the mounted file follows, the container stays.
-	d.writePrivateManifest("objects.yaml", configFile("hello-again"))
+	d.writeManifestMode("objects.yaml", configFile("hello-again"), 0o600)
 	d.eventually(45*time.Second, "the mounted greeting updated", func() (bool, string) {
 		out, _, code := d.ctl("exec", "objects", "--", "cat", "/etc/app/greeting")
 		return code == 0 && out == "hello-again", out
