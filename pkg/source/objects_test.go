@@ -107,7 +107,7 @@ func TestLoadSecretPerms(t *testing.T) {
 	snap := s.Load()
 	checkSnap(t, "world-readable", snap, nil, []string{"a.yaml: default/web InsecureManifestPermissions running=false"})
 	checkObjects(t, "world-readable", snap, []string{"ConfigMap default/app k=1"})
-	want := fmt.Sprintf("manifest file %s holds Secret db and has mode 0644: a file with a Secret must not be readable by group or others (chmod 600 %s; or run minipod with --insecure-manifest-perms)", p, p)
+	want := fmt.Sprintf("manifest file %s holds Secret db and has mode 0644: a file with a Secret must be readable by its owner only (chmod 600 %s; or run minipod with --insecure-manifest-perms)", p, p)
 	if len(snap.Problems) == 1 && snap.Problems[0].Message != want {
 		t.Errorf("message %q, want %q", snap.Problems[0].Message, want)
 	}

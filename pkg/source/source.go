@@ -383,7 +383,7 @@ func (s *Source) checkSecretPerms(path string, mode os.FileMode, file *manifest.
 		return nil
 	}
 	return &manifest.Error{Reason: ReasonInsecure, Message: fmt.Sprintf(
-		"manifest file %s holds Secret %s and has mode %#o: a file with a Secret must not be readable by group or others (chmod 600 %s; or run minipod with --insecure-manifest-perms)",
+		"manifest file %s holds Secret %s and has mode %#o: a file with a Secret must be readable by its owner only (chmod 600 %s; or run minipod with --insecure-manifest-perms)",
 		path, file.Secrets[0].Name, mode.Perm(), path)}
 }
 

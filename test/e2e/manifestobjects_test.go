@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -50,7 +51,7 @@ spec:
 
 // A file's ConfigMap and Secret reach its pod by env and by volume, before the directory's of
 // the same name (and the pod says so); editing the ConfigMap's document updates the mounted
-// file without restarting the container; a world-readable file with a Secret and a Deployment
+// file without restarting the container, also after the daemon restarted; a world-readable file with a Secret and a Deployment
 // are reported with the way out; removing the file removes the pod and leaves nothing behind.
 func TestManifestConfigMapSecret(t *testing.T) {
 	t.Parallel()
@@ -94,6 +95,20 @@ func TestManifestConfigMapSecret(t *testing.T) {
 	}
 	if rc := p.Status.ContainerStatuses[0].RestartCount; rc != 0 {
 		t.Fatalf("restartCount %d, want 0", rc)
+	}
+
+	// A restarted daemon reads the file again: the pod is adopted as it runs, and the next
+	// edit still reaches it.
+	d.stop(syscall.SIGTERM)
+	d.start()
+	d.waitRunning("objects", 30*time.Second)
+	d.writeManifestMode("objects.yaml", configFile("after-restart"), 0o600)
+	d.eventually(45*time.Second, "the mounted greeting updated after a restart", func() (bool, string) {
+		out, _, code := d.ctl("exec", "objects", "--", "cat", "/etc/app/greeting")
+		return code == 0 && out == "after-restart", out
+	})
+	if got := containerIDs(d.pod("objects")); strings.Join(got, ",") != strings.Join(ids, ",") {
+		t.Fatalf("the daemon's restart restarted the pod: %v -> %v", ids, got)
 	}
 
 	// A file with a Secret that others may read is refused, with the fix; a Deployment is
