@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/minipod/minipod/pkg/manifest"
 )
 
 func configMapYAML(name, value string) string {
@@ -213,4 +211,28 @@ func TestObjects(t *testing.T) {
 	}
 }
 
-var _ = manifest.KindPod
+// A new file whose ConfigMap is bad is listed under its first pod, or under the file's name
+// when it has none (a ConfigMap is no pod); a file of ConfigMaps alone that turns bad keeps its
+// objects and says so.
+func TestLoadObjectsBad(t *testing.T) {
+	s, dir := newSource(t)
+	bad := "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app}\ndata: {'a b': x}\n"
+	writeFile(t, dir, "a.yaml", bad+"---\n"+podYAML("web", "x"))
+	writeFile(t, dir, "b.yaml", bad)
+	writeFile(t, dir, "c.yaml", configMapYAML("shared", "1"))
+	snap := s.Load()
+	checkSnap(t, "new bad", snap, nil, []string{"a.yaml: /web InvalidManifest running=false", "b.yaml: /b.yaml InvalidManifest running=false"})
+	checkObjects(t, "new bad", snap, []string{"ConfigMap default/shared k=1"})
+	for _, p := range snap.Problems {
+		if !strings.Contains(p.Message, `ConfigMap app: data[a b]: Invalid value: "a b"`) {
+			t.Errorf("%s: message %q", p.Path, p.Message)
+		}
+	}
+
+	writeFile(t, dir, "c.yaml", bad)
+	snap = s.Load()
+	checkObjects(t, "turned bad", snap, []string{"ConfigMap default/shared k=1"})
+	if n := len(snap.Problems); n != 3 || !strings.HasSuffix(snap.Problems[2].Message, "; the last good version's ConfigMaps and Secrets are kept") {
+		t.Errorf("turned bad: problems %+v", snap.Problems)
+	}
+}

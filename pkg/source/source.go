@@ -527,7 +527,12 @@ func (s *Source) snapshot() Snapshot {
 			snap.Problems = append(snap.Problems, problemsOf(p, err, running)...)
 		}
 		if f.err != nil {
-			snap.Problems = append(snap.Problems, problemsOf(p, f.err, running)...)
+			probs := problemsOf(p, f.err, running)
+			if len(running) == 0 && f.good != nil && f.good.Objects() {
+				// No pod tells it, but the file's ConfigMaps and Secrets are still used.
+				probs[0].Message += "; the last good version's ConfigMaps and Secrets are kept"
+			}
+			snap.Problems = append(snap.Problems, probs...)
 		}
 	}
 	snap.Problems = append(snap.Problems, s.overrides(snap)...)
