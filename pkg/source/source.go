@@ -1,9 +1,10 @@
 // Package source watches the manifest directory and produces the desired set of pods, with the
-// ConfigMaps and Secrets the files define beside them: complete snapshots, never deltas. It reacts to inotify events and re-lists the directory periodically
-// so that a missed event never leaves a pod wrong for long. A file that cannot be used is
-// reported as a Problem and never affects the pods of other files; a file that was good and
-// turns bad keeps its last good version running. Only regular files are read, and never in a
-// way that waits: a FIFO or a device in the directory is a Problem, not a hang.
+// ConfigMaps and Secrets the files define beside them: complete snapshots, never deltas. It
+// reacts to inotify events and re-lists the directory periodically so that a missed event never
+// leaves a pod wrong for long. A file that cannot be used is reported as a Problem and never
+// affects the pods of other files; a file that was good and turns bad keeps its last good
+// version running. Only regular files are read, and never in a way that waits: a FIFO or a
+// device in the directory is a Problem, not a hang.
 package source
 
 import (
