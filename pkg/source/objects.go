@@ -107,7 +107,7 @@ func (s *Source) overrides(snap Snapshot) []Problem {
 		}
 		if len(notes) > 0 {
 			out = append(out, Problem{Path: pod.Annotations[manifest.AnnotationManifest], Namespace: pod.Namespace, Name: pod.Name,
-				Reason: ReasonOverride, Message: strings.Join(notes, "; "), Running: true})
+				Reason: ReasonOverride, Message: strings.Join(notes, "; "), Running: true, Note: true})
 		}
 	}
 	return out

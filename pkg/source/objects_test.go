@@ -78,8 +78,8 @@ func TestLoadObjects(t *testing.T) {
 	checkObjects(t, "conflict", snap, []string{"ConfigMap default/app k=2", "ConfigMap default/more k=m", "Secret default/db k=pw"})
 	if len(snap.Problems) > 0 {
 		want := "ConfigMap default/app is already defined by " + filepath.Join(dir, "a.yaml") + "; this file's definition is ignored"
-		if m := snap.Problems[0].Message; m != want {
-			t.Errorf("conflict message %q, want %q", m, want)
+		if m := snap.Problems[0].Message; m != want || !snap.Problems[0].Note || snap.Problems[1].Note {
+			t.Errorf("conflict message %q (notes %v %v), want %q", m, snap.Problems[0].Note, snap.Problems[1].Note, want)
 		}
 	}
 
@@ -170,8 +170,8 @@ func TestLoadOverride(t *testing.T) {
 	checkSnap(t, "override", snap, []string{"default/web<-a.yaml x", "default/other<-a.yaml x"}, []string{"a.yaml: default/web ManifestOverride running=true"})
 	want := fmt.Sprintf("ConfigMap app is defined by %s and by %s: the manifest file's is used; Secret db is defined by %s and by %s: the manifest file's is used",
 		a, filepath.Join(cmDir, "app"), a, filepath.Join(secDir, "db"))
-	if len(snap.Problems) == 1 && snap.Problems[0].Message != want {
-		t.Errorf("message\n got %q\nwant %q", snap.Problems[0].Message, want)
+	if len(snap.Problems) == 1 && (snap.Problems[0].Message != want || !snap.Problems[0].Note) {
+		t.Errorf("message (note %v)\n got %q\nwant %q", snap.Problems[0].Note, snap.Problems[0].Message, want)
 	}
 }
 

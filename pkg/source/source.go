@@ -38,7 +38,7 @@ const (
 )
 
 // Problem is a manifest file that contributes no pod, or only its last good version, or a note
-// about a running pod (Running set).
+// about a pod that runs (Note).
 type Problem struct {
 	Path      string
 	Namespace string // "" when the file did not say
@@ -47,6 +47,9 @@ type Problem struct {
 	Message   string
 	// Running is true when the pod still runs from the file's last good version.
 	Running bool
+	// Note is true (with Running) when the problem is only about the pod, which runs from its
+	// file as it is: it belongs on the pod's status and events, never on an item of its own.
+	Note bool
 }
 
 // Snapshot is the complete desired state at one moment.
@@ -525,7 +528,11 @@ func (s *Source) snapshot() Snapshot {
 		if len(conflicts) > 0 {
 			// The file's pods run, with the other file's object: told on each of them.
 			err := &manifest.Error{Reason: ReasonConflict, Message: strings.Join(conflicts, "; ") + "; this file's definition is ignored"}
-			snap.Problems = append(snap.Problems, problemsOf(p, err, running)...)
+			probs := problemsOf(p, err, running)
+			for i := range probs {
+				probs[i].Note = probs[i].Running
+			}
+			snap.Problems = append(snap.Problems, probs...)
 		}
 		if f.err != nil {
 			probs := problemsOf(p, f.err, running)

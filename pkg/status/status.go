@@ -132,13 +132,12 @@ func (v *View) merged() []pod.Encoded {
 }
 
 // withProblems puts each problem on the item of its pod when that pod runs from the same file
-// (its message; several are joined with "; "), or adds an item of its own.
+// (added to its message, joined with "; "), or adds an item of its own.
 func withProblems(items []pod.Encoded, problems []source.Problem) []pod.Encoded {
 	index := make(map[string]int, len(items))
 	for i := range items {
 		index[pod.Key(items[i].Pod.Namespace, items[i].Pod.Name)] = i
 	}
-	told := map[int]bool{} // items whose message a problem set already: the next one is added
 	for _, pr := range problems {
 		ns := pr.Namespace
 		if ns == "" {
@@ -146,14 +145,16 @@ func withProblems(items []pod.Encoded, problems []source.Problem) []pod.Encoded 
 		}
 		if i, ok := index[pod.Key(ns, pr.Name)]; ok && pr.Running && items[i].Pod.Annotations[pod.AnnotationManifest] == pr.Path {
 			msg := pr.Reason + ": " + pr.Message
-			if told[i] {
-				msg = items[i].Pod.Status.Message + "; " + msg
+			if m := items[i].Pod.Status.Message; m != "" {
+				msg = m + "; " + msg // the pod's own message, or another problem's
 			}
 			p := items[i].Pod.DeepCopy()
 			p.Status.Message = msg
 			items[i] = pod.Encoded{Pod: p}
-			told[i] = true
 			continue
+		}
+		if pr.Note {
+			continue // about a pod not listed yet: its events tell it meanwhile
 		}
 		p := problemPod(pr, ns)
 		items = append(items, pod.Encoded{Pod: &p})
