@@ -182,3 +182,38 @@ func TestCheckUpdate(t *testing.T) {
 }
 
 const pod0 = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: c, image: busybox}]\n"
+
+func TestReferences(t *testing.T) {
+	f, err := LoadFile("/m/x.yaml", []byte(`apiVersion: v1
+kind: Pod
+metadata: {name: p}
+spec:
+  initContainers:
+  - name: i
+    image: busybox
+    env: [{name: A, valueFrom: {configMapKeyRef: {name: init-cm, key: k}}}]
+  containers:
+  - name: c
+    image: busybox
+    envFrom: [{configMapRef: {name: env-cm}}, {secretRef: {name: env-sec}}]
+    env:
+    - {name: B, valueFrom: {secretKeyRef: {name: key-sec, key: k}}}
+    - {name: C, valueFrom: {configMapKeyRef: {name: vol-cm, key: k}}}
+    - {name: D, value: plain}
+  volumes:
+  - {name: a, configMap: {name: vol-cm}}
+  - {name: b, secret: {secretName: vol-sec}}
+  - {name: c, projected: {sources: [{configMap: {name: proj-cm}}, {secret: {name: proj-sec}}, {downwardAPI: {items: [{path: podname, fieldRef: {fieldPath: metadata.name}}]}}]}}
+  - {name: d, emptyDir: {}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cms, secs := References(f.Pods[0])
+	if got, want := strings.Join(cms, ","), "vol-cm,proj-cm,init-cm,env-cm"; got != want {
+		t.Errorf("configMaps %s, want %s", got, want)
+	}
+	if got, want := strings.Join(secs, ","), "vol-sec,proj-sec,env-sec,key-sec"; got != want {
+		t.Errorf("secrets %s, want %s", got, want)
+	}
+}

@@ -11,18 +11,25 @@ import (
 )
 
 // configFile is a ConfigMap, a Secret and a pod that uses both, by env and by volume.
-func configFile(greeting string) string {
+func configFile(greeting string) string { return objectsFile("objects", "app", "db", greeting, false) }
+
+// objectsFile is configFile with other names, and an immutable ConfigMap if asked.
+func objectsFile(pod, cm, secret, greeting string, immutable bool) string {
+	imm := ""
+	if immutable {
+		imm = "immutable: true\n"
+	}
 	return fmt.Sprintf(`apiVersion: v1
 kind: ConfigMap
-metadata: {name: app}
-data:
-  greeting: %s
+metadata: {name: %[2]s}
+%[5]sdata:
+  greeting: %[4]s
 binaryData:
   raw.bin: AAEC
 ---
 apiVersion: v1
 kind: Secret
-metadata: {name: db}
+metadata: {name: %[3]s}
 data:
   password: b2xk
 stringData:
@@ -30,7 +37,7 @@ stringData:
 ---
 apiVersion: v1
 kind: Pod
-metadata: {name: objects}
+metadata: {name: %[1]s}
 spec:
   terminationGracePeriodSeconds: 1
   containers:
@@ -38,15 +45,15 @@ spec:
     image: minipod.local/busybox:1.35
     command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
     env:
-    - {name: GREETING, valueFrom: {configMapKeyRef: {name: app, key: greeting}}}
-    - {name: PASSWORD, valueFrom: {secretKeyRef: {name: db, key: password}}}
+    - {name: GREETING, valueFrom: {configMapKeyRef: {name: %[2]s, key: greeting}}}
+    - {name: PASSWORD, valueFrom: {secretKeyRef: {name: %[3]s, key: password}}}
     volumeMounts:
     - {name: cfg, mountPath: /etc/app}
     - {name: sec, mountPath: /etc/db}
   volumes:
-  - {name: cfg, configMap: {name: app}}
-  - {name: sec, secret: {secretName: db}}
-`, greeting)
+  - {name: cfg, configMap: {name: %[2]s}}
+  - {name: sec, secret: {secretName: %[3]s}}
+`, pod, cm, secret, greeting, imm)
 }
 
 // A file's ConfigMap and Secret reach its pod by env and by volume, before the directory's of
@@ -111,9 +118,36 @@ func TestManifestConfigMapSecret(t *testing.T) {
 		t.Fatalf("the daemon's restart restarted the pod: %v -> %v", ids, got)
 	}
 
+	// An immutable ConfigMap whose document changes: the file is refused as the API server
+	// refuses the update, and the pod keeps the old content. Another file that defines app
+	// again is a NameConflict, listed under its file name since it holds no pod.
+	d.writeManifestMode("frozen.yaml", objectsFile("frozen", "frozen", "frozen", "frozen", true), 0o600)
+	d.waitRunning("frozen", 60*time.Second)
+	d.writeManifestMode("frozen.yaml", objectsFile("frozen", "frozen", "frozen", "thawed", true), 0o600)
+	d.writeManifest("dup.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app}\ndata: {greeting: dup}\n")
+	d.eventually(30*time.Second, "the immutable change refused and the conflict listed", func() (bool, string) {
+		p := d.pod("frozen")
+		if p == nil || !strings.Contains(p.Status.Message, "ConfigMap frozen: data: Forbidden: field is immutable when `immutable` is set") {
+			return false, fmt.Sprintf("frozen: %+v", p)
+		}
+		c := d.pod("dup.yaml")
+		if c == nil || c.Status.Reason != "NameConflict" || c.Status.Message != "ConfigMap default/app is already defined by "+path+"; this file's definition is ignored" {
+			return false, fmt.Sprintf("dup: %+v", c)
+		}
+		return true, ""
+	})
+	if out, _, code := d.ctl("exec", "frozen", "--", "cat", "/etc/app/greeting"); code != 0 || out != "frozen" {
+		t.Fatalf("the immutable ConfigMap's volume holds %q (exit %d), want frozen", out, code)
+	}
+	if out, _, code := d.ctl("exec", "objects", "--", "cat", "/etc/app/greeting"); code != 0 || out != "after-restart" {
+		t.Fatalf("the conflicting file changed the ConfigMap: %q (exit %d)", out, code)
+	}
+	d.removeManifest("dup.yaml")
+	d.removeManifest("frozen.yaml")
+
 	// A file with a Secret that others may read is refused, with the fix; a Deployment is
 	// told to be a Pod.
-	open := d.writeManifest("open.yaml", strings.Replace(strings.Replace(configFile("x"), "name: objects", "name: open", 1), "name: app}", "name: app2}", 1))
+	open := d.writeManifest("open.yaml", objectsFile("open", "open", "open", "x", false))
 	d.writeManifest("deploy.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: deploy}\nspec:\n  template:\n    spec:\n      containers: [{name: c, image: busybox}]\n")
 	d.eventually(30*time.Second, "the open file and the deployment reported", func() (bool, string) {
 		p := d.pod("open")
@@ -138,6 +172,7 @@ func TestManifestConfigMapSecret(t *testing.T) {
 	ip := d.pod("objects").Status.PodIP
 	d.removeManifest("objects.yaml")
 	d.waitGone("objects", 30*time.Second)
+	d.waitGone("frozen", 30*time.Second)
 	d.eventually(15*time.Second, "nothing left", func() (bool, string) {
 		left := d.leftovers(ip)
 		return len(left) == 0, strings.Join(left, "\n")
