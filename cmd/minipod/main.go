@@ -166,6 +166,9 @@ func run(ctx context.Context, o *config.Config, log *slog.Logger) error {
 	recorder := events.NewRecorder(1000)
 	recorder.SetHost(hostname)
 	mets := metrics.New()
+	// The manifest files' ConfigMaps and Secrets, in memory only; pods read them before the
+	// directories', once the files were first read.
+	objects := source.NewObjects()
 	mgr := pod.NewManager(pod.Config{
 		Runtime:      rt,
 		Network:      network,
@@ -177,6 +180,7 @@ func run(ctx context.Context, o *config.Config, log *slog.Logger) error {
 		SeccompDir:   filepath.Join(o.StateDir, "seccomp"),
 		ConfigMapDir: o.ConfigMapDir,
 		SecretDir:    o.SecretDir,
+		Objects:      objects,
 		NodeName:     hostname,
 		HostIP:       hostIP(),
 		ResolvConf:   sandbox.HostResolvConf(),
@@ -216,7 +220,8 @@ func run(ctx context.Context, o *config.Config, log *slog.Logger) error {
 	}
 	view := status.NewView(mgr.List)
 	view.SetEvents(recorder) // refused manifests (policy, validation, conflicts) as Warning events
-	scfg := source.Config{Dir: o.ManifestDir, Resync: o.Resync.D(), Log: log, InsecurePerms: o.InsecureManifestPerms}
+	scfg := source.Config{Dir: o.ManifestDir, Resync: o.Resync.D(), Log: log, InsecurePerms: o.InsecureManifestPerms,
+		ConfigMapDir: o.ConfigMapDir, SecretDir: o.SecretDir}
 	// Every pod passes the node policy (even an empty one refuses sysctls outside the
 	// kubelet's safe set), then the kubelet's AppArmor admission: no profile where AppArmor is
 	// not enabled.
@@ -270,6 +275,8 @@ func run(ctx context.Context, o *config.Config, log *slog.Logger) error {
 	}
 	go func() {
 		errc <- src.Run(ctx, func(s source.Snapshot) {
+			// Objects first: a pod of this snapshot finds the objects of its file.
+			objects.Set(s)
 			view.SetProblems(s.Problems)
 			mgr.Update(s.Pods)
 		})
@@ -599,3 +606,4 @@ func hostIP() string {
 var _ pod.Runtime = (*runtime.Runtime)(nil)
 var _ pod.Network = (*sandbox.Network)(nil)
 var _ api.Store = (*status.View)(nil)
+var _ volume.Objects = (*source.Objects)(nil)

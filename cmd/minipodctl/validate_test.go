@@ -20,6 +20,12 @@ func TestValidate(t *testing.T) {
 	os.WriteFile(twoUnknown, []byte("apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec:\n  containers: [{name: c, image: busybox}]\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: b}\nspec:\n  containers: [{name: c, image: busybox, imagePullPolcy: Always}]\n"), 0o644)
 	deploy := filepath.Join(dir, "deploy.yaml")
 	os.WriteFile(deploy, []byte("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n"), 0o644)
+	withConfig := filepath.Join(dir, "with-config.yaml")
+	os.WriteFile(withConfig, []byte("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app}\ndata: {k: v}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: db}\nstringData: {pw: x}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: ok}\nspec:\n  containers: [{name: c, image: busybox}]\n"), 0o600)
+	secretUnknown := filepath.Join(dir, "secret-unknown.yaml")
+	os.WriteFile(secretUnknown, []byte("apiVersion: v1\nkind: Secret\nmetadata: {name: db}\nstringdata: {pw: x}\n"), 0o600)
+	badKey := filepath.Join(dir, "bad-key.yaml")
+	os.WriteFile(badKey, []byte("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app}\ndata: {'a b': v}\n"), 0o644)
 	empty := filepath.Join(dir, "empty.yaml")
 	os.WriteFile(empty, []byte("apiVersion: v1\nkind: Pod\nmetadata: {name: ok}\nspec: {containers: []}\n"), 0o644)
 	for _, tc := range []struct {
@@ -35,6 +41,10 @@ func TestValidate(t *testing.T) {
 		{[]string{"validate", twoUnknown}, 0, "two-unknown.yaml: valid"},
 		{[]string{"validate", "--strict", twoUnknown}, 1, `document 2 at line 7: strict decoding error: unknown field "spec.containers[0].imagePullPolcy"`},
 		{[]string{"validate", deploy}, 1, "use the Deployment's pod template (spec.template) as a Pod"},
+		{[]string{"validate", "--strict", withConfig}, 0, "with-config.yaml: valid"},
+		{[]string{"validate", secretUnknown}, 0, "secret-unknown.yaml: valid"},
+		{[]string{"validate", "--strict", secretUnknown}, 1, `strict decoding error: unknown field "stringdata"`},
+		{[]string{"validate", badKey}, 1, `ConfigMap app: data[a b]: Invalid value: "a b"`},
 		{[]string{"validate", good, filepath.Join(dir, "missing.yaml")}, 1, "no such file"},
 		{[]string{"validate"}, 1, "at least one FILE"},
 	} {

@@ -41,19 +41,27 @@ func Decode(data []byte) (*corev1.Pod, error) { return decodeOne(data, false) }
 // DecodeStrict is Decode, but unknown or duplicate fields are errors naming the field.
 func DecodeStrict(data []byte) (*corev1.Pod, error) { return decodeOne(data, true) }
 
-// DecodeAll parses one file's bytes (YAML or JSON) into its Pods, in file order. The file holds
-// one or more YAML documents separated by `---` lines, each a v1 Pod or a v1 List of them, as
-// `kubectl apply -f` takes it. A file is used whole or not at all: a document of another kind,
-// or one that does not decode, makes the file an error. Errors are *Error; when the file holds
-// more than one object the message starts with the document (and item) at fault, and the
-// error names that object when its name could be read.
-func DecodeAll(data []byte) ([]*corev1.Pod, error) { return decodeAll(data, false) }
+// DecodeAll parses one file's bytes (YAML or JSON) into its Pods, in file order; DecodeFile
+// tells what else the file holds.
+func DecodeAll(data []byte) ([]*corev1.Pod, error) { return decodePods(data, false) }
 
 // DecodeAllStrict is DecodeAll, but unknown or duplicate fields are errors naming the field.
-func DecodeAllStrict(data []byte) ([]*corev1.Pod, error) { return decodeAll(data, true) }
+func DecodeAllStrict(data []byte) ([]*corev1.Pod, error) { return decodePods(data, true) }
+
+// DecodeFile parses one file's bytes (YAML or JSON) into its objects, each kind in file order.
+// The file holds one or more YAML documents separated by `---` lines, each a v1 Pod, ConfigMap
+// or Secret, or a v1 List of them, as `kubectl apply -f` takes it. A file is used whole or not
+// at all: a document of another kind, or one that does not decode, makes the file an error.
+// Errors are *Error; when the file holds more than one object the message starts with the
+// document (and item) at fault, and the error names that object (Kind, Namespace, Name) when
+// its name could be read. Nothing is defaulted or validated: LoadFile does that.
+func DecodeFile(data []byte) (*File, error) { return decodeFile(data, false) }
+
+// DecodeFileStrict is DecodeFile, but unknown or duplicate fields are errors naming the field.
+func DecodeFileStrict(data []byte) (*File, error) { return decodeFile(data, true) }
 
 func decodeOne(data []byte, strict bool) (*corev1.Pod, error) {
-	pods, err := decodeAll(data, strict)
+	pods, err := decodePods(data, strict)
 	if err != nil {
 		return nil, err
 	}
@@ -63,7 +71,15 @@ func decodeOne(data []byte, strict bool) (*corev1.Pod, error) {
 	return pods[0], nil
 }
 
-func decodeAll(data []byte, strict bool) ([]*corev1.Pod, error) {
+func decodePods(data []byte, strict bool) ([]*corev1.Pod, error) {
+	f, err := decodeFile(data, strict)
+	if err != nil {
+		return nil, err
+	}
+	return f.Pods, nil
+}
+
+func decodeFile(data []byte, strict bool) (*File, error) {
 	if err := CheckSize(int64(len(data))); err != nil {
 		return nil, err
 	}
@@ -75,18 +91,31 @@ func decodeAll(data []byte, strict bool) ([]*corev1.Pod, error) {
 	if strict {
 		codec = strictCodec
 	}
-	pods := make([]*corev1.Pod, 0, len(objs))
+	f := &File{where: map[string][]object{}}
 	for _, o := range objs {
-		if err := checkTypeMeta(o.js); err != nil {
+		kind, err := checkTypeMeta(o.js)
+		if err != nil {
 			return nil, o.fail(err)
 		}
-		pod := &corev1.Pod{}
-		if _, _, err := codec.Decode(o.js, nil, pod); err != nil {
+		var into runtime.Object
+		switch kind {
+		case KindConfigMap:
+			cm := &corev1.ConfigMap{}
+			f.ConfigMaps, into = append(f.ConfigMaps, cm), cm
+		case KindSecret:
+			sec := &corev1.Secret{}
+			f.Secrets, into = append(f.Secrets, sec), sec
+		default:
+			pod := &corev1.Pod{}
+			f.Pods, into = append(f.Pods, pod), pod
+		}
+		f.where[kind] = append(f.where[kind], o)
+		if _, _, err := codec.Decode(o.js, nil, into); err != nil {
 			return nil, o.fail(invalidf("%s", tidy(err.Error())))
 		}
-		pods = append(pods, pod)
 	}
-	return pods, nil
+	f.many = len(objs) > 1
+	return f, nil
 }
 
 // object is one object of a file: a document, or an item of a v1 List.
@@ -104,6 +133,7 @@ func (o object) fail(err *Error) *Error {
 		e.Message = o.where + ": " + e.Message
 	}
 	e.Namespace, e.Name = peekJSON(o.js)
+	e.Kind = peekKind(o.js)
 	return &e
 }
 
@@ -380,36 +410,45 @@ var podTemplates = map[string]string{
 	"CronJob":               "spec.jobTemplate.spec.template",
 }
 
-// checkTypeMeta insists on a v1 Pod before the body is decoded, so that a Deployment gets
-// "kind: Deployment is not supported" rather than a confusing error about its spec.
-func checkTypeMeta(js []byte) *Error {
+// The kinds a manifest file may hold.
+const (
+	KindPod       = "Pod"
+	KindConfigMap = "ConfigMap"
+	KindSecret    = "Secret"
+)
+
+// runs is what minipod runs, for the messages that refuse other kinds.
+const runs = "minipod runs v1 Pods, ConfigMaps and Secrets"
+
+// checkTypeMeta insists on a v1 Pod, ConfigMap or Secret before the body is decoded, so that a
+// Deployment gets "kind: Deployment is not supported" rather than a confusing error about its
+// spec. It returns the kind.
+func checkTypeMeta(js []byte) (string, *Error) {
 	var top map[string]json.RawMessage // a map keeps key matching case-sensitive
 	if err := json.Unmarshal(js, &top); err != nil {
-		return invalidf("%s", tidy(err.Error()))
+		return "", invalidf("%s", tidy(err.Error()))
 	}
 	apiVersion, err := stringField(top, "apiVersion")
 	if err != nil {
-		return err
+		return "", err
 	}
 	kind, err := stringField(top, "kind")
 	if err != nil {
-		return err
+		return "", err
 	}
 	switch {
 	case kind == "":
-		return invalidf("kind: Required value: only v1 Pod is supported")
+		return "", invalidf("kind: Required value: %s", runs)
 	case podTemplates[kind] != "":
-		return invalidf("kind: %s is not supported: minipod runs v1 Pods; use the %s's pod template (%s) as a Pod", kind, kind, podTemplates[kind])
-	case kind == "ConfigMap" || kind == "Secret":
-		return invalidf("kind: %s is not supported in a manifest file: minipod runs v1 Pods; put its keys in --%s-dir (NAME/KEY files)", kind, strings.ToLower(kind))
-	case kind != "Pod":
-		return invalidf("kind: %s is not supported: minipod runs v1 Pods", kind)
+		return "", invalidf("kind: %s is not supported: %s; use the %s's pod template (%s) as a Pod", kind, runs, kind, podTemplates[kind])
+	case kind != KindPod && kind != KindConfigMap && kind != KindSecret:
+		return "", invalidf("kind: %s is not supported: %s", kind, runs)
 	case apiVersion == "":
-		return invalidf("apiVersion: Required value: only v1 Pod is supported")
+		return "", invalidf("apiVersion: Required value: only v1 %s is supported", kind)
 	case apiVersion != "v1":
-		return invalidf("apiVersion: %s is not supported: only v1 Pod", apiVersion)
+		return "", invalidf("apiVersion: %s is not supported: only v1 %s", apiVersion, kind)
 	}
-	return nil
+	return kind, nil
 }
 
 func stringField(top map[string]json.RawMessage, key string) (string, *Error) {
@@ -425,8 +464,9 @@ func stringField(top map[string]json.RawMessage, key string) (string, *Error) {
 }
 
 // PeekName reads metadata.namespace and metadata.name from a file even when it is otherwise
-// invalid, so that a broken file can still be listed under its pod's name. It is best effort and
-// returns "" for what it cannot find; the namespace is not defaulted.
+// invalid, so that a broken file can still be listed under its pod's name: the first document
+// that is not a ConfigMap or a Secret. It is best effort and returns "" for what it cannot
+// find; the namespace is not defaulted.
 func PeekName(data []byte) (namespace, name string) {
 	if len(data) > MaxFileSize || !utf8.Valid(data) {
 		return "", ""
@@ -440,9 +480,24 @@ func PeekName(data []byte) (namespace, name string) {
 		if isEmptyJSON(js) {
 			continue
 		}
+		if k := peekKind(js); k == KindConfigMap || k == KindSecret {
+			continue
+		}
 		return peekJSON(js)
 	}
 	return "", ""
+}
+
+// peekKind reads the kind of one object, best effort.
+func peekKind(js []byte) string {
+	var obj struct {
+		Kind any `json:"kind"`
+	}
+	if json.Unmarshal(js, &obj) != nil {
+		return ""
+	}
+	k, _ := obj.Kind.(string)
+	return k
 }
 
 // peekJSON reads metadata.namespace and metadata.name from one object, best effort.

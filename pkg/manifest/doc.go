@@ -1,13 +1,14 @@
-// Package manifest turns the bytes of one manifest file into the pods that minipod can run, or
-// into an error that says exactly what is wrong with the file.
+// Package manifest turns the bytes of one manifest file into the pods, ConfigMaps and Secrets
+// that minipod can use, or into an error that says exactly what is wrong with the file.
 //
 // It does what the API server and the kubelet's file source do for a static pod, in the same
-// order: decode each v1 Pod of the file (YAML documents separated by `---`, or JSON, each a Pod
-// or a v1 List of them, as `kubectl apply -f` reads a file; case-sensitive field names as in
-// Kubernetes), compute the stable content hash that becomes the pod UID, apply the v1 defaults,
-// and validate the result, naming every problem by its field path
-// (`spec.containers[0].image: Required value`). Nothing here touches the file system or the
-// runtime, so the daemon, minipodctl and tests can all share it.
+// order: decode each v1 Pod, ConfigMap and Secret of the file (YAML documents separated by
+// `---`, or JSON, each an object or a v1 List of them, as `kubectl apply -f` reads a file;
+// case-sensitive field names as in Kubernetes), compute the stable content hash that becomes
+// the pod UID, apply the v1 defaults (a Secret's stringData merged into its data), and validate
+// the result, naming every problem by its field path (`spec.containers[0].image: Required
+// value`). Nothing here touches the file system or the runtime, so the daemon, minipodctl and
+// tests can all share it.
 package manifest
 
 import "fmt"
@@ -24,9 +25,9 @@ const MaxFileSize = 1 << 20
 type Error struct {
 	Reason  string // ReasonInvalid
 	Message string
-	// Namespace and Name are those of the object the problem is in, when they could be read;
-	// "" otherwise (PeekName reads them from a file of one object).
-	Namespace, Name string
+	// Kind, Namespace and Name are those of the object the problem is in, when they could be
+	// read; "" otherwise (PeekName reads them from a file of one object).
+	Kind, Namespace, Name string
 }
 
 // Error returns the message alone: the reason travels separately in status.reason.

@@ -34,25 +34,33 @@ func Load(path string, data []byte) (*corev1.Pod, error) {
 	return pods[0], nil
 }
 
-// LoadAll is what the daemon calls for one file: decode its pods (DecodeAll), and hash, default
-// and validate each. On success every pod has metadata.uid = Hash(path, decoded pod) and the
-// annotations kubernetes.io/config.hash (the same hash), kubernetes.io/config.source ("file")
-// and minipod.io/manifest (path). A file is used whole or not at all: on failure it returns no
-// pod and an *Error whose message is the decode problem or every field error of the first
-// invalid pod joined with "; ", after the document at fault when the file holds several, and
-// which names that pod. Two pods of one file with the same namespace/name are an error too.
+// LoadAll is LoadFile's pods.
 func LoadAll(path string, data []byte) ([]*corev1.Pod, error) {
-	pods, err := DecodeAll(data)
+	f, err := LoadFile(path, data)
 	if err != nil {
 		return nil, err
 	}
-	objs, _ := objects(data, false) // cannot fail: DecodeAll did the same
-	seen := make(map[string]int, len(pods))
-	for i, pod := range pods {
-		where := ""
-		if len(objs) > 1 {
-			where = objs[i].where + ": "
-		}
+	return f.Pods, nil
+}
+
+// LoadFile is what the daemon calls for one file: decode its objects (DecodeFile), then hash,
+// default and validate each pod, and prepare and validate each ConfigMap and Secret as the API
+// server would (a Secret's stringData merged into data; the namespace "default" when unset).
+// On success every pod has metadata.uid = Hash(path, decoded pod) and the annotations
+// kubernetes.io/config.hash (the same hash), kubernetes.io/config.source ("file") and
+// minipod.io/manifest (path). A file is used whole or not at all: on failure it returns no
+// object and an *Error whose message is the decode problem or every field error of the first
+// invalid object joined with "; ", after the document at fault when the file holds several,
+// and which names that object. Two objects of one kind with the same namespace/name are an
+// error too.
+func LoadFile(path string, data []byte) (*File, error) {
+	f, err := DecodeFile(data)
+	if err != nil {
+		return nil, err
+	}
+	seen := make(map[string]int, len(f.Pods))
+	for i, pod := range f.Pods {
+		where := f.place(KindPod, i)
 		// The hash is taken before defaulting, so that a newer minipod that knows more defaults
 		// does not see every manifest as changed and restart every pod.
 		hash := Hash(path, pod)
@@ -64,12 +72,12 @@ func LoadAll(path string, data []byte) ([]*corev1.Pod, error) {
 			for i, e := range errs {
 				msgs[i] = e.Error()
 			}
-			return nil, &Error{Reason: ReasonInvalid, Message: where + strings.Join(msgs, "; "), Namespace: namespace, Name: pod.Name}
+			return nil, &Error{Reason: ReasonInvalid, Kind: KindPod, Message: where + strings.Join(msgs, "; "), Namespace: namespace, Name: pod.Name}
 		}
 		key := pod.Namespace + "/" + pod.Name
 		if j, ok := seen[key]; ok {
-			return nil, &Error{Reason: ReasonInvalid, Namespace: namespace, Name: pod.Name,
-				Message: fmt.Sprintf("%smetadata.name: Duplicate value: pod %s is also defined by %s of this file", where, key, objs[j].where)}
+			return nil, &Error{Reason: ReasonInvalid, Kind: KindPod, Namespace: namespace, Name: pod.Name,
+				Message: fmt.Sprintf("%smetadata.name: Duplicate value: pod %s is also defined by %s of this file", where, key, f.where[KindPod][j].where)}
 		}
 		seen[key] = i
 		pod.UID = types.UID(hash)
@@ -80,7 +88,38 @@ func LoadAll(path string, data []byte) ([]*corev1.Pod, error) {
 		pod.Annotations[AnnotationConfigSource] = configSourceFile
 		pod.Annotations[AnnotationManifest] = path
 	}
-	return pods, nil
+	clear(seen)
+	for i, cm := range f.ConfigMaps {
+		prepareConfigMap(cm)
+		if errs := ValidateConfigMap(cm); len(errs) > 0 {
+			return nil, f.objectError(KindConfigMap, i, &cm.ObjectMeta, errs)
+		}
+		if err := f.unique(seen, KindConfigMap, i, &cm.ObjectMeta); err != nil {
+			return nil, err
+		}
+	}
+	clear(seen)
+	for i, s := range f.Secrets {
+		prepareSecret(s)
+		if errs := ValidateSecret(s); len(errs) > 0 {
+			return nil, f.objectError(KindSecret, i, &s.ObjectMeta, errs)
+		}
+		if err := f.unique(seen, KindSecret, i, &s.ObjectMeta); err != nil {
+			return nil, err
+		}
+	}
+	return f, nil
+}
+
+// unique records object i of kind in seen, or returns the error of its second definition.
+func (f *File) unique(seen map[string]int, kind string, i int, m *metav1.ObjectMeta) error {
+	key := m.Namespace + "/" + m.Name
+	if j, ok := seen[key]; ok {
+		return &Error{Reason: ReasonInvalid, Kind: kind, Namespace: m.Namespace, Name: m.Name,
+			Message: fmt.Sprintf("%smetadata.name: Duplicate value: %s %s is also defined by %s of this file", f.place(kind, i), kind, key, f.where[kind][j].where)}
+	}
+	seen[key] = i
+	return nil
 }
 
 // dropServerFields clears what the API server owns and ignores on create: a manifest copied from
@@ -88,14 +127,7 @@ func LoadAll(path string, data []byte) ([]*corev1.Pod, error) {
 // steer minipod (a deletionTimestamp would make the pod look like it is being deleted).
 func dropServerFields(pod *corev1.Pod) {
 	pod.Status = corev1.PodStatus{}
-	pod.UID = ""
-	pod.ResourceVersion = ""
-	pod.Generation = 0
-	pod.CreationTimestamp = metav1.Time{}
-	pod.DeletionTimestamp = nil
-	pod.DeletionGracePeriodSeconds = nil
-	pod.ManagedFields = nil
-	pod.SelfLink = ""
+	dropMetaServerFields(&pod.ObjectMeta)
 }
 
 // Hash is the stable identity of a manifest's content and path: the first 32 hex characters of

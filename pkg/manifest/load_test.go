@@ -42,7 +42,7 @@ func TestLoadErrors(t *testing.T) {
 	tests := []struct {
 		name, in, want string
 	}{
-		{"decode problem", "kind: Deployment\napiVersion: apps/v1\n", "kind: Deployment is not supported: minipod runs v1 Pods; use the Deployment's pod template (spec.template) as a Pod"},
+		{"decode problem", "kind: Deployment\napiVersion: apps/v1\n", "kind: Deployment is not supported: minipod runs v1 Pods, ConfigMaps and Secrets; use the Deployment's pod template (spec.template) as a Pod"},
 		{"two pods", podYAML + "---\n" + strings.Replace(podYAML, "name: web", "name: api", 1), "the file holds 2 pods: expected exactly one"},
 		{"no containers", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: nocontainers\nspec:\n  containers: []\n", "spec.containers: Required value"},
 		{"all field errors joined in order", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: x\nspec:\n  restartPolicy: Sometimes\n  containers:\n  - name: a\n  - name: a\n    image: i\n",

@@ -12,6 +12,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -26,14 +27,16 @@ func Validate(pod *corev1.Pod) field.ErrorList {
 		return field.ErrorList{field.Required(field.NewPath(""), "no pod")}
 	}
 	var errs field.ErrorList
-	errs = append(errs, validateMetadata(pod, field.NewPath("metadata"))...)
+	errs = append(errs, validateMetadata(&pod.ObjectMeta, field.NewPath("metadata"))...)
 	errs = append(errs, validateSpec(&pod.Spec, field.NewPath("spec"))...)
 	return errs
 }
 
-func validateMetadata(pod *corev1.Pod, p *field.Path) field.ErrorList {
+// validateMetadata checks the metadata of a pod, a ConfigMap or a Secret: their names are all
+// DNS subdomains.
+func validateMetadata(pod *metav1.ObjectMeta, p *field.Path) field.ErrorList {
 	var errs field.ErrorList
-	// A static pod has no generateName to fall back on: the name is what the file says.
+	// A file has no generateName to fall back on: the name is what the file says.
 	if pod.Name == "" {
 		errs = append(errs, field.Required(p.Child("name"), "name or generateName is required"))
 	} else {
@@ -167,16 +170,17 @@ func validateSpec(spec *corev1.PodSpec, p *field.Path) field.ErrorList {
 }
 
 func dnsLabel(v string, p *field.Path) field.ErrorList {
-	var errs field.ErrorList
-	for _, msg := range validation.IsDNS1123Label(v) {
-		errs = append(errs, field.Invalid(p, v, msg))
-	}
-	return errs
+	return checkValue(validation.IsDNS1123Label, v, p)
 }
 
 func dnsSubdomain(v string, p *field.Path) field.ErrorList {
+	return checkValue(validation.IsDNS1123Subdomain, v, p)
+}
+
+// checkValue is an Invalid error at p for each problem that check finds in v.
+func checkValue(check func(string) []string, v string, p *field.Path) field.ErrorList {
 	var errs field.ErrorList
-	for _, msg := range validation.IsDNS1123Subdomain(v) {
+	for _, msg := range check(v) {
 		errs = append(errs, field.Invalid(p, v, msg))
 	}
 	return errs

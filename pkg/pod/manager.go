@@ -89,6 +89,9 @@ type Config struct {
 	SeccompDir string // Localhost seccomp profiles
 	// ConfigMapDir and SecretDir hold local configMaps and secrets as NAME/KEY files.
 	ConfigMapDir, SecretDir string
+	// Objects are the ConfigMaps and Secrets of the manifest files, used before those of
+	// ConfigMapDir and SecretDir (volume.Lookup); nil when there are none.
+	Objects volume.Objects
 	// InsecureSecretPerms uses secrets whatever their owner and mode; otherwise they must be
 	// root's alone (volume.CheckSecretDir, volume.ReadSecretFile).
 	InsecureSecretPerms bool

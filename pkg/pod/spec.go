@@ -35,6 +35,7 @@ type podFields struct {
 	nodeName     string
 	configMapDir string // NAME/KEY files
 	secretDir    string
+	objects      volume.Objects // the manifest files' ConfigMaps and Secrets, before the directories; may be nil
 	// insecureSecrets reads configMaps and secrets whatever their owner and mode
 	// (--insecure-manifest-perms).
 	insecureSecrets bool
@@ -61,34 +62,38 @@ func (f podFields) envValue(c *corev1.Container, i int, e corev1.EnvVar, defined
 		return rv, true, nil
 	case vf.ConfigMapKeyRef != nil:
 		r := vf.ConfigMapKeyRef
-		return localKey(f.configMapDir, "configmap", r.Name, r.Key, r.Optional, !f.insecureSecrets)
+		return f.localKey("configmap", r.Name, r.Key, r.Optional)
 	case vf.SecretKeyRef != nil:
 		r := vf.SecretKeyRef
-		return localKey(f.secretDir, "secret", r.Name, r.Key, r.Optional, !f.insecureSecrets)
+		return f.localKey("secret", r.Name, r.Key, r.Optional)
 	default:
 		return "", false, fmt.Errorf("env %s: unsupported valueFrom source", e.Name)
 	}
 }
 
-// readLocal reads every key of the local configMap or secret dir/name, the way volumes read
-// them (volume.Local): a missing one is an error wrapping volume.ErrNotFound. With check set,
-// owners and modes are checked too.
-func readLocal(dir, kind, name string, check bool) (map[string][]byte, error) {
-	return volume.Local{Dir: dir, Secret: kind == "secret", Insecure: !check}.Read(name)
+// readLocal reads every key of the configMap or secret name (kind says which) the way volumes
+// read them (volume.Lookup): the manifest files' first, then the directory's. A missing one is
+// an error wrapping volume.ErrNotFound. Owners and modes in the directory are checked unless
+// insecureSecrets is set.
+func (f podFields) readLocal(kind, name string) (map[string][]byte, error) {
+	dir := f.configMapDir
+	if kind == "secret" {
+		dir = f.secretDir
+	}
+	return volume.Lookup(f.objects, volume.Local{Dir: dir, Secret: kind == "secret", Insecure: f.insecureSecrets}, f.pod.Namespace, name)
 }
 
-// localKey reads one key of a local configMap or secret: dir/NAME/KEY. The whole object is
-// read, so that its size and files are checked as for a volume. An object that is there but
-// cannot be used safely is an error even when optional.
-func localKey(dir, kind, name, key string, optional *bool, check bool) (string, bool, error) {
-	if dir == "" {
-		return "", false, fmt.Errorf("%s %q key %q: invalid reference: no %s directory", kind, name, key, kind)
-	}
+// localKey reads one key of a configMap or secret. The whole object is read, so that its size
+// and files are checked as for a volume. An object that is there but cannot be used safely is
+// an error even when optional.
+func (f podFields) localKey(kind, name, key string, optional *bool) (string, bool, error) {
 	if msgs := append(validation.IsDNS1123Subdomain(name), validation.IsConfigMapKey(key)...); len(msgs) > 0 {
 		return "", false, fmt.Errorf("%s %q key %q: invalid reference: %s", kind, name, key, strings.Join(msgs, "; "))
 	}
-	obj, err := readLocal(dir, kind, name, check)
+	obj, err := f.readLocal(kind, name)
 	switch {
+	case errors.Is(err, volume.ErrNotFound) && f.dir(kind) == "":
+		return "", false, fmt.Errorf("%s %q key %q: invalid reference: no %s directory", kind, name, key, kind)
 	case errors.Is(err, volume.ErrNotFound) && optional != nil && *optional:
 		return "", false, nil
 	case errors.Is(err, volume.ErrNotFound):
@@ -105,9 +110,17 @@ func localKey(dir, kind, name, key string, optional *bool, check bool) (string, 
 	return "", false, fmt.Errorf("couldn't find key %s in %s %s", key, kind, name)
 }
 
-// localAll reads every key of a local configMap or secret, but for dotfiles.
-func localAll(dir, kind, name string, optional *bool, check bool) (map[string]string, error) {
-	obj, err := readLocal(dir, kind, name, check)
+// dir is the directory of kind's objects.
+func (f podFields) dir(kind string) string {
+	if kind == "secret" {
+		return f.secretDir
+	}
+	return f.configMapDir
+}
+
+// localAll reads every key of a configMap or secret, but for dotfiles.
+func (f podFields) localAll(kind, name string, optional *bool) (map[string]string, error) {
+	obj, err := f.readLocal(kind, name)
 	switch {
 	case errors.Is(err, volume.ErrNotFound) && optional != nil && *optional:
 		return nil, nil
@@ -182,9 +195,9 @@ func Env(c *corev1.Container, img ocispec.ImageConfig, f podFields) ([]string, e
 		var err error
 		switch {
 		case src.ConfigMapRef != nil:
-			kv, err = localAll(f.configMapDir, "configmap", src.ConfigMapRef.Name, src.ConfigMapRef.Optional, !f.insecureSecrets)
+			kv, err = f.localAll("configmap", src.ConfigMapRef.Name, src.ConfigMapRef.Optional)
 		case src.SecretRef != nil:
-			kv, err = localAll(f.secretDir, "secret", src.SecretRef.Name, src.SecretRef.Optional, !f.insecureSecrets)
+			kv, err = f.localAll("secret", src.SecretRef.Name, src.SecretRef.Optional)
 		}
 		if err != nil {
 			return nil, err

@@ -305,7 +305,7 @@ func (w *worker) containerConfig(job startJob, img runtime.Image) (runtime.Conta
 	cfg := &w.m.cfg
 	spec := job.spec
 	fields := podFields{pod: job.pod, podIPs: job.ips, hostIP: cfg.HostIP, nodeName: cfg.NodeName,
-		configMapDir: cfg.ConfigMapDir, secretDir: cfg.SecretDir, insecureSecrets: cfg.InsecureSecretPerms, podDir: job.n.dir()}
+		configMapDir: cfg.ConfigMapDir, secretDir: cfg.SecretDir, objects: cfg.Objects, insecureSecrets: cfg.InsecureSecretPerms, podDir: job.n.dir()}
 	env, err := Env(spec, img.Config, fields)
 	if err != nil {
 		// The configMap or secret may appear later: try again with backoff.

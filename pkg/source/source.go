@@ -1,9 +1,10 @@
-// Package source watches the manifest directory and produces the desired set of pods: complete
-// snapshots, never deltas. It reacts to inotify events and re-lists the directory periodically
-// so that a missed event never leaves a pod wrong for long. A file that cannot be used is
-// reported as a Problem and never affects the pods of other files; a file that was good and
-// turns bad keeps its last good version running. Only regular files are read, and never in a
-// way that waits: a FIFO or a device in the directory is a Problem, not a hang.
+// Package source watches the manifest directory and produces the desired set of pods, with the
+// ConfigMaps and Secrets the files define beside them: complete snapshots, never deltas. It
+// reacts to inotify events and re-lists the directory periodically so that a missed event never
+// leaves a pod wrong for long. A file that cannot be used is reported as a Problem and never
+// affects the pods of other files; a file that was good and turns bad keeps its last good
+// version running. Only regular files are read, and never in a way that waits: a FIFO or a
+// device in the directory is a Problem, not a hang.
 package source
 
 import (
@@ -31,9 +32,13 @@ const (
 	ReasonConflict   = "NameConflict"
 	ReasonUnreadable = "UnreadableManifest"
 	ReasonInsecure   = "InsecureManifestPermissions"
+	// ReasonOverride is on a pod that uses a ConfigMap or Secret that a manifest file defines
+	// and the ConfigMap or Secret directory holds too: the manifest file's is used.
+	ReasonOverride = "ManifestOverride"
 )
 
-// Problem is a manifest file that contributes no pod, or only its last good version.
+// Problem is a manifest file that contributes no pod, or only its last good version, or a note
+// about a pod that runs (Note).
 type Problem struct {
 	Path      string
 	Namespace string // "" when the file did not say
@@ -42,12 +47,20 @@ type Problem struct {
 	Message   string
 	// Running is true when the pod still runs from the file's last good version.
 	Running bool
+	// Note is true (with Running) when the problem is only about the pod, which runs from its
+	// file as it is: it belongs on the pod's status and events, never on an item of its own.
+	Note bool
 }
 
 // Snapshot is the complete desired state at one moment.
 type Snapshot struct {
-	Pods     []*corev1.Pod // valid and unique by namespace/name, in file order
-	Problems []Problem
+	Pods []*corev1.Pod // valid and unique by namespace/name, in file order
+	// ConfigMaps and Secrets are those the files define, valid and unique by namespace/name,
+	// prepared as the API server stores them (a Secret's stringData is in its data). They
+	// must not be changed.
+	ConfigMaps []*corev1.ConfigMap
+	Secrets    []*corev1.Secret
+	Problems   []Problem
 }
 
 // Config of a Source.
@@ -66,13 +79,17 @@ type Config struct {
 	// like an invalid one, with the reason of the error when it is a *manifest.Error: a new
 	// file gives no pod, a changed one keeps its last good version running.
 	Admit func(*corev1.Pod) error
+	// ConfigMapDir and SecretDir are the daemon's --configmap-dir and --secret-dir: a pod that
+	// uses a ConfigMap or Secret that both a file and one of them define is told that the
+	// file's is used (ReasonOverride).
+	ConfigMapDir, SecretDir string
 }
 
 // Source produces snapshots of a manifest directory.
 type Source struct {
 	cfg    Config
 	files  map[string]*fileState
-	owners map[string]string // pod key -> path of the file that owns it
+	owners map[string]string // pod key, or kind and key of an object -> path of the file that owns it
 
 	// heartbeat is the unix time in ns of the Run loop's last turn, for the systemd watchdog.
 	heartbeat atomic.Int64
@@ -98,9 +115,17 @@ type fileState struct {
 	modTime time.Time
 	ino     uint64
 	mode    os.FileMode
-	uid     uint32        // owner: checkPerms depends on it, and chown changes neither size nor mtime
-	good    []*corev1.Pod // last good version: the file's pods, in file order
-	err     error         // current problem, if any
+	uid     uint32         // owner: checkPerms depends on it, and chown changes neither size nor mtime
+	good    *manifest.File // last good version, or nil
+	err     error          // current problem, if any
+}
+
+// pods is the last good version's pods.
+func (f *fileState) pods() []*corev1.Pod {
+	if f.good == nil {
+		return nil
+	}
+	return f.good.Pods
 }
 
 // New returns a Source for cfg.
@@ -296,7 +321,7 @@ func (s *Source) loadFile(path string, info os.FileInfo, old *fileState) *fileSt
 		f.err = err
 		return f
 	}
-	data, err := s.read(path, manifest.MaxFileSize)
+	data, mode, err := s.read(path, manifest.MaxFileSize)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil
@@ -308,33 +333,62 @@ func (s *Source) loadFile(path string, info os.FileInfo, old *fileState) *fileSt
 		f.err = err
 		return f
 	}
-	pods, err := manifest.LoadAll(path, data)
-	if err != nil {
-		f.err = err
-		if f.good == nil {
-			ns, name := manifest.PeekName(data)
-			var me *manifest.Error
-			if errors.As(err, &me) && me.Name != "" {
-				ns, name = me.Namespace, me.Name
+	file, err := manifest.LoadFile(path, data)
+	if err == nil {
+		err = s.checkSecretPerms(path, mode, file)
+	}
+	if err == nil {
+		err = manifest.CheckUpdate(f.good, file)
+	}
+	if err == nil && s.cfg.Admit != nil {
+		// A file is used whole or not at all, as for a pod that is invalid.
+		for _, pod := range file.Pods {
+			if err = s.cfg.Admit(pod); err != nil {
+				if f.good == nil {
+					err = &peekedError{err: err, namespace: pod.Namespace, name: pod.Name}
+				}
+				break
 			}
-			f.err = &peekedError{err: err, namespace: ns, name: name}
 		}
+	}
+	if err != nil {
+		var pe *peekedError
+		if f.good == nil && !errors.As(err, &pe) {
+			ns, name := problemName(err, data, file)
+			err = &peekedError{err: err, namespace: ns, name: name}
+		}
+		f.err = err
 		return f
 	}
-	if s.cfg.Admit != nil {
-		// A file is used whole or not at all, as for a pod that is invalid.
-		for _, pod := range pods {
-			if err := s.cfg.Admit(pod); err != nil {
-				f.err = err
-				if f.good == nil {
-					f.err = &peekedError{err: err, namespace: pod.Namespace, name: pod.Name}
-				}
-				return f
-			}
-		}
-	}
-	f.good, f.err = pods, nil
+	f.good, f.err = file, nil
 	return f
+}
+
+// problemName is the pod name a file that cannot be used is listed under: the object at
+// fault when it is a pod (or of a kind minipod does not run), else the file's first pod.
+func problemName(err error, data []byte, file *manifest.File) (namespace, name string) {
+	var me *manifest.Error
+	if errors.As(err, &me) && me.Name != "" && me.Kind != manifest.KindConfigMap && me.Kind != manifest.KindSecret {
+		return me.Namespace, me.Name
+	}
+	if file != nil {
+		if len(file.Pods) == 0 {
+			return "", ""
+		}
+		return file.Pods[0].Namespace, file.Pods[0].Name
+	}
+	return manifest.PeekName(data)
+}
+
+// checkSecretPerms refuses a file that holds a Secret and that group or others may read, as a
+// Secret of --secret-dir is refused: whoever can read the file learns the secret.
+func (s *Source) checkSecretPerms(path string, mode os.FileMode, file *manifest.File) error {
+	if s.cfg.InsecurePerms || len(file.Secrets) == 0 || mode.Perm()&0o077 == 0 {
+		return nil
+	}
+	return &manifest.Error{Reason: ReasonInsecure, Message: fmt.Sprintf(
+		"manifest file %s holds Secret %s and has mode %#o: a file with a Secret must be readable by its owner only (chmod 600 %s; or run minipod with --insecure-manifest-perms)",
+		path, file.Secrets[0].Name, mode.Perm(), path)}
 }
 
 // peekedError remembers the pod name read from a file that is otherwise unusable.
@@ -346,34 +400,35 @@ type peekedError struct {
 func (e *peekedError) Error() string { return e.err.Error() }
 func (e *peekedError) Unwrap() error { return e.err }
 
-// read reads a manifest of at most limit bytes. It opens the file non-blocking and checks
-// what it opened (a regular file, owned and moded as checkPerms wants), so that a FIFO or a
-// device put in the file's place after the directory was listed is refused, never waited on:
-// a read that hangs would stop the source for good.
-func (s *Source) read(path string, limit int64) ([]byte, error) {
+// read reads a manifest of at most limit bytes, and returns the mode of what it read. It opens
+// the file non-blocking and checks what it opened (a regular file, owned and moded as
+// checkPerms wants), so that a FIFO or a device put in the file's place after the directory was
+// listed is refused, never waited on: a read that hangs would stop the source for good. The
+// mode is that of the open file, so a Secret's file is judged by what was really read.
+func (s *Source) read(path string, limit int64) ([]byte, os.FileMode, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer f.Close()
 	info, err := f.Stat()
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if err := notRegular(path, info.Mode()); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if err := s.checkPerms(info, "file"); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	data, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if int64(len(data)) > limit {
-		return nil, manifest.CheckSize(int64(len(data)))
+		return nil, 0, manifest.CheckSize(int64(len(data)))
 	}
-	return data, nil
+	return data, info.Mode(), nil
 }
 
 // notRegular is the problem of a manifest path whose mode m is not a regular file's (a FIFO,
@@ -397,8 +452,8 @@ func notRegular(path string, m os.FileMode) error {
 }
 
 // snapshot turns the per-file state into the desired set. When two files name the same pod,
-// the file that already owns it keeps it; otherwise the first in lexical order wins. A file of
-// several pods loses only the pods another file owns.
+// ConfigMap or Secret, the file that already owns it keeps it; otherwise the first in lexical
+// order wins. A file of several objects loses only those another file owns.
 func (s *Source) snapshot() Snapshot {
 	paths := make([]string, 0, len(s.files))
 	for p := range s.files {
@@ -406,10 +461,20 @@ func (s *Source) snapshot() Snapshot {
 	}
 	sort.Strings(paths)
 	claims := map[string][]string{}
+	claim := func(k, p string) { claims[k] = append(claims[k], p) }
 	for _, p := range paths {
-		for _, g := range s.files[p].good {
-			k := g.Namespace + "/" + g.Name
-			claims[k] = append(claims[k], p)
+		g := s.files[p].good
+		if g == nil {
+			continue
+		}
+		for _, pod := range g.Pods {
+			claim(pod.Namespace+"/"+pod.Name, p)
+		}
+		for _, cm := range g.ConfigMaps {
+			claim(objectKey(manifest.KindConfigMap, cm.Namespace, cm.Name), p)
+		}
+		for _, sec := range g.Secrets {
+			claim(objectKey(manifest.KindSecret, sec.Namespace, sec.Name), p)
 		}
 	}
 	owners := map[string]string{}
@@ -428,11 +493,11 @@ func (s *Source) snapshot() Snapshot {
 	for _, p := range paths {
 		f := s.files[p]
 		var running []*corev1.Pod
-		for _, g := range f.good {
+		for _, g := range f.pods() {
 			k := g.Namespace + "/" + g.Name
 			if owners[k] != p {
 				msg := fmt.Sprintf("pod %s is already defined by %s; this file is ignored", k, owners[k])
-				if len(f.good) > 1 {
+				if len(f.pods()) > 1 || f.good.Objects() {
 					msg = fmt.Sprintf("pod %s is already defined by %s; this pod of the file is ignored", k, owners[k])
 				}
 				snap.Problems = append(snap.Problems, Problem{
@@ -443,15 +508,53 @@ func (s *Source) snapshot() Snapshot {
 			snap.Pods = append(snap.Pods, g)
 			running = append(running, g)
 		}
+		var conflicts []string
+		if f.good != nil {
+			for _, cm := range f.good.ConfigMaps {
+				if o := owners[objectKey(manifest.KindConfigMap, cm.Namespace, cm.Name)]; o != p {
+					conflicts = append(conflicts, fmt.Sprintf("ConfigMap %s/%s is already defined by %s", cm.Namespace, cm.Name, o))
+					continue
+				}
+				snap.ConfigMaps = append(snap.ConfigMaps, cm)
+			}
+			for _, sec := range f.good.Secrets {
+				if o := owners[objectKey(manifest.KindSecret, sec.Namespace, sec.Name)]; o != p {
+					conflicts = append(conflicts, fmt.Sprintf("Secret %s/%s is already defined by %s", sec.Namespace, sec.Name, o))
+					continue
+				}
+				snap.Secrets = append(snap.Secrets, sec)
+			}
+		}
+		if len(conflicts) > 0 {
+			// The file's pods run, with the other file's object: told on each of them.
+			err := &manifest.Error{Reason: ReasonConflict, Message: strings.Join(conflicts, "; ") + "; this file's definition is ignored"}
+			probs := problemsOf(p, err, running)
+			for i := range probs {
+				probs[i].Note = probs[i].Running
+			}
+			snap.Problems = append(snap.Problems, probs...)
+		}
 		if f.err != nil {
-			snap.Problems = append(snap.Problems, problemsOf(p, f.err, running)...)
+			probs := problemsOf(p, f.err, running)
+			if len(running) == 0 && f.good != nil && f.good.Objects() {
+				// No pod tells it, but the file's ConfigMaps and Secrets are still used.
+				probs[0].Message += "; the last good version's ConfigMaps and Secrets are kept"
+			}
+			snap.Problems = append(snap.Problems, probs...)
 		}
 	}
+	snap.Problems = append(snap.Problems, s.overrides(snap)...)
 	return snap
 }
 
+// objectKey is the key of a ConfigMap or Secret in Source.owners: kind/namespace/name, which no
+// pod key (namespace/name) can be.
+func objectKey(kind, namespace, name string) string {
+	return kind + "/" + namespace + "/" + name
+}
+
 // problemsOf is the problem err of the file at path: one on each of its pods that still runs
-// from its last good version, else one of its own.
+// (from its last good version), else one of its own.
 func problemsOf(path string, err error, running []*corev1.Pod) []Problem {
 	pr := Problem{Path: path, Name: filepath.Base(path), Reason: manifest.ReasonInvalid, Message: err.Error()}
 	var me *manifest.Error
@@ -469,7 +572,9 @@ func problemsOf(path string, err error, running []*corev1.Pod) []Problem {
 	for i, g := range running {
 		out[i] = pr
 		out[i].Namespace, out[i].Name, out[i].Running = g.Namespace, g.Name, true
-		out[i].Message += "; the last good version keeps running"
+		if pr.Reason != ReasonConflict {
+			out[i].Message += "; the last good version keeps running"
+		}
 	}
 	return out
 }

@@ -132,7 +132,7 @@ func (v *View) merged() []pod.Encoded {
 }
 
 // withProblems puts each problem on the item of its pod when that pod runs from the same file
-// (its message), or adds an item of its own.
+// (added to its message, joined with "; "), or adds an item of its own.
 func withProblems(items []pod.Encoded, problems []source.Problem) []pod.Encoded {
 	index := make(map[string]int, len(items))
 	for i := range items {
@@ -144,10 +144,17 @@ func withProblems(items []pod.Encoded, problems []source.Problem) []pod.Encoded 
 			ns = metav1.NamespaceDefault
 		}
 		if i, ok := index[pod.Key(ns, pr.Name)]; ok && pr.Running && items[i].Pod.Annotations[pod.AnnotationManifest] == pr.Path {
+			msg := pr.Reason + ": " + pr.Message
+			if m := items[i].Pod.Status.Message; m != "" {
+				msg = m + "; " + msg // the pod's own message, or another problem's
+			}
 			p := items[i].Pod.DeepCopy()
-			p.Status.Message = pr.Reason + ": " + pr.Message
+			p.Status.Message = msg
 			items[i] = pod.Encoded{Pod: p}
 			continue
+		}
+		if pr.Note {
+			continue // about a pod not listed yet: its events tell it meanwhile
 		}
 		p := problemPod(pr, ns)
 		items = append(items, pod.Encoded{Pod: &p})

@@ -120,6 +120,18 @@ func TestList(t *testing.T) {
 			want: []string{`default/web phase=Failed reason="InvalidManifest" message="bad" manifest=/m/web.yaml`},
 		},
 		{
+			name: "notes join the pod's own message, and are no item of their own",
+			pods: []corev1.Pod{withMessage(web, "FailedCreatePodSandBox: x")},
+			problems: []source.Problem{
+				{Path: "/m/web.yaml", Namespace: "default", Name: "web", Reason: "ManifestOverride", Message: "ConfigMap app ...", Running: true, Note: true},
+				{Path: "/m/web.yaml", Namespace: "default", Name: "web", Reason: "NameConflict", Message: "Secret default/db ...", Running: true, Note: true},
+				{Path: "/m/new.yaml", Namespace: "default", Name: "new", Reason: "ManifestOverride", Message: "ConfigMap app ...", Running: true, Note: true},
+			},
+			want: []string{
+				`default/web phase=Running reason="" message="FailedCreatePodSandBox: x; ManifestOverride: ConfigMap app ...; NameConflict: Secret default/db ..." manifest=/m/web.yaml`,
+			},
+		},
+		{
 			name: "not running problem with the pod's name and file is an item",
 			pods: []corev1.Pod{web},
 			problems: []source.Problem{{
@@ -137,6 +149,10 @@ func TestList(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			before := make([]string, len(tt.pods))
+			for i, p := range tt.pods {
+				before[i] = p.Status.Message
+			}
 			v := NewView(encoded(tt.pods...))
 			v.SetProblems(tt.problems)
 			got := v.List()
@@ -151,8 +167,8 @@ func TestList(t *testing.T) {
 				t.Errorf("List()\n got %q\nwant %q", items, tt.want)
 			}
 			// The pods the view was given are not changed.
-			for _, p := range tt.pods {
-				if p.Status.Message != "" {
+			for i, p := range tt.pods {
+				if p.Status.Message != before[i] {
 					t.Errorf("the caller's pod %s got message %q", p.Name, p.Status.Message)
 				}
 			}
@@ -325,4 +341,10 @@ func TestGetIsListItem(t *testing.T) {
 			t.Errorf("Get(%q, %q) found a pod", k[0], k[1])
 		}
 	}
+}
+
+func withMessage(p corev1.Pod, msg string) corev1.Pod {
+	p = *p.DeepCopy()
+	p.Status.Message = msg
+	return p
 }

@@ -19,9 +19,10 @@
 //     `..data` is a symlink to it, and every top-level name is a symlink into `..data`. An
 //     update writes a new timestamped directory and renames a new `..data` over the old one,
 //     so a reader sees either the old set of files or the new one, never a mix. A ConfigMap
-//     is the directory Config.ConfigMapDir/<name>, whose regular files are its keys; a Secret
-//     is Config.SecretDir/<name> in the same way, used only when it is root's alone (see
-//     CheckSecretDir and ReadSecretFile). Secret and projected volumes are tmpfs
+//     is the one a manifest file defines in the pod's namespace (Config.Objects), else the
+//     directory Config.ConfigMapDir/<name>, whose regular files are its keys; a Secret is
+//     Config.Objects' or Config.SecretDir/<name> in the same way, used only when it is
+//     root's alone (see Lookup, CheckSecretDir and ReadSecretFile). Secret and projected volumes are tmpfs
 //     mounts when minipod runs as root, as on a kubelet, so that their content never reaches
 //     the state directory's disk; their kind directories are readable by root only.
 //

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/minipod/minipod/pkg/envvar"
 )
@@ -66,12 +67,12 @@ func mode(m *int32, def os.FileMode) os.FileMode {
 	return os.FileMode(*m) & os.ModePerm
 }
 
-// loadObject reads a ConfigMap or Secret (see Local) and builds its payload into out. A
-// missing object is an empty one when optional; one that cannot be used safely is an error
-// even then. check says whether owners and modes are checked.
-func loadObject(kind, dir, name string, items []corev1.KeyToPath, defaultMode *int32, optional *bool, check bool, out payload) error {
+// loadObject reads the ConfigMap or Secret name of a pod in namespace (see Lookup) and builds
+// its payload into out. A missing object is an empty one when optional; one that cannot be
+// used safely is an error even then. check says whether owners and modes are checked.
+func loadObject(objs Objects, namespace, kind, dir, name string, items []corev1.KeyToPath, defaultMode *int32, optional *bool, check bool, out payload) error {
 	opt := optional != nil && *optional
-	obj, err := Local{Dir: dir, Secret: kind == "secret", Insecure: !check}.Read(name)
+	obj, err := Lookup(objs, Local{Dir: dir, Secret: kind == "secret", Insecure: !check}, namespace, name)
 	switch {
 	case errors.Is(err, ErrNotFound) && opt:
 		obj = object{}
@@ -81,6 +82,27 @@ func loadObject(kind, dir, name string, items []corev1.KeyToPath, defaultMode *i
 		return fmt.Errorf("%s %q: %w", kind, name, err)
 	}
 	return objectPayload(kind, name, obj, items, defaultMode, opt, out)
+}
+
+// Objects are the ConfigMaps and Secrets that manifest files define. Lookup reads them before
+// the directories: a name defined in both is the manifest file's.
+type Objects interface {
+	// Object returns the keys and values of the ConfigMap (secret false) or Secret
+	// namespace/name, and whether there is one. The map is not changed by the caller. It may
+	// wait until the manifest files were first read.
+	Object(secret bool, namespace, name string) (map[string][]byte, bool)
+}
+
+// Lookup returns the keys and values of the ConfigMap or Secret name (l.Secret says which) for a
+// pod of namespace: the one a manifest file defines (objs, which may be nil), else the one of
+// l's directory (Local.Read, whose errors it returns). The map must not be changed.
+func Lookup(objs Objects, l Local, namespace, name string) (map[string][]byte, error) {
+	if objs != nil && len(validation.IsDNS1123Subdomain(name)) == 0 {
+		if data, ok := objs.Object(l.Secret, namespace, name); ok {
+			return data, nil
+		}
+	}
+	return l.Read(name)
 }
 
 // downwardPayload projects downwardAPI items into out.

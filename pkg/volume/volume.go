@@ -22,6 +22,9 @@ type Config struct {
 	SecretDir    string // e.g. /etc/minipod/secrets (root-only); NAME/KEY files
 	// InsecureSecretPerms reads ConfigMaps and Secrets whatever their owner and mode (see Local).
 	InsecureSecretPerms bool
+	// Objects are the ConfigMaps and Secrets of the manifest files, read before the
+	// directories (see Lookup); nil when there are none.
+	Objects Objects
 	// AllowedHostPaths is the node policy's allowedHostPaths (clean absolute paths; nil: any
 	// host path, as on a kubelet). When set, a hostPath volume is looked at, created and
 	// mounted only below the outermost of them that admits its path, following a symlink only
@@ -345,9 +348,9 @@ func (p *Prepared) payload(v *prepared, podIP string) (payload, error) {
 	var err error
 	switch vs := v.vol.VolumeSource; {
 	case vs.ConfigMap != nil:
-		err = loadObject("configmap", p.cfg.ConfigMapDir, vs.ConfigMap.Name, vs.ConfigMap.Items, vs.ConfigMap.DefaultMode, vs.ConfigMap.Optional, !p.cfg.InsecureSecretPerms, out)
+		err = loadObject(p.cfg.Objects, p.pod.Namespace, "configmap", p.cfg.ConfigMapDir, vs.ConfigMap.Name, vs.ConfigMap.Items, vs.ConfigMap.DefaultMode, vs.ConfigMap.Optional, !p.cfg.InsecureSecretPerms, out)
 	case vs.Secret != nil:
-		err = loadObject("secret", p.cfg.SecretDir, vs.Secret.SecretName, vs.Secret.Items, vs.Secret.DefaultMode, vs.Secret.Optional, !p.cfg.InsecureSecretPerms, out)
+		err = loadObject(p.cfg.Objects, p.pod.Namespace, "secret", p.cfg.SecretDir, vs.Secret.SecretName, vs.Secret.Items, vs.Secret.DefaultMode, vs.Secret.Optional, !p.cfg.InsecureSecretPerms, out)
 	case vs.DownwardAPI != nil:
 		err = downwardPayload(p.pod, podIP, p.cfg.PodDir, vs.DownwardAPI.Items, vs.DownwardAPI.DefaultMode, out)
 	case vs.Projected != nil:
@@ -357,9 +360,9 @@ func (p *Prepared) payload(v *prepared, podIP string) (payload, error) {
 			var err error
 			switch {
 			case s.ConfigMap != nil:
-				err = loadObject("configmap", p.cfg.ConfigMapDir, s.ConfigMap.Name, s.ConfigMap.Items, dm, s.ConfigMap.Optional, !p.cfg.InsecureSecretPerms, out)
+				err = loadObject(p.cfg.Objects, p.pod.Namespace, "configmap", p.cfg.ConfigMapDir, s.ConfigMap.Name, s.ConfigMap.Items, dm, s.ConfigMap.Optional, !p.cfg.InsecureSecretPerms, out)
 			case s.Secret != nil:
-				err = loadObject("secret", p.cfg.SecretDir, s.Secret.Name, s.Secret.Items, dm, s.Secret.Optional, !p.cfg.InsecureSecretPerms, out)
+				err = loadObject(p.cfg.Objects, p.pod.Namespace, "secret", p.cfg.SecretDir, s.Secret.Name, s.Secret.Items, dm, s.Secret.Optional, !p.cfg.InsecureSecretPerms, out)
 			case s.DownwardAPI != nil:
 				err = downwardPayload(p.pod, podIP, p.cfg.PodDir, s.DownwardAPI.Items, dm, out)
 			case s.ServiceAccountToken != nil:

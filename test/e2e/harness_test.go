@@ -567,9 +567,15 @@ func (d *daemon) pod(name string) *corev1.Pod {
 // writeManifest writes a file atomically (write, then rename), as a careful tool would.
 func (d *daemon) writeManifest(name, content string) string {
 	d.t.Helper()
+	return d.writeManifestMode(name, content, 0o644)
+}
+
+// writeManifestMode is writeManifest for a file of mode perm (0o600 for a file with a Secret).
+func (d *daemon) writeManifestMode(name, content string, perm os.FileMode) string {
+	d.t.Helper()
 	path := filepath.Join(d.manifests, name)
 	tmp := filepath.Join(d.manifests, "."+name+".tmp")
-	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
+	if err := os.WriteFile(tmp, []byte(content), perm); err != nil {
 		d.t.Fatal(err)
 	}
 	if err := os.Rename(tmp, path); err != nil {

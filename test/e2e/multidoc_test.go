@@ -73,7 +73,7 @@ func TestMultiDocumentManifest(t *testing.T) {
 			return false, "deploy not listed"
 		}
 		if p.Annotations["minipod.io/manifest"] != dpath || p.Status.Reason != "InvalidManifest" ||
-			p.Status.Message != "kind: Deployment is not supported: minipod runs v1 Pods; use the Deployment's pod template (spec.template) as a Pod" {
+			p.Status.Message != "kind: Deployment is not supported: minipod runs v1 Pods, ConfigMaps and Secrets; use the Deployment's pod template (spec.template) as a Pod" {
 			return false, p.Status.Reason + ": " + p.Status.Message
 		}
 		a := d.pod("multi-a")

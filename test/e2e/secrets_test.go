@@ -57,7 +57,13 @@ spec:
 // status in any format, describe, events, metrics, the state dir outside the secret volume
 // itself, the log dir, or containerd's labels and annotations; also not when a pod refers to
 // a key or a secret that is missing. Only the OCI spec's env and args hold it, as on a kubelet.
-func TestSecretsNeverLeak(t *testing.T) {
+func TestSecretsNeverLeak(t *testing.T) { secretsNeverLeak(t, false) }
+
+// The same for a Secret of a manifest file, and for the files refused because of a Secret:
+// one whose value is not the JSON its type requires, one that others may read.
+func TestManifestSecretsNeverLeak(t *testing.T) { secretsNeverLeak(t, true) }
+
+func secretsNeverLeak(t *testing.T, inManifest bool) {
 	b := make([]byte, 16)
 	if _, err := rand.Read(b); err != nil {
 		t.Fatal(err)
@@ -65,12 +71,25 @@ func TestSecretsNeverLeak(t *testing.T) {
 	value := "s3cr3t-" + hex.EncodeToString(b)
 	sum := sha256.Sum256([]byte(value))
 	secDir := t.TempDir()
-	os.MkdirAll(filepath.Join(secDir, "db"), 0o700)
-	os.WriteFile(filepath.Join(secDir, "db", "password"), []byte(value), 0o600)
-	os.WriteFile(filepath.Join(secDir, "db", "user"), []byte("app"), 0o600)
+	if !inManifest {
+		os.MkdirAll(filepath.Join(secDir, "db"), 0o700)
+		os.WriteFile(filepath.Join(secDir, "db", "password"), []byte(value), 0o600)
+		os.WriteFile(filepath.Join(secDir, "db", "user"), []byte("app"), 0o600)
+	}
 
 	d := newDaemon(t, "--secret-dir", secDir, "--log-level", "debug")
 	d.start()
+	if inManifest {
+		secret := fmt.Sprintf("apiVersion: v1\nkind: Secret\nmetadata: {name: db}\nstringData: {password: %q, user: app}\n", value)
+		d.writeManifestMode("db.yaml", secret, 0o600)
+		d.writeManifest("open.yaml", strings.ReplaceAll(secret, "name: db", "name: open"))
+		d.writeManifestMode("badtype.yaml", fmt.Sprintf("apiVersion: v1\nkind: Secret\nmetadata: {name: reg}\ntype: kubernetes.io/dockerconfigjson\nstringData: {.dockerconfigjson: %q}\n", value), 0o600)
+		d.eventually(30*time.Second, "the refused secrets listed", func() (bool, string) {
+			open, bad := d.pod("open.yaml"), d.pod("badtype.yaml")
+			return open != nil && open.Status.Reason == "InsecureManifestPermissions" && bad != nil && strings.Contains(bad.Status.Message, "<secret contents redacted>"),
+				fmt.Sprintf("%v %v", open, bad)
+		})
+	}
 	d.writeManifest("sec.yaml", secretsPod)
 	// A key the secret lacks, a secret that does not exist (env and envFrom), and a volume
 	// item naming a missing key: each is reported by name, never with the secret's content.
