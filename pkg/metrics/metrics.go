@@ -46,6 +46,13 @@ const (
 	PullFailure = "failure"
 )
 
+// Reasons of minipod_image_garbage_collected_total: space as the kubelet's (usage above the
+// high threshold), prune for minipodctl images prune.
+const (
+	GCReasonSpace = "space"
+	GCReasonPrune = "prune"
+)
+
 // CNI operations.
 const (
 	CNIAdd   = "add"
@@ -68,6 +75,8 @@ type Metrics struct {
 	imagePullTime *family
 	cniDuration   *family
 	cniErrors     *family
+	imagesGC      *family
+	logFilesGC    *family
 
 	scrapes  atomic.Uint64 // promhttp_metric_handler_requests_total{code="200"}
 	inFlight atomic.Int64  // promhttp_metric_handler_requests_in_flight
@@ -96,6 +105,10 @@ func New() *Metrics {
 			"Duration in seconds of CNI operations (add, del, check), failed ones included.",
 			exponentialBuckets(0.005, 2.5, 10), "operation"), // 5 ms to about 19 s
 		cniErrors: newFamily("cni_operations_errors_total", "counter", "Cumulative number of failed CNI operations.", nil, "operation"),
+		imagesGC: newFamily("image_garbage_collected_total", "counter",
+			"Total number of images garbage collected, by reason: space (disk usage over the high threshold, as the kubelet's) or prune (minipodctl images prune).", nil, "reason"),
+		logFilesGC: newFamily("container_log_files_removed_total", "counter",
+			"Total number of container log files removed to keep all logs under the node-wide cap (container-log-max-total-size).", nil),
 	}
 	// Series that exist from the start, so that rate() and absence alerts work at once.
 	m.podStart.with()
@@ -118,6 +131,10 @@ func New() *Metrics {
 	for _, op := range []string{CNIAdd, CNIDel} {
 		m.cniErrors.with(op)
 	}
+	for _, r := range []string{GCReasonSpace, GCReasonPrune} {
+		m.imagesGC.with(r)
+	}
+	m.logFilesGC.with()
 	return m
 }
 
@@ -161,7 +178,7 @@ func (m *Metrics) expose() []byte {
 	var w writer
 	m.mu.Lock()
 	for _, f := range []*family{m.podStart, m.runningPods, m.pods, m.containers, m.restarts,
-		m.probes, m.imagePulls, m.imagePullTime, m.cniDuration, m.cniErrors} {
+		m.probes, m.imagePulls, m.imagePullTime, m.cniDuration, m.cniErrors, m.imagesGC, m.logFilesGC} {
 		f.write(&w)
 	}
 	m.mu.Unlock()
@@ -275,6 +292,27 @@ func (m *Metrics) CNIOperation(op string, d time.Duration, err error) {
 	if err != nil {
 		m.cniErrors.with(op).value++
 	}
+}
+
+// ImageGarbageCollected counts one image removed by garbage collection, with its reason
+// (GCReasonSpace or GCReasonPrune).
+func (m *Metrics) ImageGarbageCollected(reason string) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.imagesGC.with(reason).value++
+}
+
+// LogFilesRemoved counts container log files removed to respect the node-wide cap.
+func (m *Metrics) LogFilesRemoved(n int) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.logFilesGC.with().value += float64(n)
 }
 
 // family is one metric family (counter, gauge or histogram) and its series by label values.
