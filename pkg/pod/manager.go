@@ -121,6 +121,7 @@ type Manager struct {
 	log     *slog.Logger
 	store   store
 	updates chan []*corev1.Pod
+	desired atomic.Pointer[[]*corev1.Pod] // the last desired set, for ImagesInUse
 
 	// found is what existed before this daemon started, grouped by pod key; workers take
 	// their part when they start. Guarded by foundMu.
@@ -180,6 +181,7 @@ func NewManager(cfg Config) *Manager {
 // Update hands the manager the complete desired set; an older pending set is dropped. It never
 // blocks.
 func (m *Manager) Update(pods []*corev1.Pod) {
+	m.desired.Store(&pods)
 	for {
 		select {
 		case m.updates <- pods:
