@@ -4,6 +4,7 @@
 //	minipodctl status [NAME] [-o table|wide|json|yaml]
 //	minipodctl logs NAME [-c CONTAINER] [-f] [-p|--previous] [--tail N] [--since D] [--timestamps]
 //	minipodctl exec NAME [-c CONTAINER] [-i] [-t] -- CMD [ARG...]
+//	minipodctl images [prune] [-o table|json]
 //
 // Exit status: 0 on success, 1 on error (message on stderr as "Error: ..."), and for exec the
 // exit code of the command.
@@ -48,6 +49,9 @@ Usage:
         Show a pod in detail, with its events.
   minipodctl events [NAME] [-f]
         List the daemon's events (of one pod with NAME); -f keeps printing new ones.
+  minipodctl images [prune] [-o table|json]
+        List the images with size, last use, the pods using them and whether they are
+        pinned; prune removes every image no pod uses, pinned or not the pause image, now.
   minipodctl validate [--strict] [--config FILE] FILE...
         Check manifests with the daemon's rules, without a daemon; exit 1 when any is bad.
         --strict also refuses what an API server would (unknown fields, duplicate keys),
@@ -215,6 +219,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "events":
 		defs = []flagDef{{long: "follow", short: 'f'}}
 		maxPositional = 1
+	case "images":
+		defs = []flagDef{{long: "output", short: 'o', value: true}}
+		maxPositional = 1
 	case "validate":
 		return runValidate(args, stdout, stderr)
 	case "completion":
@@ -257,6 +264,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = cmdDescribe(ctx, client, p, stdout)
 	case "events":
 		err = cmdEvents(ctx, client, p, stdout)
+	case "images":
+		err = cmdImages(ctx, client, p, stdout)
 	case "exec":
 		var code int
 		code, err = cmdExec(ctx, client, p, stdin, stdout, stderr)
