@@ -3,6 +3,8 @@ package logs
 import (
 	"cmp"
 	"context"
+	"errors"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -10,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/minipod/minipod/pkg/metrics"
 )
@@ -157,6 +161,35 @@ func (c *Cap) Run(ctx context.Context) error {
 	}
 }
 
+// removeBeneath removes the file at path, which is below dir, following no symbolic link on
+// the way: a directory swapped for a link between the scan and the removal is refused.
+func removeBeneath(dir, path string) error {
+	rel, err := filepath.Rel(dir, path)
+	if err != nil {
+		return err
+	}
+	root, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &fs.PathError{Op: "open", Path: dir, Err: err}
+	}
+	defer unix.Close(root)
+	parent, err := unix.Openat2(root, filepath.Dir(rel), &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS,
+	})
+	if errors.Is(err, unix.ENOSYS) {
+		return os.Remove(path) // before Linux 5.6; the log dir is the daemon's alone
+	}
+	if err != nil {
+		return &fs.PathError{Op: "open", Path: filepath.Dir(path), Err: err}
+	}
+	defer unix.Close(parent)
+	if err := unix.Unlinkat(parent, filepath.Base(rel), 0); err != nil {
+		return &fs.PathError{Op: "unlink", Path: path, Err: err}
+	}
+	return nil
+}
+
 // Enforce removes files once, as OverCap picks them, and returns the total left.
 func (c *Cap) Enforce() int64 {
 	files, err := ScanDir(c.Dir)
@@ -169,7 +202,7 @@ func (c *Cap) Enforce() int64 {
 	remove, total := OverCap(files, c.Max)
 	n := 0
 	for _, f := range remove {
-		if err := os.Remove(f.Path); err != nil && !os.IsNotExist(err) {
+		if err := removeBeneath(c.Dir, f.Path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			if c.Log != nil {
 				c.Log.Warn("container log cap: remove file", "path", f.Path, "err", err)
 			}

@@ -113,3 +113,29 @@ func TestScanDirAndEnforce(t *testing.T) {
 		t.Errorf("a file that is no log was touched: %v", err)
 	}
 }
+
+// A directory swapped for a link after the scan is not followed.
+func TestRemoveBeneath(t *testing.T) {
+	dir, outside := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(outside, "0.log.1"), []byte("x"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "pod"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(dir, "pod", "c")); err != nil {
+		t.Fatal(err)
+	}
+	if err := removeBeneath(dir, filepath.Join(dir, "pod", "c", "0.log.1")); err == nil {
+		t.Fatal("removed a file through a link")
+	}
+	if _, err := os.Stat(filepath.Join(outside, "0.log.1")); err != nil {
+		t.Fatalf("the file outside is gone: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "pod", "0.log.1"), []byte("x"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := removeBeneath(dir, filepath.Join(dir, "pod", "0.log.1")); err != nil {
+		t.Fatalf("remove below: %v", err)
+	}
+}
