@@ -394,13 +394,28 @@ func (c *Collector) detect(ctx context.Context, now time.Time) ([]Image, map[str
 }
 
 // lookup finds the name containerd has an image under: ref itself or its normalised form
-// ("busybox:1.36" is docker.io/library/busybox:1.36), as the runtime resolves references.
+// ("busybox:1.36" is docker.io/library/busybox:1.36), as the runtime resolves references;
+// for a reference by digest, also a name of the same repository whose target is that digest.
 func lookup(byName map[string]*runtime.ImageRecord, ref string) string {
 	if byName[ref] != nil {
 		return ref
 	}
-	if named, err := reference.ParseDockerRef(ref); err == nil && byName[named.String()] != nil {
+	named, err := reference.ParseDockerRef(ref)
+	if err != nil {
+		return ""
+	}
+	if byName[named.String()] != nil {
 		return named.String()
+	}
+	if d, ok := named.(reference.Digested); ok {
+		var found string
+		for name, rec := range byName {
+			n, err := reference.ParseDockerRef(name)
+			if err == nil && rec.ID == d.Digest().String() && n.Name() == named.Name() && (found == "" || name < found) {
+				found = name
+			}
+		}
+		return found
 	}
 	return ""
 }

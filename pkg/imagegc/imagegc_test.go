@@ -271,3 +271,26 @@ func TestRunKick(t *testing.T) {
 		t.Fatalf("Run: %v", err)
 	}
 }
+
+// References find the names containerd has: as written, normalised, or by digest.
+func TestLookup(t *testing.T) {
+	const dgst = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	byName := map[string]*runtime.ImageRecord{
+		"docker.io/library/busybox:1.36": {ID: "sha256:aaaa"},
+		"registry.local/app:1":           {ID: dgst},
+		"registry.local/other:1":         {ID: dgst},
+	}
+	for ref, want := range map[string]string{
+		"docker.io/library/busybox:1.36": "docker.io/library/busybox:1.36",
+		"busybox:1.36":                   "docker.io/library/busybox:1.36",
+		"busybox:1.37":                   "",
+		"registry.local/app@" + dgst:     "registry.local/app:1",
+		"registry.local/app:2@" + dgst:   "registry.local/app:1",
+		"registry.local/third@" + dgst:   "",
+		"not a reference":                "",
+	} {
+		if got := lookup(byName, ref); got != want {
+			t.Errorf("lookup(%q) = %q, want %q", ref, got, want)
+		}
+	}
+}
