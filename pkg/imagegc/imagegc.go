@@ -143,15 +143,15 @@ func (c *Collector) Run(ctx context.Context) error {
 // periodic runs one collection and reports its failure as the kubelet does: in the log, and
 // as an ImageGCFailed event from the second failure in a row.
 func (c *Collector) periodic(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.Period)
+	cctx, cancel := context.WithTimeout(ctx, c.cfg.Period)
 	defer cancel()
-	err := c.Collect(ctx)
+	err := c.Collect(cctx)
 	c.mu.Lock()
 	prev := c.failed
 	c.failed = err != nil
 	c.mu.Unlock()
 	switch {
-	case err == nil || errors.Is(err, errNotReady) || ctx.Err() != nil:
+	case err == nil || errors.Is(err, errNotReady) || ctx.Err() != nil: // nothing, or shutting down
 	case prev:
 		c.cfg.Log.Error("image garbage collection failed again", "err", err)
 		c.cfg.Events.EmitNode(events.Warning, ReasonImageGCFailed, err.Error())
