@@ -187,6 +187,35 @@ func TestImageGC(t *testing.T) {
 	}
 }
 
+// --containerd-root names the file system watched, with the kubelet's default thresholds: a
+// small tmpfs filled to 90% stands for a disk nearly full, and the image no manifest names goes
+// while the others stay.
+func TestImageGCContainerdRoot(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "minipod-e2e-gc", root).CombinedOutput(); err != nil {
+		t.Fatalf("mount tmpfs: %v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", root).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", root, err, out)
+		}
+	})
+	if err := os.WriteFile(filepath.Join(root, "fill"), make([]byte, 7<<20+300<<10), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n := newGCNode(t, "--containerd-root", root, "--image-minimum-gc-age", "0s")
+	want := append(n.kept(), n.gone)
+	slices.Sort(want)
+	n.d.eventually(60*time.Second, "the stray image collected", func() (bool, string) {
+		got := n.d.imageNames(t)
+		return slices.Equal(got, want), fmt.Sprint(got)
+	})
+	if log, _ := os.ReadFile(n.d.logPath); !regexp.MustCompile(`image file system over the high threshold.* usage=9\d high=85 low=80`).Match(log) {
+		t.Errorf("the daemon did not say the file system at %s is over the threshold:\n%s", root, n.d.logTail())
+	}
+}
+
 // minipodctl images tells what uses each image; images prune removes the unused ones at once,
 // whatever the thresholds (collection is off here: 100%), and keeps the same ones as
 // collection does.
