@@ -209,10 +209,10 @@ func (c *Collector) Collect(ctx context.Context) error {
 
 // Pruned is what Prune did.
 type Pruned struct {
-	Removed []Image `json:"removed"`
+	Removed []Image
 	// Freed is the sum of the removed images' sizes (content shared with images that stay is
 	// not freed, as for the kubelet's accounting).
-	Freed int64 `json:"freed"`
+	Freed int64
 }
 
 // Prune removes every image that is not in use, pinned or protected, now, whatever the
