@@ -210,8 +210,8 @@ func (c *Collector) Collect(ctx context.Context) error {
 // Pruned is what Prune did.
 type Pruned struct {
 	Removed []Image
-	// Freed is the sum of the removed images' sizes (content shared with images that stay is
-	// not freed, as for the kubelet's accounting).
+	// Freed is the sum of the removed images' sizes. As in the kubelet's accounting, it counts
+	// layers shared with images that stay, which containerd keeps.
 	Freed int64
 }
 
