@@ -32,6 +32,7 @@ import (
 	"github.com/minipod/minipod/pkg/config"
 	"github.com/minipod/minipod/pkg/events"
 	"github.com/minipod/minipod/pkg/imagebuild"
+	"github.com/minipod/minipod/pkg/imagegc"
 	"github.com/minipod/minipod/pkg/logs"
 	"github.com/minipod/minipod/pkg/manifest"
 	"github.com/minipod/minipod/pkg/metrics"
@@ -169,8 +170,19 @@ func run(ctx context.Context, o *config.Config, log *slog.Logger) error {
 	// The manifest files' ConfigMaps and Secrets, in memory only; pods read them before the
 	// directories', once the files were first read.
 	objects := source.NewObjects()
-	mgr := pod.NewManager(pod.Config{
-		Runtime:      rt,
+	var mgr *pod.Manager
+	gc := imagegc.New(imagegc.Config{
+		Store:     rt,
+		Policy:    gcPolicy(o),
+		Root:      imageFSRoot(ctx, o, rt, log),
+		InUse:     func() (map[string][]string, bool) { return mgr.ImagesInUse() },
+		Protected: []string{o.PauseImage},
+		Events:    recorder,
+		Metrics:   mets,
+		Log:       log.With("component", "imagegc"),
+	})
+	mgr = pod.NewManager(pod.Config{
+		Runtime:      pullKicker{Runtime: rt, kick: gc.Kick},
 		Network:      network,
 		StateDir:     o.StateDir,
 		LogDir:       o.LogDir,
@@ -244,6 +256,7 @@ func run(ctx context.Context, o *config.Config, log *slog.Logger) error {
 	srv := api.NewServer(view, mgr, log)
 	srv.SetEvents(recorder)
 	srv.SetRollouts(mgr)
+	srv.SetImages(imagesAPI{gc})
 	metricsHandler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		updateGauges(mets, view)
 		mets.Handler().ServeHTTP(w, r)
@@ -309,6 +322,11 @@ func run(ctx context.Context, o *config.Config, log *slog.Logger) error {
 	case err := <-errc:
 		return err
 	}
+	// Images are collected once the desired pods are known and adopted; logs are capped from
+	// now on. Both loops end with ctx.
+	go func() { _ = gc.Run(ctx) }()
+	logCap := &logs.Cap{Dir: o.LogDir, Max: o.ContainerLogMaxTotalSize.Bytes(), Log: log.With("component", "logcap"), Metrics: mets}
+	go func() { _ = logCap.Run(ctx) }()
 	_, _ = daemon.SdNotify(false, daemon.SdNotifyReady+"\n"+statusLine(view))
 	log.Info("minipod ready", "version", version, "socket", o.Socket, "manifests", o.ManifestDir)
 	// Start-up is over: Go's package initialisation touched nearly all of the executable, and a
@@ -604,6 +622,9 @@ func hostIP() string {
 }
 
 var _ pod.Runtime = (*runtime.Runtime)(nil)
+var _ pod.Runtime = pullKicker{}
+var _ imagegc.Store = (*runtime.Runtime)(nil)
+var _ api.Images = imagesAPI{}
 var _ pod.Network = (*sandbox.Network)(nil)
 var _ api.Store = (*status.View)(nil)
 var _ volume.Objects = (*source.Objects)(nil)

@@ -13,7 +13,7 @@ _minipodctl() {
     prev="${COMP_WORDS[COMP_CWORD-1]}"
     cmd="${COMP_WORDS[1]}"
     if [[ ${COMP_CWORD} -eq 1 ]]; then
-        COMPREPLY=( $(compgen -W "status logs exec describe events rollout validate version completion help" -- "$cur") )
+        COMPREPLY=( $(compgen -W "status logs exec describe events rollout images validate version completion help" -- "$cur") )
         return
     fi
     case "$prev" in
@@ -24,6 +24,7 @@ _minipodctl() {
         validate) COMPREPLY=( $(compgen -f -- "$cur") ); return ;;
         completion) COMPREPLY=( $(compgen -W "bash" -- "$cur") ); return ;;
         rollout) if [[ ${COMP_CWORD} -eq 2 ]]; then COMPREPLY=( $(compgen -W "history retry" -- "$cur") ); return; fi ;;
+        images) [[ "$cur" != -* ]] && { COMPREPLY=( $(compgen -W "prune" -- "$cur") ); return; } ;;
     esac
     if [[ "$cur" == -* ]]; then
         COMPREPLY=( $(compgen -W "-o -w -c -f -p -i -t --tail --since --timestamps --previous --socket --help" -- "$cur") )

@@ -200,6 +200,9 @@ func printEvents(out io.Writer, evs []corev1.Event, now time.Time, object bool) 
 		}
 		if object {
 			obj := "pod/" + e.InvolvedObject.Name
+			if e.InvolvedObject.Kind == "Node" {
+				obj = "node/" + e.InvolvedObject.Name
+			}
 			if e.InvolvedObject.FieldPath != "" {
 				obj += " " + e.InvolvedObject.FieldPath
 			}

@@ -5,6 +5,7 @@
 //	minipodctl logs NAME [-c CONTAINER] [-f] [-p|--previous] [--tail N] [--since D] [--timestamps]
 //	minipodctl exec NAME [-c CONTAINER] [-i] [-t] -- CMD [ARG...]
 //	minipodctl rollout history|retry NAME
+//	minipodctl images [prune] [-o table|json]
 //
 // Exit status: 0 on success, 1 on error (message on stderr as "Error: ..."), and for exec the
 // exit code of the command.
@@ -53,6 +54,9 @@ Usage:
         List the pod's last revisions: when each ran, became Ready and ended, and how.
   minipodctl rollout retry NAME
         Try again the revision that was rolled back (see "Updates" in the README).
+  minipodctl images [prune] [-o table|json]
+        List the images with size, last use, the pods using them and whether they are
+        pinned; prune removes every image no pod uses, pinned or not the pause image, now.
   minipodctl validate [--strict] [--config FILE] FILE...
         Check manifests with the daemon's rules, without a daemon; exit 1 when any is bad.
         --strict also refuses what an API server would (unknown fields, duplicate keys),
@@ -222,6 +226,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		maxPositional = 1
 	case "rollout":
 		maxPositional = 2
+	case "images":
+		defs = []flagDef{{long: "output", short: 'o', value: true}}
+		maxPositional = 1
 	case "validate":
 		return runValidate(args, stdout, stderr)
 	case "completion":
@@ -266,6 +273,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = cmdEvents(ctx, client, p, stdout)
 	case "rollout":
 		err = cmdRollout(ctx, client, p, stdout)
+	case "images":
+		err = cmdImages(ctx, client, p, stdout)
 	case "exec":
 		var code int
 		code, err = cmdExec(ctx, client, p, stdin, stdout, stderr)

@@ -2,10 +2,7 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"time"
 )
@@ -87,29 +84,6 @@ func (c *Client) Rollout(ctx context.Context, namespace, name string) (*Rollout,
 // RetryRollout lets the pod's rolled-back revision be tried again.
 func (c *Client) RetryRollout(ctx context.Context, namespace, name string) error {
 	return c.call(ctx, http.MethodPost, podPath(namespace, name)+"/rollout/retry", nil)
-}
-
-// call sends a request without a body and decodes a JSON answer into out (nil: none).
-func (c *Client) call(ctx context.Context, method, path string, out any) error {
-	req, err := c.newRequest(ctx, method, path, nil, nil)
-	if err != nil {
-		return err
-	}
-	resp, _, err := c.do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return readError(resp)
-	}
-	if out == nil {
-		return nil
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(out); err != nil {
-		return fmt.Errorf("decode %s: %w", path, err)
-	}
-	return nil
 }
 
 // ErrNoRollback is what RetryRollout errors wrap when no revision was rolled back.

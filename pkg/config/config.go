@@ -83,6 +83,18 @@ type Config struct {
 	InsecureManifestPerms bool     `json:"insecure-manifest-perms"`
 	MetricsAddress        string   `json:"metrics-address"` // host:port; "": no metrics endpoint
 	MetricsAllowNonLoop   bool     `json:"metrics-allow-non-loopback"`
+
+	// ContainerLogMaxTotalSize caps all containers' log files together (0: no cap).
+	ContainerLogMaxTotalSize Size `json:"container-log-max-total-size"`
+	// ContainerdRoot is a directory on the file system holding containerd's content, whose
+	// usage image garbage collection watches; "": ask containerd, else /var/lib/containerd.
+	ContainerdRoot string `json:"containerd-root"`
+	// Image garbage collection, as the kubelet's imageGCHighThresholdPercent,
+	// imageGCLowThresholdPercent and imageMinimumGCAge.
+	ImageGCHighThresholdPercent int      `json:"image-gc-high-threshold-percent"`
+	ImageGCLowThresholdPercent  int      `json:"image-gc-low-threshold-percent"`
+	ImageMinimumGCAge           Duration `json:"image-minimum-gc-age"`
+
 	// Policy is what pods may ask for (privileged, host namespaces, host paths, capabilities,
 	// privilege escalation, host ports, unsafe sysctls); the zero value allows everything but
 	// sysctls outside the kubelet's safe set, as a kubelet's defaults do.
@@ -119,6 +131,12 @@ func Default() Config {
 		ConfigMapDir:         "/etc/minipod/configmaps",
 		SecretDir:            "/etc/minipod/secrets",
 		Updates:              Updates{ProgressDeadline: Duration(DefaultProgressDeadline)},
+
+		// All logs together: 20 containers at their 50Mi each.
+		ContainerLogMaxTotalSize:    Size(1 << 30),
+		ImageGCHighThresholdPercent: 85,
+		ImageGCLowThresholdPercent:  80,
+		ImageMinimumGCAge:           Duration(2 * time.Minute),
 	}
 }
 
@@ -155,6 +173,12 @@ var usage = map[string]string{
 	"metrics-allow-non-loopback": "allow --metrics-address on an address other than loopback",
 	"policy":                     "node policy as JSON, e.g. '{\"allowPrivileged\":false,\"allowedHostPaths\":[\"/srv\"],\"allowedHostPorts\":[\"8000-8999\"]}' (keys: " + strings.Join(policy.Keys(), ", ") + "); usually the file's policy: mapping",
 	"updates":                    "how changed manifests replace running pods, as JSON: '{\"rollback\":true,\"progressDeadline\":\"5m\"}'; usually the file's updates: mapping",
+
+	"container-log-max-total-size":    "`size` of all containers' log files together; above it the oldest files no container writes now are removed (0: no cap)",
+	"containerd-root":                 "a directory on the file system of containerd's content store, whose usage image garbage collection watches (default: where containerd says, else /var/lib/containerd)",
+	"image-gc-high-threshold-percent": "usage of the image file system at or above which unused images are removed, as the kubelet's imageGCHighThresholdPercent (100 disables image garbage collection)",
+	"image-gc-low-threshold-percent":  "usage of the image file system that image garbage collection brings it down to, as the kubelet's imageGCLowThresholdPercent",
+	"image-minimum-gc-age":            "minimum `age` of an unused image (since the daemon first saw it) before it may be collected, as the kubelet's imageMinimumGCAge",
 }
 
 // field is one key of Config.
@@ -395,6 +419,24 @@ func (c Config) Validate() error {
 	}
 	if c.ContainerLogMaxFiles < 2 {
 		bad("container-log-max-files", "must be at least 2 (the kubelet's minimum), got %d", c.ContainerLogMaxFiles)
+	}
+	if c.ContainerLogMaxTotalSize < 0 {
+		bad("container-log-max-total-size", "must be >= 0 (0: no cap), got %s", c.ContainerLogMaxTotalSize)
+	}
+	// The kubelet's rules for its image GC settings.
+	for key, v := range map[string]int{
+		"image-gc-high-threshold-percent": c.ImageGCHighThresholdPercent,
+		"image-gc-low-threshold-percent":  c.ImageGCLowThresholdPercent,
+	} {
+		if v < 0 || v > 100 {
+			bad(key, "%d must be between 0 and 100, inclusive", v)
+		}
+	}
+	if c.ImageGCLowThresholdPercent >= c.ImageGCHighThresholdPercent {
+		bad("image-gc-low-threshold-percent", "%d must be less than image-gc-high-threshold-percent %d", c.ImageGCLowThresholdPercent, c.ImageGCHighThresholdPercent)
+	}
+	if c.ImageMinimumGCAge < 0 {
+		bad("image-minimum-gc-age", "must be >= 0, got %s", c.ImageMinimumGCAge)
 	}
 	if c.BackoffInitial <= 0 {
 		bad("backoff-initial", "must be > 0, got %s", c.BackoffInitial)

@@ -63,11 +63,18 @@ const (
 	Component = "minipod"
 )
 
-// Event is one event about a pod, or about one of its containers when FieldPath is set.
+// KindNode is Event.Kind of an event about the node itself (image garbage collection, say).
+const KindNode = "Node"
+
+// Event is one event about a pod, or about one of its containers when FieldPath is set, or,
+// with Kind KindNode, about the node.
 type Event struct {
 	// ID is unique among the events of a Recorder: "<name>.<hex nanoseconds>", as the
 	// kubelet names events.
-	ID        string `json:"id"`
+	ID string `json:"id"`
+	// Kind is the involved object's kind: "" for a Pod, KindNode for the node (named by
+	// Name, with no namespace).
+	Kind      string `json:"kind,omitempty"`
 	Namespace string `json:"namespace"`
 	Name      string `json:"name"`
 	UID       string `json:"uid,omitempty"`
@@ -90,7 +97,7 @@ func ContainerFieldPath(name string) string { return "spec.containers{" + name +
 func InitContainerFieldPath(name string) string { return "spec.initContainers{" + name + "}" }
 
 type key struct {
-	namespace, name, uid, fieldPath, typ, reason, message string
+	kind, namespace, name, uid, fieldPath, typ, reason, message string
 }
 
 // Recorder keeps the events. It is safe for concurrent use.
@@ -138,6 +145,22 @@ func (r *Recorder) SetHost(host string) {
 // less than CollapseWindow ago, that one counts up and becomes the newest instead. A nil
 // Recorder records nothing.
 func (r *Recorder) Emit(namespace, name, uid, fieldPath, typ, reason, message string) {
+	r.emit("", namespace, name, uid, fieldPath, typ, reason, message)
+}
+
+// EmitNode records an event about the node (Kind KindNode, named by the host name given to
+// SetHost), collapsed as Emit does. A nil Recorder records nothing.
+func (r *Recorder) EmitNode(typ, reason, message string) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	host := r.host
+	r.mu.Unlock()
+	r.emit(KindNode, "", host, "", "", typ, reason, message)
+}
+
+func (r *Recorder) emit(kind, namespace, name, uid, fieldPath, typ, reason, message string) {
 	if r == nil {
 		return
 	}
@@ -145,7 +168,7 @@ func (r *Recorder) Emit(namespace, name, uid, fieldPath, typ, reason, message st
 		typ = Normal
 	}
 	message = truncate(message, MaxMessage)
-	k := key{namespace, name, uid, fieldPath, typ, reason, message}
+	k := key{kind, namespace, name, uid, fieldPath, typ, reason, message}
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -171,6 +194,7 @@ func (r *Recorder) Emit(namespace, name, uid, fieldPath, typ, reason, message st
 		r.lastNano = nano
 		ev = &Event{
 			ID:        fmt.Sprintf("%s.%x", name, nano),
+			Kind:      kind,
 			Namespace: namespace, Name: name, UID: uid, FieldPath: fieldPath,
 			Type: typ, Reason: reason, Message: message,
 			First: now, Last: now, Count: 1, Host: r.host,
@@ -196,7 +220,7 @@ func (r *Recorder) Eventf(namespace, name, uid, fieldPath, typ, reason, format s
 }
 
 func keyOf(e *Event) key {
-	return key{e.Namespace, e.Name, e.UID, e.FieldPath, e.Type, e.Reason, e.Message}
+	return key{e.Kind, e.Namespace, e.Name, e.UID, e.FieldPath, e.Type, e.Reason, e.Message}
 }
 
 // List returns the events of the pod namespace/name, oldest first (by the time they last
@@ -274,13 +298,17 @@ func truncate(s string, n int) string {
 }
 
 // ToCoreV1 converts events, in their order, to a v1 EventList as kubectl prints it: involved
-// object the Pod, source the minipod component on the node.
+// object the Pod (or the Node), source the minipod component on the node.
 func ToCoreV1(ev []Event) *corev1.EventList {
 	list := &corev1.EventList{
 		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "EventList"},
 		Items:    make([]corev1.Event, 0, len(ev)),
 	}
 	for _, e := range ev {
+		kind := e.Kind
+		if kind == "" {
+			kind = "Pod"
+		}
 		list.Items = append(list.Items, corev1.Event{
 			TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Event"},
 			ObjectMeta: metav1.ObjectMeta{
@@ -290,7 +318,7 @@ func ToCoreV1(ev []Event) *corev1.EventList {
 			},
 			InvolvedObject: corev1.ObjectReference{
 				APIVersion: "v1",
-				Kind:       "Pod",
+				Kind:       kind,
 				Namespace:  e.Namespace,
 				Name:       e.Name,
 				UID:        types.UID(e.UID),

@@ -46,6 +46,13 @@ const (
 	PullFailure = "failure"
 )
 
+// Reasons of minipod_image_garbage_collected_total: space as the kubelet's (usage above the
+// high threshold), prune for minipodctl images prune.
+const (
+	GCReasonSpace = "space"
+	GCReasonPrune = "prune"
+)
+
 // CNI operations.
 const (
 	CNIAdd   = "add"
@@ -71,6 +78,8 @@ type Metrics struct {
 	updates       *family
 	rollbacks     *family
 	prePullTime   *family
+	imagesGC      *family
+	logFilesGC    *family
 
 	scrapes  atomic.Uint64 // promhttp_metric_handler_requests_total{code="200"}
 	inFlight atomic.Int64  // promhttp_metric_handler_requests_in_flight
@@ -106,6 +115,10 @@ func New() *Metrics {
 		prePullTime: newFamily("update_prepull_duration_seconds", "histogram",
 			"Duration in seconds of fetching an update's images while the running version kept running.",
 			[]float64{1, 5, 10, 20, 30, 60, 120, 180, 240, 300, 360, 480, 600, 900, 1200, 1800, 2700, 3600}),
+		imagesGC: newFamily("image_garbage_collected_total", "counter",
+			"Total number of images garbage collected, by reason: space (disk usage over the high threshold, as the kubelet's) or prune (minipodctl images prune).", nil, "reason"),
+		logFilesGC: newFamily("container_log_files_removed_total", "counter",
+			"Total number of container log files removed to keep all logs under the node-wide cap (container-log-max-total-size).", nil),
 	}
 	// Series that exist from the start, so that rate() and absence alerts work at once.
 	m.podStart.with()
@@ -131,6 +144,10 @@ func New() *Metrics {
 	for _, op := range []string{CNIAdd, CNIDel} {
 		m.cniErrors.with(op)
 	}
+	for _, r := range []string{GCReasonSpace, GCReasonPrune} {
+		m.imagesGC.with(r)
+	}
+	m.logFilesGC.with()
 	return m
 }
 
@@ -174,7 +191,7 @@ func (m *Metrics) expose() []byte {
 	var w writer
 	m.mu.Lock()
 	for _, f := range []*family{m.podStart, m.runningPods, m.pods, m.containers, m.restarts,
-		m.probes, m.imagePulls, m.imagePullTime, m.cniDuration, m.cniErrors, m.updates, m.rollbacks, m.prePullTime} {
+		m.probes, m.imagePulls, m.imagePullTime, m.cniDuration, m.cniErrors, m.updates, m.rollbacks, m.prePullTime, m.imagesGC, m.logFilesGC} {
 		f.write(&w)
 	}
 	m.mu.Unlock()
@@ -314,6 +331,27 @@ func (m *Metrics) CNIOperation(op string, d time.Duration, err error) {
 	if err != nil {
 		m.cniErrors.with(op).value++
 	}
+}
+
+// ImageGarbageCollected counts one image removed by garbage collection, with its reason
+// (GCReasonSpace or GCReasonPrune).
+func (m *Metrics) ImageGarbageCollected(reason string) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.imagesGC.with(reason).value++
+}
+
+// LogFilesRemoved counts container log files removed to respect the node-wide cap.
+func (m *Metrics) LogFilesRemoved(n int) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.logFilesGC.with().value += float64(n)
 }
 
 // family is one metric family (counter, gauge or histogram) and its series by label values.

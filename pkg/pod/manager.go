@@ -128,6 +128,7 @@ type Manager struct {
 	log     *slog.Logger
 	store   store
 	updates chan []*corev1.Pod
+	desired atomic.Pointer[[]*corev1.Pod] // the last desired set, for ImagesInUse
 
 	// found is what existed before this daemon started, grouped by pod key; workers take
 	// their part when they start. Guarded by foundMu.
@@ -156,6 +157,9 @@ type Manager struct {
 	// the keys of `minipodctl rollout retry` to the manager loop, which tells the worker.
 	rollouts sync.Map
 	retries  chan string
+	// good holds each pod's last good version by key (a *corev1.Pod never changed), whose
+	// images garbage collection keeps for a rollback.
+	good sync.Map
 }
 
 // NewManager returns a Manager; nothing runs until Run.
@@ -193,6 +197,7 @@ func NewManager(cfg Config) *Manager {
 // Update hands the manager the complete desired set; an older pending set is dropped. It never
 // blocks.
 func (m *Manager) Update(pods []*corev1.Pod) {
+	m.desired.Store(&pods)
 	for {
 		select {
 		case m.updates <- pods:

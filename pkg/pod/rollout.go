@@ -93,6 +93,9 @@ func (m *Manager) loadRollout(key string) rollout {
 // saveRollout writes the worker's record; the API's snapshot follows with the next publish.
 func (w *worker) saveRollout() {
 	w.roGen++
+	if w.ro.Good != nil {
+		w.m.good.Store(w.key, w.ro.Good)
+	}
 	b, err := json.Marshal(&w.ro)
 	if err == nil {
 		path := w.m.rolloutPath(w.key)
@@ -108,6 +111,7 @@ func (w *worker) saveRollout() {
 // dropRollout forgets the pod's versions once its file is gone.
 func (w *worker) dropRollout() {
 	w.m.rollouts.Delete(w.key)
+	w.m.good.Delete(w.key)
 	if err := os.Remove(w.m.rolloutPath(w.key)); err != nil && !os.IsNotExist(err) {
 		w.log.Warn("remove rollout record", "err", err)
 	}

@@ -177,6 +177,10 @@ func TestRollbackOnFailure(t *testing.T) {
 	if !strings.Contains(p.Status.Message, "revision uid-2 failed: RunContainerError") || p.Annotations[AnnotationRevisionFailed] != "uid-2: RunContainerError" {
 		t.Errorf("rolled back: message %q, annotations %v", p.Status.Message, p.Annotations)
 	}
+	// The good version's image is kept from garbage collection though the file names another.
+	if refs, _ := m.ImagesInUse(); !slices.Equal(refs["busybox"], []string{"default/web"}) || !slices.Equal(refs["crash"], []string{"default/web"}) {
+		t.Errorf("images in use %v: want busybox (the good version) and crash (the file's)", refs)
+	}
 	ro, err := m.Rollout("default", "web")
 	if err != nil || ro.Current != "uid-1" || ro.Good != "uid-1" || ro.Failed != "uid-2" || ro.Desired != "uid-2" {
 		t.Fatalf("rollout: %+v %v", ro, err)

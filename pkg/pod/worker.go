@@ -173,6 +173,9 @@ func (w *worker) run(ctx context.Context) {
 	defer w.wg.Wait()
 	w.desired = <-w.updates
 	w.ro = w.m.loadRollout(w.key)
+	if w.ro.Good != nil {
+		w.m.good.Store(w.key, w.ro.Good) // its images are kept from the start
+	}
 	w.desiredChanged()
 	w.adopt(ctx)
 	w.adoptPending = true
