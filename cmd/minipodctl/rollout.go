@@ -58,11 +58,8 @@ func printHistory(out io.Writer, ro *api.Rollout, now time.Time) {
 	}
 	for _, h := range ro.History {
 		mark := ""
-		switch h.Revision {
-		case ro.Current:
+		if h.Revision == ro.Current && h.Ended == nil {
 			mark = " (current)"
-		case ro.Good:
-			mark = " (good)"
 		}
 		outcome := h.Outcome
 		if h.Message != "" {

@@ -186,6 +186,7 @@ func BenchmarkMinipod(b *testing.B) {
 	b.Run("Burst20", func(b *testing.B) { benchBurst(b, 20, 5) })
 	b.Run("Burst50", func(b *testing.B) { benchBurst(b, 50, 3) })
 	b.Run("Footprint", benchFootprint)
+	b.Run("Update", benchUpdate)
 	report.Finished = time.Now()
 	if data, err := os.ReadFile("/proc/loadavg"); err == nil {
 		report.Machine["loadavg_at_end"] = strings.Join(strings.Fields(string(data))[:3], " ")

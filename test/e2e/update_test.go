@@ -41,8 +41,10 @@ spec:
 }
 
 // serves returns what the pod's web server answers at ip, or the error.
-func serves(ip string) string {
-	c := http.Client{Timeout: 2 * time.Second}
+func serves(ip string) string { return servesWithin(ip, 2*time.Second) }
+
+func servesWithin(ip string, timeout time.Duration) string {
+	c := http.Client{Timeout: timeout}
 	resp, err := c.Get("http://" + ip + ":8080/")
 	if err != nil {
 		return "error: " + err.Error()
