@@ -19,20 +19,32 @@ type found struct {
 	containers []runtime.Container
 }
 
-// adopt takes over what an earlier run of the daemon left for this pod key: the desired
-// version's sandbox and containers are kept running as they are; any other version is torn
-// down, off the loop, before the desired one starts.
+// adopt takes over what an earlier run of the daemon left for this pod key: the wanted
+// version's sandbox and containers are kept running as they are. So is the version that ran
+// last, when the file changed while the daemon was away and the wanted one has nothing yet: it
+// serves on while the new version's images come (holdForImages), as it would have had the
+// daemon seen the edit. Any other version is torn down, off the loop, before the wanted one
+// starts.
 func (w *worker) adopt(ctx context.Context) {
 	want := w.want()
-	for _, f := range w.m.takeFound(w.key) {
-		if want != nil && f.rec.UID == string(want.UID) {
+	founds := w.m.takeFound(w.key)
+	wantFound := false
+	for _, f := range founds {
+		wantFound = wantFound || want != nil && f.rec.UID == string(want.UID)
+	}
+	for _, f := range founds {
+		switch {
+		case want != nil && f.rec.UID == string(want.UID):
 			w.cur = w.adoptState(ctx, want, f)
 			w.versionStarted(want) // nothing when the record knew it already
-			continue
+		case want != nil && !wantFound && w.ro.CurrentPod != nil && f.rec.UID == w.ro.Current && string(w.ro.CurrentPod.UID) == w.ro.Current:
+			w.cur = w.adoptState(ctx, w.ro.CurrentPod, f)
+			w.log.Info("adopted the version that ran before the file changed", "revision", revision(w.ro.Current))
+		default:
+			s := &podState{rec: f.rec, n: w.m.dirs.pod(f.rec.Namespace, f.rec.Name, f.rec.UID), earlier: true, slot: &slotHold{slots: w.m.startSlots}}
+			s.ctx, s.cancel = context.WithCancel(ctx)
+			w.teardown(s)
 		}
-		s := &podState{rec: f.rec, n: w.m.dirs.pod(f.rec.Namespace, f.rec.Name, f.rec.UID), earlier: true, slot: &slotHold{slots: w.m.startSlots}}
-		s.ctx, s.cancel = context.WithCancel(ctx)
-		w.teardown(s)
 	}
 }
 

@@ -56,6 +56,9 @@ type rollout struct {
 	// progress deadline counts from there.
 	Current string    `json:"current,omitempty"`
 	Since   time.Time `json:"since,omitzero"`
+	// CurrentPod is that version whole: a daemon that finds it running after the file changed
+	// adopts it, to serve while the new version's images come.
+	CurrentPod *corev1.Pod `json:"currentPod,omitempty"`
 	// Good is the last version that became Ready, whole, to be started again by a rollback.
 	Good *corev1.Pod `json:"good,omitempty"`
 	// Failed is the version that was rolled back. It is not started again while the file
@@ -158,11 +161,15 @@ func (w *worker) rolledBack() bool {
 func (w *worker) versionStarted(p *corev1.Pod) {
 	uid := string(p.UID)
 	if w.ro.Current == uid {
+		if w.ro.CurrentPod == nil { // a record of an earlier build
+			w.ro.CurrentPod = p
+			w.saveRollout()
+		}
 		return // adopted, or started again after containerd lost it
 	}
 	now := time.Now()
 	w.endRevision(now, "replaced", "")
-	w.ro.Current, w.ro.Since = uid, now
+	w.ro.Current, w.ro.Since, w.ro.CurrentPod = uid, now, p
 	r := api.Revision{Revision: revision(uid), Started: now, Outcome: "running"}
 	if w.rolledBack() {
 		r.Outcome = "rolled back to"

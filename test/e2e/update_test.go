@@ -158,9 +158,32 @@ func TestUpdatePullsFirst(t *testing.T) {
 	if p4.Status.Message != "" {
 		t.Errorf("the fix: message %q", p4.Status.Message)
 	}
+
+	// The file changes while the daemon is stopped: the next daemon adopts the version that
+	// runs and keeps it serving while the new image comes, as if it had seen the edit.
+	rev4 := p4.Annotations["minipod.io/revision"]
+	big5, _ := pushBigImage(t, reg, "test/big:5")
+	proxy5, release5 := gatedProxy(t, reg, big5, 1<<20)
+	d.stop(syscall.SIGTERM)
+	d.writeManifest("web.yaml", updatePod("v5", proxy5+"/test/big:5", "", ""))
+	d.start()
+	d.eventually(60*time.Second, "the adopted version serving while v5's image comes", func() (bool, string) {
+		p := d.pod("web")
+		if p == nil {
+			return false, "not listed"
+		}
+		return strings.HasPrefix(p.Status.Message, "update pending: pulling image"), p.Annotations["minipod.io/revision"] + ": " + p.Status.Message
+	})
+	if p := d.pod("web"); p.Annotations["minipod.io/revision"] != rev4 || !slices.Equal(containerIDs(p), containerIDs(p4)) || serves(p.Status.PodIP) != "v4" {
+		t.Errorf("after the restart: revision %s (want %s), containers %v (were %v), serves %q", p.Annotations["minipod.io/revision"], rev4,
+			containerIDs(p), containerIDs(p4), serves(p.Status.PodIP))
+	}
+	release5()
+	p5 := d.waitRevision(rev4, 60*time.Second)
+	d.waitServes(p5.Status.PodIP, "v5")
 	d.removeManifest("web.yaml")
 	d.waitGone("web", 60*time.Second)
-	d.nothingLeft(60*time.Second, p4.Status.PodIP)
+	d.nothingLeft(60*time.Second, p5.Status.PodIP)
 }
 
 // With rollback on, updates that fail come back to the last Ready version: one that crash
