@@ -244,6 +244,19 @@ func TestUpdateRollback(t *testing.T) {
 		t.Errorf("the failed revision was tried again: %s %s", p.Annotations["minipod.io/revision"], p.Status.Reason)
 	}
 
+	// A retry runs it again; it fails again and comes back again.
+	if out, errs, code := d.ctl("rollout", "retry", "web"); code != 0 {
+		t.Fatalf("rollout retry: %d %s %s", code, out, errs)
+	}
+	d.eventually(60*time.Second, "the failed revision retried", func() (bool, string) {
+		p := d.pod("web")
+		return p.Annotations["minipod.io/revision"] == failed, p.Annotations["minipod.io/revision"]
+	})
+	rolledBack("the retried crash", "CrashLoopBackOff")
+	if m := d.metrics(t); !strings.Contains(m, "minipod_pod_rollbacks_total 2\n") || !strings.Contains(m, "minipod_pod_updates_total ") {
+		t.Errorf("metrics after two rollbacks:\n%s", grepLines(m, "minipod_pod_"))
+	}
+
 	// 2. The new version runs but never gets Ready: back after the 15 s deadline.
 	d.writeManifest("web.yaml", strings.Replace(updatePod("v3", "minipod.local/busybox:1.35", "", on),
 		"  - name: app\n", "  - name: app\n    readinessProbe: {exec: {command: [\"false\"]}, periodSeconds: 1}\n", 1))
@@ -322,4 +335,15 @@ func ipamReservations(t *testing.T, d *daemon) []string {
 		return nil
 	})
 	return ips
+}
+
+// grepLines returns the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
