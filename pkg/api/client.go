@@ -196,26 +196,32 @@ func (c *Client) Events(ctx context.Context, namespace, name string, follow bool
 // Health asks the daemon whether it can do its work; the error says why not (containerd
 // not answering, say).
 func (c *Client) Health(ctx context.Context) error {
-	req, err := c.newRequest(ctx, http.MethodGet, "/v1/health", nil, nil)
-	if err != nil {
-		return err
-	}
-	resp, hc, err := c.do(req)
-	if err != nil {
-		return err
-	}
-	defer hc.CloseIdleConnections()
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return readError(resp)
-	}
-	return nil
+	return c.call(ctx, http.MethodGet, "/v1/health", nil)
 }
 
 // PodListJSON returns the v1 PodList exactly as the daemon sent it (compact JSON), for callers
 // that re-print it without losing fields this package's API types might not know.
 func (c *Client) PodListJSON(ctx context.Context) ([]byte, error) {
-	req, err := c.newRequest(ctx, http.MethodGet, "/v1/pods", nil, nil)
+	return c.raw(ctx, http.MethodGet, "/v1/pods", true)
+}
+
+// call sends a request without a body and decodes the JSON answer into out (nil: the answer
+// is not read).
+func (c *Client) call(ctx context.Context, method, path string, out any) error {
+	data, err := c.raw(ctx, method, path, out != nil)
+	if err != nil || out == nil {
+		return err
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("decode %s: %w", path, err)
+	}
+	return nil
+}
+
+// raw sends a request without a body and returns the answer's body when read is set; an
+// answer other than 200 is a *StatusError.
+func (c *Client) raw(ctx context.Context, method, path string, read bool) ([]byte, error) {
+	req, err := c.newRequest(ctx, method, path, nil, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -228,9 +234,12 @@ func (c *Client) PodListJSON(ctx context.Context) ([]byte, error) {
 	if resp.StatusCode != http.StatusOK {
 		return nil, readError(resp)
 	}
+	if !read {
+		return nil, nil
+	}
 	data, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return nil, fmt.Errorf("read pod list: %w", err)
+		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	return data, nil
 }

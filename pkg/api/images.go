@@ -2,9 +2,6 @@ package api
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
-	"io"
 	"net/http"
 	"time"
 )
@@ -94,33 +91,4 @@ func (c *Client) PruneImages(ctx context.Context) (*Pruned, error) {
 		return nil, err
 	}
 	return &out, nil
-}
-
-// call sends a request without a body and decodes the JSON answer into out (nil: the answer
-// is not read).
-func (c *Client) call(ctx context.Context, method, path string, out any) error {
-	req, err := c.newRequest(ctx, method, path, nil, nil)
-	if err != nil {
-		return err
-	}
-	resp, hc, err := c.do(req)
-	if err != nil {
-		return err
-	}
-	defer hc.CloseIdleConnections()
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return readError(resp)
-	}
-	if out == nil {
-		return nil
-	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return fmt.Errorf("read %s: %w", path, err)
-	}
-	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("decode %s: %w", path, err)
-	}
-	return nil
 }
