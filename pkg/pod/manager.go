@@ -332,6 +332,9 @@ func (ws *workers) apply(pods []*corev1.Pod) {
 		next[Key(p.Namespace, p.Name)] = p
 	}
 	if ws.first {
+		// Before any worker runs (and takes its part of what was found): the records of pods
+		// gone while the daemon was stopped.
+		m.pruneRollouts(next)
 		// Every worker started now adopts what it finds before anything else. Leftovers of
 		// pods that are not desired are torn down by a worker of their own, so that a new pod
 		// of the same name waits for the old one to be gone.

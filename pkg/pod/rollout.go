@@ -78,6 +78,26 @@ func (m *Manager) rolloutPath(key string) string {
 	return filepath.Join(m.cfg.StateDir, "rollouts", strings.Replace(key, "/", "_", 1)+".json")
 }
 
+// pruneRollouts removes the records of pods that are neither desired nor found running: their
+// files went away while the daemon was stopped, and no worker will ever read them. Workers of
+// the other keys own theirs.
+func (m *Manager) pruneRollouts(desired map[string]*corev1.Pod) {
+	dir := filepath.Join(m.cfg.StateDir, "rollouts")
+	entries, _ := os.ReadDir(dir)
+	found := map[string]bool{}
+	for _, k := range m.foundKeys() {
+		found[strings.Replace(k, "/", "_", 1)+".json"] = true
+	}
+	for k := range desired {
+		found[strings.Replace(k, "/", "_", 1)+".json"] = true
+	}
+	for _, e := range entries {
+		if !found[e.Name()] {
+			_ = os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
+}
+
 // loadRollout reads the key's record; a missing or unreadable one starts empty (a pod then
 // has no good version to go back to until one becomes Ready).
 func (m *Manager) loadRollout(key string) rollout {

@@ -3,6 +3,8 @@ package pod
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -278,4 +280,29 @@ func countReason(evs []events.Event, reason string) int {
 		}
 	}
 	return n
+}
+
+// Rollout records of pods whose files went away while the daemon was stopped are removed at
+// start; those of desired pods stay.
+func TestPruneRollouts(t *testing.T) {
+	dir := t.TempDir()
+	m := NewManager(Config{StateDir: dir})
+	if err := os.MkdirAll(filepath.Join(dir, "rollouts"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"default_web.json", "default_gone.json", "prod_api.json"} {
+		if err := os.WriteFile(filepath.Join(dir, "rollouts", name), []byte("{}"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m.found = map[string][]found{"prod/api": nil}
+	m.pruneRollouts(map[string]*corev1.Pod{"default/web": hostPod("web", "uid-1")})
+	entries, _ := os.ReadDir(filepath.Join(dir, "rollouts"))
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if want := []string{"default_web.json", "prod_api.json"}; !slices.Equal(names, want) {
+		t.Errorf("records %v, want %v", names, want)
+	}
 }
