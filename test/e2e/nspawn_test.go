@@ -330,8 +330,9 @@ type nspawnMachine struct {
 	cmd           *exec.Cmd
 	exited        chan struct{}
 	leader        int // the booted system's PID 1, as the host sees it
-	// cgroupsBefore: the top-level cgroups of each host hierarchy before the first boot; the
-	// booted system makes its own there (--bind=/sys/fs/cgroup), and they are removed after.
+	// cgroupsBefore: the host's cgroups below the names the booted system uses, before the
+	// first boot; it makes its own there (--bind=/sys/fs/cgroup), and they are removed after.
+	// nil when the host's own systemd places nspawn's cgroups (hostSystemd).
 	cgroupsBefore map[string]bool
 	hostLinks     []string
 }
@@ -348,7 +349,9 @@ func newNspawnMachine(t *testing.T, lower, work string) *nspawnMachine {
 	if err := syscall.Mount("overlay", m.root, "overlay", 0, opts); err != nil {
 		t.Fatalf("mount the overlay on %s: %v", m.root, err)
 	}
-	m.cgroupsBefore = hostCgroups()
+	if !hostSystemd() {
+		m.cgroupsBefore = hostCgroups()
+	}
 	m.hostLinks = hostLinks()
 	t.Cleanup(m.cleanup)
 	return m
@@ -358,17 +361,23 @@ func newNspawnMachine(t *testing.T, lower, work string) *nspawnMachine {
 // host's hierarchies: units (init.scope, system.slice, -.mount, ...) and minipod's pods.
 var nspawnCgroupName = regexp.MustCompile(`^(.*\.(scope|slice|mount|service|socket|swap)|minipod)$`)
 
-// hostCgroups lists the top-level cgroup directories of the host's hierarchies whose names
-// nspawnCgroupName matches, as paths.
+// hostCgroups lists the cgroup directories of the host's hierarchies, at any depth, below the
+// top-level ones whose names nspawnCgroupName matches.
 func hostCgroups() map[string]bool {
 	got := map[string]bool{}
 	hier, _ := filepath.Glob("/sys/fs/cgroup/*")
 	for _, h := range hier {
 		ents, _ := os.ReadDir(h)
 		for _, e := range ents {
-			if e.IsDir() && nspawnCgroupName.MatchString(e.Name()) {
-				got[filepath.Join(h, e.Name())] = true
+			if !e.IsDir() || !nspawnCgroupName.MatchString(e.Name()) {
+				continue
 			}
+			_ = filepath.WalkDir(filepath.Join(h, e.Name()), func(p string, d fs.DirEntry, err error) error {
+				if err == nil && d.IsDir() {
+					got[p] = true
+				}
+				return nil
+			})
 		}
 	}
 	return got
@@ -386,14 +395,34 @@ func hostLinks() []string {
 	return names
 }
 
+// hostSystemd reports whether systemd is the host's PID 1 (it is not on the machines CI uses).
+func hostSystemd() bool {
+	_, err := os.Stat("/run/systemd/system")
+	return err == nil
+}
+
+// nspawnArgs are systemd-nspawn's arguments for this machine. Why each flag: with no systemd
+// as the host's PID 1 there is no machined to register with (--register=no --keep-unit), and
+// nspawn would mount the host's cgroup v1 controllers read-only (--bind=/sys/fs/cgroup: the
+// booted system's cgroups are then the host's, which cleanup removes); on a host that systemd
+// runs, nspawn places the booted system's cgroups itself, and binding the host's tree would
+// hand it the host's units' cgroups, so neither is used there (that path is not tried on CI).
+// runc needs a session keyring, which nspawn's seccomp filter denies (@keyring), and
+// containerd uses bpf; --private-network keeps the pods' bridge inside. containerd's overlayfs
+// snapshots cannot have their upper directories on the root's overlay, so /var/lib/containerd
+// is a directory of the host's, bound in.
+func (m *nspawnMachine) nspawnArgs() []string {
+	args := []string{"--quiet", "-D", m.root, "--machine=" + m.name, "--boot", "--register=no",
+		"--capability=all", "--system-call-filter=@keyring bpf", "--private-network",
+		"--console=read-only", "--bind=" + m.containerdDir + ":/var/lib/containerd"}
+	if !hostSystemd() {
+		args = append(args, "--keep-unit", "--bind=/sys/fs/cgroup")
+	}
+	return args
+}
+
 // boot starts systemd-nspawn and waits until the booted system's systemd has finished
-// starting up. Why each flag: systemd is not PID 1 on the host here, so there is no machined
-// to register with (--register=no --keep-unit); the host is cgroup v1 and nspawn would mount
-// the controllers read-only (--bind=/sys/fs/cgroup: the booted system's cgroups are then the
-// host's, which cleanup removes); runc needs a session keyring, which nspawn's seccomp filter
-// denies (@keyring), and containerd uses bpf; --private-network keeps the pods' bridge inside.
-// containerd's overlayfs snapshots cannot have their upper directories on the root's overlay,
-// so /var/lib/containerd is a directory of the host's, bound in.
+// starting up.
 func (m *nspawnMachine) boot() {
 	t := m.t
 	t.Helper()
@@ -402,10 +431,10 @@ func (m *nspawnMachine) boot() {
 		t.Fatal(err)
 	}
 	defer logf.Close()
-	m.cmd = exec.Command("systemd-nspawn", "--quiet", "-D", m.root, "--machine="+m.name, "--boot",
-		"--register=no", "--keep-unit", "--bind=/sys/fs/cgroup", "--capability=all",
-		"--system-call-filter=@keyring bpf", "--private-network", "--console=read-only",
-		"--bind="+m.containerdDir+":/var/lib/containerd")
+	m.cmd = exec.Command("systemd-nspawn", m.nspawnArgs()...)
+	// A test binary killed (a go test timeout) runs no cleanup: nspawn then powers off
+	// (SIGTERM) rather than leave a booted system behind.
+	m.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	m.cmd.Stdout, m.cmd.Stderr = logf, logf
 	if err := m.cmd.Start(); err != nil {
 		nspawnCannotRun(t, "start systemd-nspawn: %v", err)
@@ -652,10 +681,9 @@ func (m *nspawnMachine) cleanup() {
 		_ = syscall.Unmount(m.root, syscall.MNT_DETACH)
 	}
 	_ = os.Remove(filepath.Join("/run/systemd/nspawn/propagate", m.name))
-	// The booted system's cgroups: removed deepest first; rmdir removes only empty ones, so
-	// nothing that still runs is touched, and what still runs is reported.
+	// The booted system's cgroups on the host, and what still runs in them is reported.
 	deadline := time.Now().Add(10 * time.Second)
-	for {
+	for m.cgroupsBefore != nil {
 		left := removeNewCgroups(m.cgroupsBefore)
 		if len(left) == 0 {
 			break
@@ -674,25 +702,21 @@ func (m *nspawnMachine) cleanup() {
 	}
 }
 
-// removeNewCgroups removes the top-level cgroups hostCgroups finds now that were not in
-// before, with everything below them, and returns those it could not remove.
+// removeNewCgroups removes the cgroups hostCgroups finds now that were not in before, deepest
+// first, and returns those it could not remove. rmdir removes only empty cgroups: nothing that
+// still runs is touched.
 func removeNewCgroups(before map[string]bool) []string {
-	var left []string
-	for top := range hostCgroups() {
-		if before[top] {
-			continue
+	var dirs, left []string
+	for d := range hostCgroups() {
+		if !before[d] {
+			dirs = append(dirs, d)
 		}
-		var dirs []string
-		_ = filepath.WalkDir(top, func(p string, d fs.DirEntry, err error) error {
-			if err == nil && d.IsDir() {
-				dirs = append(dirs, p)
-			}
-			return nil
-		})
-		for i := len(dirs) - 1; i >= 0; i-- {
-			if err := os.Remove(dirs[i]); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				left = append(left, dirs[i])
-			}
+	}
+	// Longer paths first: a child before its parent.
+	slices.SortFunc(dirs, func(a, b string) int { return len(b) - len(a) })
+	for _, d := range dirs {
+		if err := os.Remove(d); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			left = append(left, d)
 		}
 	}
 	slices.Sort(left)
