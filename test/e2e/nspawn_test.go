@@ -750,3 +750,23 @@ func tail(s string, n int) string {
 	}
 	return string(bytes.TrimSpace([]byte(strings.Join(lines, "\n"))))
 }
+
+func TestAptMirror(t *testing.T) {
+	tests := []struct {
+		name, text string
+		deb822     bool
+		want       string
+	}{
+		{"one-line", "# a comment\ndeb-src http://src.example/debian bookworm main\ndeb http://deb.example/debian bookworm main\n", false, "http://deb.example/debian"},
+		{"one-line options", "deb [arch=amd64 signed-by=/k.gpg] http://opt.example/debian bookworm main contrib\n", false, "http://opt.example/debian"},
+		{"one-line other suite", "deb http://deb.example/debian bullseye main\ndeb http://sec.example bookworm-security main\n", false, ""},
+		{"deb822", "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm bookworm-updates\nComponents: main\n\nTypes: deb\nURIs: http://deb.debian.org/debian-security\nSuites: bookworm-security\n", true, "http://deb.debian.org/debian"},
+		{"deb822 disabled and src", "Types: deb\nEnabled: no\nURIs: http://off.example/debian\nSuites: bookworm\n\nTypes: deb-src\nURIs: http://src.example/debian\nSuites: bookworm\n\nTypes: deb deb-src\nURIs: http://on.example/debian\nSuites: bookworm\n", true, "http://on.example/debian"},
+		{"deb822 comment", "# URIs: http://commented.example\nTypes: deb\nURIs: http://real.example/debian\nSuites: bookworm\n", true, "http://real.example/debian"},
+	}
+	for _, tt := range tests {
+		if got := mirrorIn(tt.text, tt.deb822, "bookworm"); got != tt.want {
+			t.Errorf("%s: got %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}
