@@ -532,20 +532,7 @@ func (m *nspawnMachine) show(prop string) string {
 
 func (m *nspawnMachine) eventually(timeout time.Duration, what string, cond func() (bool, string)) {
 	m.t.Helper()
-	deadline := time.Now().Add(timeout)
-	last := ""
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		last = state
-		if time.Now().After(deadline) {
-			journal, _ := m.run(20*time.Second, "", "journalctl", "-u", "minipod", "-u", "containerd", "--no-pager", "-n", "60")
-			m.t.Fatalf("%s: not within %v; last: %s\njournal:\n%s", what, timeout, last, journal)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
+	pollUntil(m.t, timeout, 250*time.Millisecond, what, cond)
 }
 
 func (m *nspawnMachine) waitActive(timeout time.Duration) {
@@ -660,6 +647,10 @@ func (m *nspawnMachine) cleanup() {
 		select {
 		case <-m.exited:
 		default:
+			if t.Failed() {
+				journal, _ := m.run(20*time.Second, "", "journalctl", "-u", "minipod", "-u", "containerd", "--no-pager", "-n", "80")
+				t.Logf("journal of the booted system:\n%s", journal)
+			}
 			_ = m.cmd.Process.Signal(syscall.SIGTERM)
 			select {
 			case <-m.exited:
