@@ -44,7 +44,8 @@ import (
 // system: nspawn runs with --private-network, so the pods' bridge lives inside it.
 //
 // The booted system's unit gets one drop-in, WatchdogSec=5s instead of the packaged 30 s, so
-// that the watchdog check is quick; everything else is the package as it is.
+// that the watchdog check is quick, and its systemd DefaultTimeoutStopSec=15s, so that a failed
+// run powers off quickly; everything else is the package as it is.
 //
 // When the test cannot run here (no mmdebstrap or systemd-nspawn, no route to the Debian
 // archive, a system that does not boot) it fails with the reason; with
