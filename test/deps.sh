@@ -49,9 +49,11 @@ die() {
 # docker-registry and apache2-utils (htpasswd) serve the pull tests a registry on loopback;
 # vim-tiny, nano and tmux (a real terminal for them) edit manifests in the editors test.
 # gcc and libc6-dev: the unit tests run with -race, which needs cgo and a C compiler.
+# mmdebstrap and systemd-container (systemd-nspawn): the .deb test boots a Debian 12 of its own
+# and installs the package there under systemd as PID 1.
 apt_step() {
 	local pkgs=(containerd runc containernetworking-plugins iptables iproute2 busybox-static git make ca-certificates
-		curl unzip docker-registry apache2-utils systemd vim-tiny nano tmux gcc libc6-dev)
+		curl unzip docker-registry apache2-utils systemd vim-tiny nano tmux gcc libc6-dev mmdebstrap systemd-container)
 	local missing=() p
 	for p in "${pkgs[@]}"; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
