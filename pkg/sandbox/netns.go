@@ -50,6 +50,35 @@ func NewNetNS(dir, name string) (string, error) {
 	return path, nil
 }
 
+// PinNetNS pins the network namespace of process pid with a bind mount at dir/name, as
+// NewNetNS pins a new one, and brings its loopback up. It is for a namespace that the pod's
+// pause container made in its own user namespace (hostUsers: false): the kernel mounts sysfs
+// only for the user namespace that owns the network namespace. On failure nothing is left
+// behind.
+func PinNetNS(pid uint32, dir, name string) (string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("create netns dir: %w", err)
+	}
+	path := filepath.Join(dir, name)
+	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)
+	if err != nil {
+		return "", fmt.Errorf("create netns file: %w", err)
+	}
+	f.Close()
+	err = unix.Mount(fmt.Sprintf("/proc/%d/ns/net", pid), path, "none", unix.MS_BIND, "")
+	if err != nil {
+		err = fmt.Errorf("pin netns of process %d: %w", pid, err)
+	} else if err = InNetNS(path, loopbackUp); err != nil {
+		err = fmt.Errorf("bring up lo: %w", err)
+	}
+	if err != nil {
+		_ = unix.Unmount(path, unix.MNT_DETACH)
+		_ = os.Remove(path)
+		return "", err
+	}
+	return path, nil
+}
+
 // loopbackUp sets the "lo" interface of the calling thread's network namespace up.
 func loopbackUp() error {
 	_, err := linkFlags("lo", unix.IFF_UP)

@@ -85,6 +85,16 @@ func (r Range) shiftDir(fd int, path string, dev uint64) error {
 	return errors.Join(errs...)
 }
 
+// ShiftFd moves what fd is open on (a directory, or a file without setuid or setgid bits)
+// into the range, as Shift does.
+func (r Range) ShiftFd(fd int) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err
+	}
+	return r.chown(fd, &st)
+}
+
 // chown moves the open directory fd into the range.
 func (r Range) chown(fd int, st *unix.Stat_t) error {
 	uid, gid, ok := r.moved(st)
