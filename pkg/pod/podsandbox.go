@@ -192,7 +192,7 @@ func (w *worker) runSandbox(ctx context.Context, job sandboxJob, r *sandboxResul
 	case job.pod.Spec.HostNetwork:
 		r.ips = []string{cfg.HostIP}
 		cniDone <- nil
-	case job.userns != nil:
+	case ownNetNS(job):
 		// The pause container makes the network namespace, in its user namespace; it is
 		// pinned and attached once the pause container runs (below).
 	default:
@@ -217,12 +217,12 @@ func (w *worker) runSandbox(ctx context.Context, job sandboxJob, r *sandboxResul
 	}
 	pid, watch, err := w.startPause(ctx, job, r.rec, r.lease)
 	if err != nil {
-		if job.userns != nil {
+		if ownNetNS(job) {
 			cniDone <- nil // never attached
 		}
 		return err
 	}
-	if job.userns != nil {
+	if ownNetNS(job) {
 		if _, err := sandbox.PinNetNS(pid, filepath.Dir(r.rec.NetNS), filepath.Base(r.rec.NetNS)); err != nil {
 			cniDone <- nil
 			return err
@@ -245,6 +245,13 @@ func (w *worker) runSandbox(ctx context.Context, job sandboxJob, r *sandboxResul
 	return err
 }
 
+// ownNetNS reports whether the pause container makes the pod's network namespace: in a user
+// namespace, the network namespace must be that namespace's for the kernel to mount sysfs in
+// it (runc 1.1 does not fall back to a bind of /sys), so it cannot be made beforehand.
+func ownNetNS(job sandboxJob) bool {
+	return job.userns != nil && !job.pod.Spec.HostNetwork
+}
+
 func (w *worker) startPause(ctx context.Context, job sandboxJob, rec sandboxRecord, lease string) (uint32, runtime.ExitWatch, error) {
 	cfg := &w.m.cfg
 	img, err := cfg.Runtime.GetImage(ctx, cfg.PauseImage)
@@ -252,7 +259,7 @@ func (w *worker) startPause(ctx context.Context, job sandboxJob, rec sandboxReco
 		return 0, runtime.ExitWatch{}, fmt.Errorf("pause image: %w", err)
 	}
 	netns := rec.NetNS
-	if job.userns != nil {
+	if ownNetNS(job) {
 		netns = "" // a new one, of the pod's user namespace
 	}
 	err = cfg.Runtime.CreateContainer(ctx, runtime.ContainerConfig{
