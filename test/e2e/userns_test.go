@@ -95,4 +95,10 @@ func TestUserNamespace(t *testing.T) {
 	if _, err := os.Stat(rangeFile); !os.IsNotExist(err) {
 		t.Errorf("range file after the pod is gone: %v", err)
 	}
+	// The root filesystems' copies owned by the range go with the last snapshot made on them
+	// (containerd's garbage collector).
+	d.eventually(30*time.Second, "no remapped snapshot left", func() (bool, string) {
+		out := d.ctr(t, "snapshots", "ls")
+		return !strings.Contains(out, "userns-"), out
+	})
 }
