@@ -1,6 +1,7 @@
 package userns
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -110,8 +111,22 @@ func (r Range) chownAt(dirfd int, name string, st *unix.Stat_t) error {
 	if !ok {
 		return nil
 	}
+	// The kernel drops a file's capabilities with its owner: they are read first, and
+	// written back as the range's (a ping that has cap_net_raw keeps it).
+	var caps []byte
+	if st.Mode&unix.S_IFMT == unix.S_IFREG {
+		var err error
+		if caps, err = fileCaps(dirfd, name); err != nil {
+			return err
+		}
+	}
 	if err := unix.Fchownat(dirfd, name, uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return err
+	}
+	if caps = r.capsInRange(caps); caps != nil {
+		if err := unix.Lsetxattr(entryPath(dirfd, name), xattrCaps, caps, 0); err != nil {
+			return fmt.Errorf("restore file capabilities: %w", err)
+		}
 	}
 	// chown drops setuid, and setgid from a group-executable file. Only what lstat saw as
 	// neither a symlink nor a directory gets its bits back: fchmodat follows a symlink, but
@@ -142,3 +157,65 @@ func (r Range) moved(st *unix.Stat_t) (int, int, bool) {
 
 // String is the range as a uid_map line shows it.
 func (r Range) String() string { return fmt.Sprintf("0 %d %d", r.HostID, r.Size) }
+
+const xattrCaps = "security.capability"
+
+// Revisions of the security.capability value (linux/capability.h): v2 holds the capabilities;
+// v3 adds the host ID of the root of the user namespace they are for.
+const (
+	capRevisionMask = 0xFF000000
+	capRevision2    = 0x02000000
+	capRevision3    = 0x03000000
+	capSize2        = 20
+	capSize3        = 24
+)
+
+// entryPath names entry name of directory dirfd for the *xattr calls, which have no *at form:
+// the directory through its descriptor, the entry itself never followed (lgetxattr,
+// lsetxattr).
+func entryPath(dirfd int, name string) string {
+	if dirfd == unix.AT_FDCWD {
+		return name
+	}
+	return fmt.Sprintf("/proc/self/fd/%d/%s", dirfd, name)
+}
+
+// fileCaps is the security.capability value of entry name of dirfd, nil for none.
+func fileCaps(dirfd int, name string) ([]byte, error) {
+	buf := make([]byte, capSize3)
+	n, err := unix.Lgetxattr(entryPath(dirfd, name), xattrCaps, buf)
+	switch {
+	case errors.Is(err, unix.ENODATA), errors.Is(err, unix.ENOTSUP), errors.Is(err, unix.ERANGE):
+		return nil, nil // none, none possible here, or no value the kernel would use
+	case err != nil:
+		return nil, fmt.Errorf("read file capabilities: %w", err)
+	}
+	return buf[:n], nil
+}
+
+// capsInRange is a file capability value made for the range: a v2 value becomes v3 for the
+// range's root, and a v3 value for root ID n inside becomes one for HostID+n. What is neither
+// (nothing, a v1 value, a v3 for an ID outside the range) is nil: the file is left without.
+func (r Range) capsInRange(v []byte) []byte {
+	if len(v) < 4 {
+		return nil
+	}
+	magic := binary.LittleEndian.Uint32(v)
+	var root uint32
+	switch {
+	case magic&capRevisionMask == capRevision2 && len(v) == capSize2:
+	case magic&capRevisionMask == capRevision3 && len(v) == capSize3:
+		root = binary.LittleEndian.Uint32(v[capSize2:])
+	default:
+		return nil
+	}
+	host, ok := r.ToHost(root)
+	if !ok {
+		return nil
+	}
+	out := make([]byte, capSize3)
+	copy(out, v[:capSize2])
+	binary.LittleEndian.PutUint32(out, capRevision3|magic&^capRevisionMask)
+	binary.LittleEndian.PutUint32(out[capSize2:], host)
+	return out
+}

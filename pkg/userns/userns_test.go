@@ -1,6 +1,7 @@
 package userns
 
 import (
+	"encoding/binary"
 	"os"
 	"path/filepath"
 	"strings"
@@ -166,6 +167,11 @@ func TestShift(t *testing.T) {
 	mk(filepath.Join(dir, "d", "f"), 1000, 50)
 	mk(filepath.Join(dir, "big"), 70000, 0)
 	must(unix.Chmod(filepath.Join(dir, "d", "f"), 0o4755)) // after the chown, which drops it
+	// cap_net_raw+ep, as setcap writes it (v2).
+	capped := filepath.Join(dir, "d", "ping")
+	must(os.WriteFile(capped, nil, 0o755))
+	v2 := []byte{1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+	hasCaps := unix.Lsetxattr(capped, xattrCaps, v2, 0) == nil
 	r := Range{HostID: 5 * Size, Size: Size}
 	for range 2 { // a second run changes nothing
 		must(r.Shift(dir))
@@ -186,6 +192,45 @@ func TestShift(t *testing.T) {
 	check(filepath.Join(dir, "link"), h, h, 0)
 	check(filepath.Join(outside, "target"), 0, 0, 0) // never followed
 	check(outside, 0, 0, 0)
+	if !hasCaps {
+		t.Log("no security.capability here: file capabilities not checked")
+		return
+	}
+	buf := make([]byte, 64)
+	n, err := unix.Lgetxattr(capped, xattrCaps, buf)
+	if err != nil {
+		t.Fatalf("file capabilities after the shift: %v", err)
+	}
+	want := append([]byte{1, 0, 0, 3}, v2[4:]...)
+	want = binary.LittleEndian.AppendUint32(want, h)
+	if string(buf[:n]) != string(want) {
+		t.Errorf("file capabilities % x, want % x (v3 for the range's root)", buf[:n], want)
+	}
+}
+
+func TestCapsInRange(t *testing.T) {
+	r := Range{HostID: 3 * Size, Size: Size}
+	v2 := []byte{1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+	v3 := func(root uint32) []byte {
+		return binary.LittleEndian.AppendUint32(append([]byte{1, 0, 0, 3}, v2[4:]...), root)
+	}
+	for _, tc := range []struct {
+		name string
+		in   []byte
+		want []byte
+	}{
+		{"none", nil, nil},
+		{"v2", v2, v3(r.HostID)},
+		{"v3 root 0", v3(0), v3(r.HostID)},
+		{"v3 root 1000", v3(1000), v3(r.HostID + 1000)},
+		{"v3 root outside", v3(Size), nil},
+		{"v1", []byte{0, 0, 0, 1, 0, 0x20, 0, 0, 0, 0, 0, 0}, nil},
+		{"v2 short", v2[:12], nil},
+	} {
+		if got := r.capsInRange(tc.in); string(got) != string(tc.want) {
+			t.Errorf("%s: % x, want % x", tc.name, got, tc.want)
+		}
+	}
 }
 
 func itoa(n int) string {
