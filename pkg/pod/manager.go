@@ -186,7 +186,7 @@ func NewManager(cfg Config) *Manager {
 	dirs := Dirs{State: cfg.StateDir, Log: cfg.LogDir, NetNS: cfg.NetNSDir, CgroupRoot: cfg.CgroupRoot}
 	// Ranges recorded by pods of an earlier run stay theirs; a file that cannot be used is
 	// left out (its pod, if it starts again, gets a new range).
-	ranges, err := userns.New(dirs.podsDir())
+	ranges, err := userns.New(dirs.podsDir(), sandbox.WriteFileAtomic)
 	if err != nil {
 		cfg.Log.Warn("user namespace ranges", "err", err)
 	}

@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/minipod/minipod/pkg/runtime"
+	"github.com/minipod/minipod/pkg/sandbox"
 	"github.com/minipod/minipod/pkg/userns"
 )
 
@@ -97,7 +98,7 @@ func TestHostUsersFalseRange(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	// Freed: a daemon that starts now finds pod b's range alone.
-	fresh, err := userns.New(m.dirs.podsDir())
+	fresh, err := userns.New(m.dirs.podsDir(), sandbox.WriteFileAtomic)
 	if err != nil {
 		t.Fatal(err)
 	}

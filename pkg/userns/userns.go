@@ -23,8 +23,6 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
-
-	"github.com/minipod/minipod/pkg/sandbox"
 )
 
 // Size is how many IDs a pod's user namespace maps: 0..Size-1 inside.
@@ -95,18 +93,24 @@ func decode(b []byte) (Range, error) {
 // Allocator hands out ranges to pods. It is safe for concurrent use.
 type Allocator struct {
 	podsDir string
+	write   WriteFunc
 	mu      sync.Mutex
 	byPod   map[string]uint32 // pod UID -> slot
 	used    map[uint32]string // slot -> pod UID
 	pick    func(n int) int   // a random start in [0, n)
 }
 
+// WriteFunc replaces the file at path with data durably: whole, and still there after a crash
+// or a power loss (the daemon's sandbox.WriteFileAtomic). It is given to New so that this
+// package, which the runtime uses, depends on nothing of the daemon's.
+type WriteFunc func(path string, data []byte, perm os.FileMode) error
+
 // New returns an allocator for the pods whose directories are <podsDir>/<uid>, with the ranges
-// their files hold taken. A file that cannot be used (unreadable, not a range of the pool, a
+// their files hold taken; it records new ones with write. A file that cannot be used (unreadable, not a range of the pool, a
 // range another pod's file holds too) is left out and reported in the error, which is not
 // fatal: the allocator works, and that pod gets a range anew (and a new file) if it asks.
-func New(podsDir string) (*Allocator, error) {
-	a := &Allocator{podsDir: podsDir, byPod: map[string]uint32{}, used: map[uint32]string{}, pick: rand.IntN}
+func New(podsDir string, write WriteFunc) (*Allocator, error) {
+	a := &Allocator{podsDir: podsDir, write: write, byPod: map[string]uint32{}, used: map[uint32]string{}, pick: rand.IntN}
 	entries, err := os.ReadDir(podsDir)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return a, fmt.Errorf("read pod directories: %w", err)
@@ -175,7 +179,7 @@ func (a *Allocator) Get(uid string) (Range, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return Range{}, fmt.Errorf("create user namespace: %w", err)
 	}
-	if err := sandbox.WriteFileAtomic(filepath.Join(dir, File), b, 0o644); err != nil {
+	if err := a.write(filepath.Join(dir, File), b, 0o644); err != nil {
 		return Range{}, fmt.Errorf("create user namespace: %w", err)
 	}
 	a.used[slot], a.byPod[uid] = uid, slot

@@ -12,7 +12,7 @@ import (
 
 func TestGetDistinctPersistedReleased(t *testing.T) {
 	dir := t.TempDir()
-	a, err := New(dir)
+	a, err := New(dir, os.WriteFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +47,7 @@ func TestGetDistinctPersistedReleased(t *testing.T) {
 	}
 
 	// A new allocator (a daemon restart) finds the ranges again.
-	a2, err := New(dir)
+	a2, err := New(dir, os.WriteFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +100,7 @@ func TestNewSkipsBadFiles(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(dir, "p7"), 0o755); err != nil { // no file: no user namespace
 		t.Fatal(err)
 	}
-	a, err := New(dir)
+	a, err := New(dir, os.WriteFile)
 	if err == nil {
 		t.Fatal("New: no error for bad files")
 	}
@@ -123,7 +123,7 @@ func TestNewSkipsBadFiles(t *testing.T) {
 }
 
 func TestGetRefusesBadUID(t *testing.T) {
-	a, _ := New(t.TempDir())
+	a, _ := New(t.TempDir(), os.WriteFile)
 	for _, uid := range []string{"", ".", "..", "a/b"} {
 		if _, err := a.Get(uid); err == nil {
 			t.Errorf("Get(%q): no error", uid)
@@ -132,7 +132,7 @@ func TestGetRefusesBadUID(t *testing.T) {
 }
 
 func TestPoolExhausted(t *testing.T) {
-	a, _ := New(t.TempDir())
+	a, _ := New(t.TempDir(), os.WriteFile)
 	for s := uint32(1); s < slots; s++ {
 		a.used[s] = "x"
 	}
