@@ -135,6 +135,7 @@ func validateSpec(spec *corev1.PodSpec, p *field.Path) field.ErrorList {
 	if len(spec.EphemeralContainers) > 0 {
 		errs = append(errs, field.Forbidden(p.Child("ephemeralContainers"), "cannot be set on create"))
 	}
+	errs = append(errs, validateHostUsers(spec, p)...)
 
 	switch spec.RestartPolicy {
 	case corev1.RestartPolicyAlways, corev1.RestartPolicyOnFailure, corev1.RestartPolicyNever:
@@ -1201,6 +1202,36 @@ func validateVolumeMounts(c *corev1.Container, volumes map[string]corev1.VolumeS
 					errs = append(errs, field.Forbidden(ip.Child("recursiveReadOnly"), "may only be specified when mountPropagation is None or not specified"))
 				}
 			}
+		}
+	}
+	return errs
+}
+
+// validateHostUsers refuses, as the API server does (validateHostUsers), the host namespaces
+// and block devices that a pod in a user namespace of its own (hostUsers: false) cannot have.
+// The field names are the API server's, HostPID and HostIPC included.
+func validateHostUsers(spec *corev1.PodSpec, p *field.Path) field.ErrorList {
+	if spec.HostUsers == nil || *spec.HostUsers {
+		return nil
+	}
+	var errs field.ErrorList
+	if spec.HostNetwork {
+		errs = append(errs, field.Forbidden(p.Child("hostNetwork"), "when `hostUsers` is false"))
+	}
+	if spec.HostPID {
+		errs = append(errs, field.Forbidden(p.Child("HostPID"), "when `hostUsers` is false"))
+	}
+	if spec.HostIPC {
+		errs = append(errs, field.Forbidden(p.Child("HostIPC"), "when `hostUsers` is false"))
+	}
+	for i := range spec.InitContainers {
+		if len(spec.InitContainers[i].VolumeDevices) > 0 {
+			errs = append(errs, field.Forbidden(p.Child("initContainers").Index(i).Child("volumeDevices"), "when `hostUsers` is false"))
+		}
+	}
+	for i := range spec.Containers {
+		if len(spec.Containers[i].VolumeDevices) > 0 {
+			errs = append(errs, field.Forbidden(p.Child("containers").Index(i).Child("volumeDevices"), "when `hostUsers` is false"))
 		}
 	}
 	return errs

@@ -100,6 +100,16 @@ func TestValidate(t *testing.T) {
 		{"image blank", func(p *corev1.Pod) { c0(p).Image = "  " }, "spec.containers[0].image: Required value"},
 		{"image padded", func(p *corev1.Pod) { c0(p).Image = " busybox" }, "spec.containers[0].image: Invalid value"},
 		{"restartPolicy", func(p *corev1.Pod) { p.Spec.RestartPolicy = "Sometimes" }, `spec.restartPolicy: Unsupported value: "Sometimes"`},
+		{"hostUsers false with hostNetwork", func(p *corev1.Pod) { p.Spec.HostUsers = ptrTo(false); p.Spec.HostNetwork = true },
+			"spec.hostNetwork: Forbidden: when `hostUsers` is false"},
+		{"hostUsers false with hostPID", func(p *corev1.Pod) { p.Spec.HostUsers = ptrTo(false); p.Spec.HostPID = true },
+			"spec.HostPID: Forbidden: when `hostUsers` is false"},
+		{"hostUsers false with hostIPC", func(p *corev1.Pod) { p.Spec.HostUsers = ptrTo(false); p.Spec.HostIPC = true },
+			"spec.HostIPC: Forbidden: when `hostUsers` is false"},
+		{"hostUsers false with volumeDevices", func(p *corev1.Pod) {
+			p.Spec.HostUsers = ptrTo(false)
+			c0(p).VolumeDevices = []corev1.VolumeDevice{{Name: "d", DevicePath: "/dev/xvda"}}
+		}, "spec.containers[0].volumeDevices: Forbidden: when `hostUsers` is false"},
 		{"init restartPolicy", func(p *corev1.Pod) {
 			p.Spec.InitContainers[0].RestartPolicy = ptrTo(corev1.ContainerRestartPolicy("Sometimes"))
 		}, `spec.initContainers[0].restartPolicy: Unsupported value: "Sometimes": supported values: "Always", "Never", "OnFailure"`},

@@ -30,6 +30,7 @@ import (
 	"github.com/minipod/minipod/pkg/probe"
 	"github.com/minipod/minipod/pkg/runtime"
 	"github.com/minipod/minipod/pkg/sandbox"
+	"github.com/minipod/minipod/pkg/userns"
 	"github.com/minipod/minipod/pkg/volume"
 )
 
@@ -160,6 +161,9 @@ type Manager struct {
 	// good holds each pod's last good version by key (a *corev1.Pod never changed), whose
 	// images garbage collection keeps for a rollback.
 	good sync.Map
+
+	// userns gives pods with hostUsers: false their ID ranges (userNS).
+	userns *userns.Allocator
 }
 
 // NewManager returns a Manager; nothing runs until Run.
@@ -179,9 +183,17 @@ func NewManager(cfg Config) *Manager {
 	if cfg.CNISlots <= 0 {
 		cfg.CNISlots = CNISlots(goruntime.NumCPU())
 	}
+	dirs := Dirs{State: cfg.StateDir, Log: cfg.LogDir, NetNS: cfg.NetNSDir, CgroupRoot: cfg.CgroupRoot}
+	// Ranges recorded by pods of an earlier run stay theirs; a file that cannot be used is
+	// left out (its pod, if it starts again, gets a new range).
+	ranges, err := userns.New(dirs.podsDir(), sandbox.WriteFileAtomic)
+	if err != nil {
+		cfg.Log.Warn("user namespace ranges", "err", err)
+	}
 	return &Manager{
 		cfg:        cfg,
-		dirs:       Dirs{State: cfg.StateDir, Log: cfg.LogDir, NetNS: cfg.NetNSDir, CgroupRoot: cfg.CgroupRoot},
+		dirs:       dirs,
+		userns:     ranges,
 		log:        cfg.Log,
 		updates:    make(chan []*corev1.Pod, 1),
 		images:     make(chan struct{}, 1),
@@ -436,6 +448,7 @@ func (m *Manager) discover(ctx context.Context) error {
 				m.log.Error("clean up volumes of a pod without a record", "dir", dir, "err", err)
 				continue
 			}
+			m.userns.Release(d.Name())
 			_ = os.RemoveAll(dir)
 			continue
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/minipod/minipod/pkg/events"
 	"github.com/minipod/minipod/pkg/runtime"
 	"github.com/minipod/minipod/pkg/sandbox"
+	"github.com/minipod/minipod/pkg/userns"
 )
 
 // sandboxRecord is written to disk before anything of the sandbox exists, so that teardown
@@ -46,6 +47,7 @@ type sandboxJob struct {
 	rec     sandboxRecord
 	stale   []string // containers of the sandbox before: removed first
 	targets []rootfsTarget
+	userns  *userns.Range // hostUsers: false
 }
 
 // sandboxResult is what a made sandbox reports back to the loop.
@@ -113,8 +115,6 @@ func (w *worker) sandboxDone(s *podState, r sandboxResult) {
 
 const sandboxRetry = 5 * time.Second
 
-var errNoUserNamespaces = errors.New("can't set `spec.hostUsers: false`, runtime does not support user namespaces")
-
 // makeSandbox makes the network namespace, attaches it with CNI, writes the pod's files and
 // starts the pause container. A failed step undoes the earlier ones.
 func (w *worker) makeSandbox(ctx context.Context, job sandboxJob) (r sandboxResult) {
@@ -125,12 +125,9 @@ func (w *worker) makeSandbox(ctx context.Context, job sandboxJob) (r sandboxResu
 			w.log.Warn("remove container", "id", id, "err", err)
 		}
 	}
-	// minipod makes no user namespaces yet: they need ID-mapped mounts, so that the root
-	// filesystem and volumes belong to the namespace's IDs, which runc 1.1 lacks. The kubelet
-	// refuses such a pod's sandbox on a runtime without user namespaces, with these words; so
-	// does minipod, rather than run the pod in the host's user namespace unasked.
-	if hu := job.pod.Spec.HostUsers; hu != nil && !*hu {
-		r.err = errNoUserNamespaces
+	// A pod with hostUsers: false gets its range before anything of it exists (its volumes
+	// may have asked first: the range is the same).
+	if job.userns, r.err = w.m.userNS(job.pod); r.err != nil {
 		return r
 	}
 	// Anything left of an earlier sandbox goes first. Its record is written before any part of
@@ -157,6 +154,10 @@ func (w *worker) makeSandbox(ctx context.Context, job sandboxJob) (r sandboxResu
 		w.log.Warn("no lease for the sandbox's containers", "err", err)
 		r.lease = ""
 	}
+	if job.userns != nil {
+		// Their root filesystems are copies owned by the range, made by CreateContainer.
+		job.targets = nil
+	}
 	waitRootfs := w.prepareRootfs(ctx, r.lease, job.targets)
 	r.err = w.runSandbox(ctx, job, &r)
 	r.prep = waitRootfs()
@@ -176,13 +177,7 @@ func (w *worker) makeSandbox(ctx context.Context, job sandboxJob) (r sandboxResu
 func (w *worker) runSandbox(ctx context.Context, job sandboxJob, r *sandboxResult) error {
 	cfg := &w.m.cfg
 	cniDone := make(chan error, 1)
-	if job.pod.Spec.HostNetwork {
-		r.ips = []string{cfg.HostIP}
-		cniDone <- nil
-	} else {
-		if _, err := sandbox.NewNetNS(filepath.Dir(r.rec.NetNS), filepath.Base(r.rec.NetNS)); err != nil {
-			return err
-		}
+	attach := func() {
 		a := attachment(r.rec, job.pod)
 		go func() {
 			cniDone <- w.m.cni.do(ctx, func(ctx context.Context) (err error) {
@@ -192,6 +187,19 @@ func (w *worker) runSandbox(ctx context.Context, job sandboxJob, r *sandboxResul
 				return err
 			})
 		}()
+	}
+	switch {
+	case job.pod.Spec.HostNetwork:
+		r.ips = []string{cfg.HostIP}
+		cniDone <- nil
+	case ownNetNS(job):
+		// The pause container makes the network namespace, in its user namespace; it is
+		// pinned and attached once the pause container runs (below).
+	default:
+		if _, err := sandbox.NewNetNS(filepath.Dir(r.rec.NetNS), filepath.Base(r.rec.NetNS)); err != nil {
+			return err
+		}
+		attach()
 	}
 	// Whatever happens below, the CNI call is over before this returns, so that a rollback's
 	// DEL never races the ADD.
@@ -209,14 +217,39 @@ func (w *worker) runSandbox(ctx context.Context, job sandboxJob, r *sandboxResul
 	}
 	pid, watch, err := w.startPause(ctx, job, r.rec, r.lease)
 	if err != nil {
+		if ownNetNS(job) {
+			cniDone <- nil // never attached
+		}
 		return err
+	}
+	if ownNetNS(job) {
+		if _, err := sandbox.PinNetNS(pid, filepath.Dir(r.rec.NetNS), filepath.Base(r.rec.NetNS)); err != nil {
+			cniDone <- nil
+			return err
+		}
+		attach()
 	}
 	if err := waitCNI(); err != nil {
 		return err
 	}
 	r.pid, r.watch = pid, watch
 	r.files, err = w.writePodFiles(job, firstIP(r.ips))
+	if err == nil && job.userns != nil {
+		// Root inside owns them, as an ID-mapped mount of them would show.
+		for _, f := range []string{r.files.Hosts, r.files.Hostname, r.files.ResolvConf} {
+			if err = job.userns.ShiftFile(f); err != nil {
+				break
+			}
+		}
+	}
 	return err
+}
+
+// ownNetNS reports whether the pause container makes the pod's network namespace: in a user
+// namespace, the network namespace must be that namespace's for the kernel to mount sysfs in
+// it (runc 1.1 does not fall back to a bind of /sys), so it cannot be made beforehand.
+func ownNetNS(job sandboxJob) bool {
+	return job.userns != nil && !job.pod.Spec.HostNetwork
 }
 
 func (w *worker) startPause(ctx context.Context, job sandboxJob, rec sandboxRecord, lease string) (uint32, runtime.ExitWatch, error) {
@@ -225,7 +258,12 @@ func (w *worker) startPause(ctx context.Context, job sandboxJob, rec sandboxReco
 	if err != nil {
 		return 0, runtime.ExitWatch{}, fmt.Errorf("pause image: %w", err)
 	}
+	netns := rec.NetNS
+	if ownNetNS(job) {
+		netns = "" // a new one, of the pod's user namespace
+	}
 	err = cfg.Runtime.CreateContainer(ctx, runtime.ContainerConfig{
+		UserNS:       job.userns,
 		ID:           rec.SandboxID,
 		Image:        cfg.PauseImage,
 		Resolved:     &img,
@@ -233,7 +271,7 @@ func (w *worker) startPause(ctx context.Context, job sandboxJob, rec sandboxReco
 		Args:         Command(&corev1.Container{}, img.Config),
 		Env:          img.Config.Env,
 		Hostname:     hostname(job.pod),
-		NetNS:        rec.NetNS,
+		NetNS:        netns,
 		CgroupParent: job.n.cgroupParent(),
 		Namespaces:   podNamespaces(job.pod),
 		ShimGroup:    rec.ShimGroup,

@@ -19,6 +19,7 @@ import (
 	"github.com/minipod/minipod/pkg/logs"
 	"github.com/minipod/minipod/pkg/runtime"
 	"github.com/minipod/minipod/pkg/sandbox"
+	"github.com/minipod/minipod/pkg/userns"
 	"github.com/minipod/minipod/pkg/volume"
 )
 
@@ -321,7 +322,11 @@ func (w *worker) containerConfig(job startJob, img runtime.Image) (runtime.Conta
 	if err != nil {
 		return runtime.ContainerConfig{}, "CreateContainerConfigError", &permanentError{err}
 	}
-	mounts, devices, reason, err := w.containerMounts(job, vars)
+	ns, err := w.m.userNS(job.pod)
+	if err != nil {
+		return runtime.ContainerConfig{}, "CreateContainerError", err
+	}
+	mounts, devices, reason, err := w.containerMounts(job, vars, ns)
 	if err != nil {
 		return runtime.ContainerConfig{}, reason, err
 	}
@@ -350,6 +355,7 @@ func (w *worker) containerConfig(job startJob, img runtime.Image) (runtime.Conta
 		TTY:               spec.TTY,
 		LogPath:           job.n.logPath(spec.Name, job.attempt),
 		ShimGroup:         job.rec.ShimGroup,
+		UserNS:            ns,
 	}, "", nil
 }
 
@@ -398,7 +404,7 @@ func containerLabels(job startJob, img runtime.Image) map[string]string {
 
 // containerMounts are the pod's files, the container's volumes and its termination message
 // file, with the device cgroup rules of the device nodes its hostPath volumes are.
-func (w *worker) containerMounts(job startJob, vars map[string]string) ([]specs.Mount, []specs.LinuxDeviceCgroup, string, error) {
+func (w *worker) containerMounts(job startJob, vars map[string]string, ns *userns.Range) ([]specs.Mount, []specs.LinuxDeviceCgroup, string, error) {
 	var devices []specs.LinuxDeviceCgroup
 	var mounts []specs.Mount
 	if !job.pod.Spec.HostNetwork {
@@ -431,6 +437,12 @@ func (w *worker) containerMounts(job startJob, vars map[string]string) ([]specs.
 		}
 		if err := createTermLog(termLog); err != nil {
 			return nil, nil, "CreateContainerError", err
+		}
+		if ns != nil {
+			// Root inside owns it, as on a kubelet, whose runtime ID-maps the mount.
+			if err := ns.ShiftFile(termLog); err != nil {
+				return nil, nil, "CreateContainerError", err
+			}
 		}
 		mounts = append(mounts, specs.Mount{Source: termLog, Destination: job.spec.TerminationMessagePath, Type: "bind", Options: []string{"rbind", "rprivate", "rw"}})
 	}

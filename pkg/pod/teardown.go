@@ -343,6 +343,7 @@ func (w *worker) removeFiles(ctx context.Context, s *podState) {
 		w.log.Error("clean up volumes", "err", err)
 		return
 	}
+	w.m.userns.Release(s.n.uid)
 	_ = os.RemoveAll(s.n.dir())
 	_ = os.RemoveAll(s.n.logDir())
 	w.log.Info("pod stopped")

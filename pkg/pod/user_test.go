@@ -2,12 +2,16 @@ package pod
 
 import (
 	"fmt"
-	"strings"
+	"os"
+	"path/filepath"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/minipod/minipod/pkg/runtime"
+	"github.com/minipod/minipod/pkg/sandbox"
+	"github.com/minipod/minipod/pkg/userns"
 )
 
 // A container's status reports the identity its process runs with, as the kubelet's
@@ -34,22 +38,71 @@ func TestContainerStatusUser(t *testing.T) {
 	}
 }
 
-// hostUsers: false is refused at the sandbox, as the kubelet refuses it on a runtime without
-// user namespaces, and nothing runs in the host's user namespace in its place.
-func TestHostUsersFalseRefused(t *testing.T) {
+// hostUsers: false puts the pause and app containers in a user namespace of one range, the
+// pod's own; another pod gets another; the range is recorded in the pod's directory and freed
+// with it.
+func TestHostUsersFalseRange(t *testing.T) {
 	rt := newFakeRuntime()
 	m := testManager(t, rt)
 	no := false
-	p := hostPod("userns", "uid-userns", busybox("a"))
-	p.Spec.HostUsers = &no
-	m.Update([]*corev1.Pod{p})
-	got := waitFor(t, m, "sandbox refused", func(p *corev1.Pod) bool {
-		return strings.Contains(p.Status.Message, "FailedCreatePodSandBox: can't set `spec.hostUsers: false`, runtime does not support user namespaces")
-	})
-	if got.Status.Phase != corev1.PodPending {
-		t.Errorf("phase %s, want Pending", got.Status.Phase)
+	a := hostPod("userns-a", "uid-a", busybox("a"))
+	a.Spec.HostUsers = &no
+	b := hostPod("userns-b", "uid-b", busybox("b"))
+	b.Spec.HostUsers = &no
+	plain := hostPod("plain", "uid-plain", busybox("c"))
+	m.Update([]*corev1.Pod{a, b, plain})
+	waitFor(t, m, "a running", func(p *corev1.Pod) bool { return p.Name == "userns-a" && running(p, "a") })
+	waitFor(t, m, "b running", func(p *corev1.Pod) bool { return p.Name == "userns-b" && running(p, "b") })
+	waitFor(t, m, "plain running", func(p *corev1.Pod) bool { return p.Name == "plain" && running(p, "c") })
+
+	ranges := map[string]userns.Range{}
+	rt.mu.Lock()
+	for id, c := range rt.containers {
+		uid := c.cfg.Labels[runtime.LabelPodUID]
+		if uid == "uid-plain" {
+			if c.cfg.UserNS != nil {
+				t.Errorf("container %s of a pod without hostUsers: false has user namespace %v", id, *c.cfg.UserNS)
+			}
+			continue
+		}
+		if c.cfg.UserNS == nil {
+			t.Errorf("container %s of pod %s has no user namespace", id, uid)
+			continue
+		}
+		if r, ok := ranges[uid]; ok && r != *c.cfg.UserNS {
+			t.Errorf("pod %s's containers have ranges %v and %v", uid, r, *c.cfg.UserNS)
+		}
+		ranges[uid] = *c.cfg.UserNS
 	}
-	if n, _ := rt.count(); n != 0 {
-		t.Errorf("%d containers made", n)
+	rt.mu.Unlock()
+	if len(ranges) != 2 || ranges["uid-a"] == ranges["uid-b"] {
+		t.Fatalf("ranges %v, want two different ones", ranges)
+	}
+	file := filepath.Join(m.dirs.podsDir(), "uid-a", userns.File)
+	if _, err := os.Stat(file); err != nil {
+		t.Errorf("range of pod a not recorded: %v", err)
+	}
+	if r, err := m.userns.Get("uid-a"); err != nil || r != ranges["uid-a"] {
+		t.Errorf("allocator has %v, %v for pod a; want %v", r, err, ranges["uid-a"])
+	}
+
+	m.Update([]*corev1.Pod{b, plain})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat(file); os.IsNotExist(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("range file of pod a still there after it was removed")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Freed: a daemon that starts now finds pod b's range alone.
+	fresh, err := userns.New(m.dirs.podsDir(), sandbox.WriteFileAtomic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := fresh.Get("uid-b"); err != nil || r != ranges["uid-b"] {
+		t.Errorf("after a restart pod b has %v, %v; want %v", r, err, ranges["uid-b"])
 	}
 }

@@ -30,8 +30,12 @@ func (w *worker) startVolumes(s *podState, refresh bool) {
 			w.post(s, func() { w.volumesRefreshed(s, changed, err) })
 			return
 		}
-		vols, err := volume.Prepare(volume.Config{PodDir: s.n.dir(), ConfigMapDir: cfg.ConfigMapDir, SecretDir: cfg.SecretDir, Objects: cfg.Objects, InsecureSecretPerms: cfg.InsecureSecretPerms, AllowedHostPaths: cfg.AllowedHostPaths,
-			CheckDevice: checkDevice(cfg.AllowedDevices)}, pod, podIP)
+		ns, err := w.m.userNS(pod)
+		var vols *volume.Prepared
+		if err == nil {
+			vols, err = volume.Prepare(volume.Config{PodDir: s.n.dir(), ConfigMapDir: cfg.ConfigMapDir, SecretDir: cfg.SecretDir, Objects: cfg.Objects, InsecureSecretPerms: cfg.InsecureSecretPerms, AllowedHostPaths: cfg.AllowedHostPaths,
+				CheckDevice: checkDevice(cfg.AllowedDevices), UserNS: ns}, pod, podIP)
+		}
 		w.post(s, func() { w.volumesMade(s, vols, err) })
 	})
 }

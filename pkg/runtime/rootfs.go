@@ -10,10 +10,13 @@ import (
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/core/leases"
+	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/errdefs"
 	"github.com/opencontainers/go-digest"
 	"github.com/opencontainers/image-spec/identity"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/minipod/minipod/pkg/userns"
 )
 
 // imageMeta is what minipod reads from an image's config: the run configuration and the
@@ -187,12 +190,13 @@ func (r *Runtime) PrepareRootfs(ctx context.Context, lease, id, ref string) (Ima
 // withRootfs gives the container its writable snapshot, keyed by its ID: made now from the
 // image's unpacked layers, or taken as PrepareRootfs made it. It does what the client's
 // WithImage and WithNewSnapshot do, minus their second read of the image's manifest and
-// config and their question about ID-mapping support, which minipod never asks for.
-func (r *Runtime) withRootfs(id, image string, meta imageMeta, ready bool) client.NewContainerOpts {
+// config and their question about ID-mapping support, which minipod never asks for. With a
+// user namespace, the snapshot is made on a copy of the layers that the range owns.
+func (r *Runtime) withRootfs(id, image string, meta imageMeta, ready bool, ns *userns.Range) client.NewContainerOpts {
 	return func(ctx context.Context, _ *client.Client, c *containers.Container) error {
 		if !ready {
 			r.prepared.add(id)
-			if _, err := r.client.SnapshotService(r.snapshotter).Prepare(ctx, id, meta.chainID); err != nil {
+			if err := r.prepareRootfs(ctx, id, meta.chainID, ns); err != nil {
 				return err
 			}
 		}
@@ -200,5 +204,102 @@ func (r *Runtime) withRootfs(id, image string, meta imageMeta, ready bool) clien
 		c.Snapshotter = r.snapshotter
 		c.SnapshotKey = id
 		return nil
+	}
+}
+
+// prepareRootfs makes the writable snapshot id on the image's layers, or on their copy that
+// the range ns owns.
+func (r *Runtime) prepareRootfs(ctx context.Context, id, chainID string, ns *userns.Range) error {
+	sn := r.client.SnapshotService(r.snapshotter)
+	if ns == nil {
+		_, err := sn.Prepare(ctx, id, chainID)
+		return err
+	}
+	for try := 0; ; try++ {
+		parent, err := r.remappedParent(ctx, chainID, *ns)
+		if err != nil {
+			return err
+		}
+		_, err = sn.Prepare(ctx, id, parent)
+		// The copy is garbage once no snapshot is made on it: the collector may take it
+		// between the look and the Prepare. It is made again then.
+		if err == nil || !errdefs.IsNotFound(err) || try > 0 {
+			return err
+		}
+	}
+}
+
+// remappedParent returns the key of the committed snapshot that holds the image's layers
+// (chainID) owned by the range: made now (the layers copied up and shifted, see
+// userns.Range.Shift) unless it exists. It is made under the caller's lease; afterwards the
+// snapshots made on it keep it, and containerd's garbage collector removes it once there are
+// none, so nothing outlives the pod's containers. A pod's containers of one image share it;
+// two pods never do, as no two pods hold one range.
+//
+// This is what the client's WithRemappedSnapshot does, with a walk that never follows a
+// symlink of the image, and one copy made at a time per key: a pod's containers start side
+// by side.
+func (r *Runtime) remappedParent(ctx context.Context, chainID string, ns userns.Range) (string, error) {
+	key := fmt.Sprintf("userns-%d-%d-%s", ns.HostID, ns.Size, chainID)
+	unlock := r.remaps.lock(key)
+	defer unlock()
+	sn := r.client.SnapshotService(r.snapshotter)
+	if _, err := sn.Stat(ctx, key); err == nil {
+		return key, nil
+	} else if !errdefs.IsNotFound(err) {
+		return "", fmt.Errorf("look for remapped rootfs: %w", err)
+	}
+	work := key + "-work"
+	// A crash mid-copy left this, under a lease of its own that ended since.
+	if err := sn.Remove(ctx, work); err != nil && !errdefs.IsNotFound(err) {
+		return "", fmt.Errorf("remove leftover %s: %w", work, err)
+	}
+	mounts, err := sn.Prepare(ctx, work, chainID)
+	if err != nil {
+		return "", fmt.Errorf("prepare remapped rootfs: %w", err)
+	}
+	err = mount.WithTempMount(ctx, mounts, ns.Shift)
+	if err == nil {
+		err = sn.Commit(ctx, key, work)
+	}
+	if err != nil {
+		_ = sn.Remove(context.WithoutCancel(ctx), work)
+		return "", fmt.Errorf("remap rootfs to user namespace %s: %w", ns, err)
+	}
+	return key, nil
+}
+
+// keyLocks serialises work per key.
+type keyLocks struct {
+	mu sync.Mutex
+	m  map[string]*keyLock
+}
+
+type keyLock struct {
+	mu    sync.Mutex
+	users int
+}
+
+// lock takes the key's lock and returns its release.
+func (k *keyLocks) lock(key string) (unlock func()) {
+	k.mu.Lock()
+	if k.m == nil {
+		k.m = map[string]*keyLock{}
+	}
+	l := k.m[key]
+	if l == nil {
+		l = &keyLock{}
+		k.m[key] = l
+	}
+	l.users++
+	k.mu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		k.mu.Lock()
+		if l.users--; l.users == 0 {
+			delete(k.m, key)
+		}
+		k.mu.Unlock()
 	}
 }

@@ -37,6 +37,8 @@ import (
 	"github.com/distribution/reference"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/minipod/minipod/pkg/userns"
 )
 
 // Labels minipod puts on every container it creates.
@@ -83,6 +85,7 @@ type Runtime struct {
 	exits       exitHub
 	run         string          // labels this Runtime's leases (labelLease)
 	prepared    preparedKeys    // snapshots this Runtime made and has not removed
+	remaps      keyLocks        // one copy at a time of a remapped rootfs (remappedParent)
 	done        context.Context // ends at Close
 	close       context.CancelFunc
 }
@@ -253,6 +256,13 @@ type ContainerConfig struct {
 	// containers the same way, by sandbox ID): one shim per pod instead of one per container.
 	// The shim exits when the last container of its group is deleted.
 	ShimGroup string
+	// UserNS, when set, puts the container in a user namespace of that range (a pod with
+	// hostUsers: false): a new one, or with JoinPID the one of that process (the pod's pause),
+	// with the range's mapping either way, as runc wants it. Its root filesystem is then a
+	// copy of the image's owned by the range (runc 1.1 has no ID-mapped mounts): see
+	// remappedParent. Without NetNS, the container gets a new network namespace, which then
+	// belongs to its user namespace: the kernel mounts sysfs only for a namespace's owner.
+	UserNS *userns.Range
 }
 
 // withoutRlimits drops the default spec's rlimits (open files 1024:1024), as containerd's CRI
@@ -311,6 +321,9 @@ func (r *Runtime) CreateContainer(ctx context.Context, cfg ContainerConfig) erro
 		withoutRlimits,
 	}
 	opts = append(opts, namespaceOpts(cfg)...)
+	if cfg.UserNS != nil {
+		opts = append(opts, withUserNS(*cfg.UserNS, cfg.JoinPID))
+	}
 	if len(cfg.Devices) > 0 {
 		devices := cfg.Devices
 		opts = append(opts, func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
@@ -378,7 +391,7 @@ func (r *Runtime) CreateContainer(ctx context.Context, cfg ContainerConfig) erro
 		return nil
 	})
 	_, err = r.client.NewContainer(ctx, cfg.ID,
-		r.withRootfs(cfg.ID, imageName, meta, cfg.RootfsReady),
+		r.withRootfs(cfg.ID, imageName, meta, cfg.RootfsReady, cfg.UserNS),
 		client.WithContainerLabels(cfg.Labels),
 		client.WithNewSpec(opts...),
 		func(_ context.Context, _ *client.Client, c *containers.Container) error {

@@ -17,6 +17,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/minipod/minipod/pkg/apparmor"
+	"github.com/minipod/minipod/pkg/userns"
 )
 
 // Security is a container's security settings, already resolved from the pod's and the
@@ -305,4 +306,23 @@ func namespaceOpts(cfg ContainerConfig) []oci.SpecOpts {
 		opts = append(opts, oci.WithHostNamespace(specs.IPCNamespace))
 	}
 	return opts
+}
+
+// withUserNS puts the container in a user namespace of the range: a new one, or the one of
+// process joinPID. runc wants the mapping in both cases.
+func withUserNS(ns userns.Range, joinPID uint32) oci.SpecOpts {
+	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+		m := []specs.LinuxIDMapping{{ContainerID: 0, HostID: ns.HostID, Size: ns.Size}}
+		if s.Linux == nil {
+			s.Linux = &specs.Linux{}
+		}
+		s.Linux.UIDMappings, s.Linux.GIDMappings = m, m
+		user := specs.LinuxNamespace{Type: specs.UserNamespace}
+		if joinPID != 0 {
+			user.Path = fmt.Sprintf("/proc/%d/ns/user", joinPID)
+		}
+		s.Linux.Namespaces = slices.DeleteFunc(s.Linux.Namespaces, func(n specs.LinuxNamespace) bool { return n.Type == specs.UserNamespace })
+		s.Linux.Namespaces = append(s.Linux.Namespaces, user)
+		return nil
+	}
 }

@@ -14,16 +14,10 @@ import (
 // outlives every process in it and CNI can work on it before the pause container starts.
 // On failure nothing is left behind.
 func NewNetNS(dir, name string) (string, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", fmt.Errorf("create netns dir: %w", err)
-	}
-	path := filepath.Join(dir, name)
-	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)
+	path, err := pinFile(dir, name)
 	if err != nil {
-		return "", fmt.Errorf("create netns file: %w", err)
+		return "", err
 	}
-	f.Close()
-
 	unshare := func() error {
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 			return fmt.Errorf("unshare netns: %w", err)
@@ -43,8 +37,50 @@ func NewNetNS(dir, name string) (string, error) {
 		return nil
 	})
 	if err != nil {
-		_ = unix.Unmount(path, unix.MNT_DETACH)
-		_ = os.Remove(path)
+		unpin(path)
+		return "", err
+	}
+	return path, nil
+}
+
+// pinFile creates the empty file dir/name that a network namespace is bind mounted on.
+func pinFile(dir, name string) (string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("create netns dir: %w", err)
+	}
+	path := filepath.Join(dir, name)
+	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)
+	if err != nil {
+		return "", fmt.Errorf("create netns file: %w", err)
+	}
+	f.Close()
+	return path, nil
+}
+
+// unpin undoes a pin that failed half way.
+func unpin(path string) {
+	_ = unix.Unmount(path, unix.MNT_DETACH)
+	_ = os.Remove(path)
+}
+
+// PinNetNS pins the network namespace of process pid with a bind mount at dir/name, as
+// NewNetNS pins a new one, and brings its loopback up. It is for a namespace that the pod's
+// pause container made in its own user namespace (hostUsers: false): the kernel mounts sysfs
+// only for the user namespace that owns the network namespace. On failure nothing is left
+// behind.
+func PinNetNS(pid uint32, dir, name string) (string, error) {
+	path, err := pinFile(dir, name)
+	if err != nil {
+		return "", err
+	}
+	err = unix.Mount(fmt.Sprintf("/proc/%d/ns/net", pid), path, "none", unix.MS_BIND, "")
+	if err != nil {
+		err = fmt.Errorf("pin netns of process %d: %w", pid, err)
+	} else if err = InNetNS(path, loopbackUp); err != nil {
+		err = fmt.Errorf("bring up lo: %w", err)
+	}
+	if err != nil {
+		unpin(path)
 		return "", err
 	}
 	return path, nil

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
+	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -58,4 +60,40 @@ func loopbackWorks() error {
 		return fmt.Errorf("connect to 127.0.0.1: %w", err)
 	}
 	return c.Close()
+}
+
+// PinNetNS pins the network namespace a process made (a user namespace pod's pause container),
+// brings its loopback up, and leaves nothing when the process is gone.
+func TestPinNetNS(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: creates a network namespace")
+	}
+	cmd := exec.Command("sleep", "30")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	dir := t.TempDir()
+	path, err := PinNetNS(uint32(cmd.Process.Pid), dir, "pinned")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !NetNSAlive(path) {
+		t.Fatalf("%s is no pinned network namespace", path)
+	}
+	var flags uint16
+	if err := InNetNS(path, func() (err error) { flags, err = linkFlags("lo", 0); return err }); err != nil || flags&unix.IFF_UP == 0 {
+		t.Errorf("lo flags %#x, %v; want up", flags, err)
+	}
+	if err := RemoveNetNS(path); err != nil {
+		t.Fatal(err)
+	}
+	// A process that is gone: nothing is left.
+	if _, err := PinNetNS(1<<30, dir, "gone"); err == nil {
+		t.Error("PinNetNS of no process: no error")
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("left in %s: %v", dir, entries)
+	}
 }

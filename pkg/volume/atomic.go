@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/minipod/minipod/pkg/userns"
 )
 
 const (
@@ -61,7 +63,11 @@ func fileMode(m os.FileMode, gid *int64) os.FileMode {
 
 // writeAtomic makes dir hold exactly the payload with the kubelet's layout and returns whether
 // anything changed. An unchanged payload writes nothing. dir must exist.
-func writeAtomic(dir string, p payload, gid *int64) (bool, error) {
+//
+// With a user namespace (ns), what it writes is moved into the pod's range (userns.Range.Shift)
+// before ..data names it: root inside owns the files, and an fsGroup gid (already a host ID in
+// gid) stays. dir holds nothing a container can write: API data volumes are mounted read-only.
+func writeAtomic(dir string, p payload, gid *int64, ns *userns.Range) (bool, error) {
 	p, err := validatePayload(p)
 	if err != nil {
 		return false, err
@@ -98,6 +104,11 @@ func writeAtomic(dir string, p payload, gid *int64) (bool, error) {
 	if err := writePayload(tsDir, p, gid); err != nil {
 		return false, err
 	}
+	if ns != nil {
+		if err := ns.Shift(tsDir); err != nil {
+			return false, err
+		}
+	}
 
 	// Swap ..data atomically: a new symlink renamed over the old one.
 	tmp := filepath.Join(dir, newDataDirName)
@@ -109,6 +120,11 @@ func writeAtomic(dir string, p payload, gid *int64) (bool, error) {
 	}
 	if gid != nil {
 		if err := os.Lchown(tmp, -1, int(*gid)); err != nil {
+			return false, err
+		}
+	}
+	if ns != nil {
+		if err := ns.ShiftFile(tmp); err != nil {
 			return false, err
 		}
 	}
@@ -134,6 +150,11 @@ func writeAtomic(dir string, p payload, gid *int64) (bool, error) {
 		}
 		if gid != nil {
 			if err := os.Lchown(link, -1, int(*gid)); err != nil {
+				return true, err
+			}
+		}
+		if ns != nil {
+			if err := ns.ShiftFile(link); err != nil {
 				return true, err
 			}
 		}

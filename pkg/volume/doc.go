@@ -30,6 +30,11 @@
 // the kubelet's permission masks: group rw (emptyDir) or group r (the read-only API data
 // volumes) on files, and setgid plus group x on directories.
 //
+// A pod with hostUsers: false (Config.UserNS) sees its volumes as an ID-mapped mount would show
+// them, though runc 1.1 cannot make one: what this package makes below the pod's directory
+// (emptyDir directories, API data files and their links, subPath directories) is owned by the
+// range's root, and the fsGroup is the range's gid of it. hostPath volumes are never changed.
+//
 // Only volumes that some container mounts are prepared, as on a kubelet: an unused volume
 // whose ConfigMap is missing does not stop a pod.
 //

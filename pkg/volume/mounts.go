@@ -15,6 +15,8 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/minipod/minipod/pkg/userns"
 )
 
 // Mounts returns the OCI mounts for one container's volumeMounts, parents before children.
@@ -348,7 +350,7 @@ func (p *Prepared) bindSubpath(v *prepared, sub, container string, index int) (s
 		if err := unix.Fstat(baseFd, &st); err != nil {
 			return fail(err, fmt.Sprintf("cannot be prepared: %v", err))
 		}
-		if err := mkdirBeneath(baseFd, base, sub, st.Mode&07777); err != nil {
+		if err := mkdirBeneath(baseFd, base, sub, st.Mode&07777, p.cfg.UserNS); err != nil {
 			if errors.Is(err, unix.EXDEV) || errors.Is(err, unix.ELOOP) || errors.Is(err, errEscape) {
 				return fail(err, errEscape.Error())
 			}
@@ -541,8 +543,9 @@ func openBeneath(baseFd int, base, rel string, flags int) (int, error) {
 }
 
 // mkdirBeneath creates the missing directories of rel below baseFd with mode perm, never
-// leaving the volume.
-func mkdirBeneath(baseFd int, base, rel string, perm uint32) error {
+// leaving the volume; with a user namespace, owned by its root, as an ID-mapped mount would
+// show the kubelet's.
+func mkdirBeneath(baseFd int, base, rel string, perm uint32, ns *userns.Range) error {
 	segs := strings.Split(rel, "/")
 	for i := 1; i <= len(segs); i++ {
 		fd, err := openBeneath(baseFd, base, strings.Join(segs[:i], "/"), unix.O_PATH)
@@ -568,6 +571,9 @@ func mkdirBeneath(baseFd int, base, rel string, perm uint32) error {
 			return err
 		}
 		err = unix.Fchmod(cfd, perm)
+		if err == nil && ns != nil {
+			err = ns.ShiftFd(cfd)
+		}
 		unix.Close(cfd)
 		if err != nil {
 			return err

@@ -13,6 +13,8 @@ import (
 
 	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/minipod/minipod/pkg/userns"
 )
 
 // Config says where a pod's volumes live and where ConfigMaps and Secrets come from.
@@ -35,6 +37,13 @@ type Config struct {
 	// mounted, links followed), saying why; nil allows every device. A refused one is a
 	// PolicyViolation naming the volume's field.
 	CheckDevice func(path string) error
+	// UserNS is the pod's user namespace range (hostUsers: false), nil for none. runc 1.1 has
+	// no ID-mapped mounts, so what the daemon makes is moved into the range instead: the
+	// emptyDir directories and the files of API data volumes belong to root inside, and the
+	// fsGroup is the range's gid of it. hostPath volumes stay as they are (the host's IDs,
+	// which the namespace shows as the overflow ID): nothing outside the pod's directory is
+	// ever chowned.
+	UserNS *userns.Range
 }
 
 // Volume kinds: the directory names under PodDir/volumes.
@@ -119,6 +128,21 @@ func usedVolumes(pod *corev1.Pod) map[string]bool {
 		}
 	}
 	return used
+}
+
+// group is the host gid that the pod's fsGroup owns its volumes with: the fsGroup, or its ID
+// in the pod's user namespace range; nil without an fsGroup.
+func (p *Prepared) group() *int64 {
+	gid := fsGroup(p.pod)
+	if gid == nil || p.cfg.UserNS == nil {
+		return gid
+	}
+	h, ok := p.cfg.UserNS.ToHost(uint32(*gid))
+	if !ok || *gid < 0 {
+		return gid // outside the range: shown as the overflow gid, as an ID-mapped mount would
+	}
+	g := int64(h)
+	return &g
 }
 
 func fsGroup(pod *corev1.Pod) *int64 {
@@ -300,7 +324,12 @@ func (p *Prepared) setUp(v *prepared, podIP string) ([]func(), error) {
 				fresh = true
 			}
 		}
-		if gid := fsGroup(p.pod); gid != nil && fresh {
+		if ns := p.cfg.UserNS; ns != nil && fresh {
+			if err := ns.ShiftFile(dir); err != nil {
+				return undo, failedMount(err, "volume %q: moving to the user namespace: %v", name, err)
+			}
+		}
+		if gid := p.group(); gid != nil && fresh {
 			if err := setGroup(dir, *gid, false); err != nil {
 				return undo, failedMount(err, "volume %q: applying fsGroup: %v", name, err)
 			}
@@ -328,13 +357,18 @@ func (p *Prepared) setUp(v *prepared, podIP string) ([]func(), error) {
 				fresh = true
 			}
 		}
-		gid := fsGroup(p.pod)
+		if ns := p.cfg.UserNS; ns != nil && fresh {
+			if err := ns.ShiftFile(dir); err != nil {
+				return undo, failedMount(err, "volume %q: moving to the user namespace: %v", name, err)
+			}
+		}
+		gid := p.group()
 		if gid != nil && fresh {
 			if err := setGroup(dir, *gid, true); err != nil {
 				return undo, failedMount(err, "volume %q: applying fsGroup: %v", name, err)
 			}
 		}
-		if _, err := writeAtomic(dir, pl, gid); err != nil {
+		if _, err := writeAtomic(dir, pl, gid, p.cfg.UserNS); err != nil {
 			return undo, failedMount(err, "volume %q: writing files: %v", name, err)
 		}
 		return undo, nil
@@ -395,7 +429,7 @@ func (p *Prepared) Refresh(pod *corev1.Pod, podIP string) (bool, error) {
 	if pod != nil {
 		p.pod = pod.DeepCopy()
 	}
-	gid := fsGroup(p.pod)
+	gid := p.group()
 	changed := false
 	var first error
 	for _, v := range p.sorted() {
@@ -405,7 +439,7 @@ func (p *Prepared) Refresh(pod *corev1.Pod, podIP string) (bool, error) {
 		pl, err := p.payload(v, podIP)
 		if err == nil {
 			var c bool
-			c, err = writeAtomic(v.path, pl, gid)
+			c, err = writeAtomic(v.path, pl, gid, p.cfg.UserNS)
 			changed = changed || c
 			if err != nil {
 				err = failedMount(err, "volume %q: writing files: %v", v.vol.Name, err)

@@ -657,12 +657,12 @@ func TestRefresh(t *testing.T) {
 // timestamped directory and ..data_tmp; the next write clears them.
 func TestAtomicCrashLeftovers(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := writeAtomic(dir, payload{"k": {data: []byte("1"), mode: 0644}}, nil); err != nil {
+	if _, err := writeAtomic(dir, payload{"k": {data: []byte("1"), mode: 0644}}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	_ = os.Mkdir(filepath.Join(dir, "..2000_01_01_00_00_00.123"), 0755)
 	_ = os.Symlink("..2000_01_01_00_00_00.123", filepath.Join(dir, "..data_tmp"))
-	if _, err := writeAtomic(dir, payload{"k": {data: []byte("2"), mode: 0644}}, nil); err != nil {
+	if _, err := writeAtomic(dir, payload{"k": {data: []byte("2"), mode: 0644}}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	ents, _ := os.ReadDir(dir)
@@ -674,7 +674,7 @@ func TestAtomicCrashLeftovers(t *testing.T) {
 		t.Errorf("dir holds %v", names)
 	}
 	for _, bad := range []string{"/abs", "../up", "a/../../b", "..hidden", ""} {
-		if _, err := writeAtomic(dir, payload{bad: {data: nil, mode: 0644}}, nil); err == nil {
+		if _, err := writeAtomic(dir, payload{bad: {data: nil, mode: 0644}}, nil, nil); err == nil {
 			t.Errorf("path %q accepted", bad)
 		}
 	}

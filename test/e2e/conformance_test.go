@@ -24,11 +24,7 @@ func TestConformance(t *testing.T) {
 // pendingScenarios are the ported scenarios that fail today, keyed by group/name, with why:
 // a deviation of issue 23, or a finding (docs/conformance.md says more). Once the daemon is
 // fixed, the entry goes and the scenario joins TestConformance.
-var pendingScenarios = map[string]string{
-	"security_context/When creating a pod with HostUsers must create the user namespace if set to false":                        "refused: minipod makes no user namespaces yet, so a pod with hostUsers: false fails at its sandbox as a kubelet's does on a runtime without them (\"can't set `spec.hostUsers: false`, runtime does not support user namespaces\"); they need ID-mapped mounts of the root filesystem and volumes, which runc 1.1 lacks",
-	"security_context/When creating a pod with HostUsers should mount all volumes with proper permissions with hostUsers=false": "refused: minipod makes no user namespaces yet, so a pod with hostUsers: false fails at its sandbox as a kubelet's does on a runtime without them (\"can't set `spec.hostUsers: false`, runtime does not support user namespaces\"); they need ID-mapped mounts of the root filesystem and volumes, which runc 1.1 lacks",
-	"security_context/When creating a pod with HostUsers should set FSGroup to user inside the container with hostUsers=false":  "refused: minipod makes no user namespaces yet, so a pod with hostUsers: false fails at its sandbox as a kubelet's does on a runtime without them (\"can't set `spec.hostUsers: false`, runtime does not support user namespaces\"); they need ID-mapped mounts of the root filesystem and volumes, which runc 1.1 lacks",
-}
+var pendingScenarios = map[string]string{}
 
 // allScenarios are all ported scenarios; it fails the test when pendingScenarios names one that
 // does not exist.

@@ -169,6 +169,17 @@ func buildBinaries() error {
 func startContainerd() error {
 	root := filepath.Join(env.dir, "ctrd")
 	env.address = filepath.Join(env.dir, "c.sock")
+	// containerd's state directory is below: runc mounts a user namespace pod's root
+	// filesystem as that namespace's root, who must be able to pass through, as through
+	// /run/containerd (0711).
+	for _, d := range []string{env.dir, root} {
+		if err := os.MkdirAll(d, 0o711); err != nil {
+			return err
+		}
+		if err := os.Chmod(d, 0o711); err != nil {
+			return err
+		}
+	}
 	cfg := fmt.Sprintf(`version = 2
 root = %q
 state = %q
