@@ -158,6 +158,7 @@ type Manager struct {
 	// the keys of `minipodctl rollout retry` to the manager loop, which tells the worker.
 	rollouts sync.Map
 	retries  chan string
+	records  *recordWriter // writes the rollout records off the workers' loops
 	// good holds each pod's last good version by key (a *corev1.Pod never changed), whose
 	// images garbage collection keeps for a rollback.
 	good sync.Map
@@ -203,6 +204,7 @@ func NewManager(cfg Config) *Manager {
 		startSlots: make(chan struct{}, cfg.StartSlots),
 		cni:        make(semaphore, cfg.CNISlots),
 		retries:    make(chan string, 16),
+		records:    newRecordWriter(cfg.Log),
 	}
 }
 
@@ -276,7 +278,9 @@ func (m *Manager) Run(ctx context.Context) error {
 	go m.cfg.Runtime.WatchOOM(ctx, func(id string) { m.oomed.Store(id, true) })
 	go m.probes.Run(ctx)
 	ws := &workers{m: m, ctx: ctx, byKey: map[string]*workerEntry{}, done: make(chan string), first: true}
+	stopRecords := m.records.start()
 	defer m.pulls.wait() // after the workers, whose leaving cancels the pulls
+	defer stopRecords()  // writes what the workers left pending, once they are gone
 	defer ws.wg.Wait()
 	beat := time.NewTicker(heartbeatPeriod)
 	defer beat.Stop()

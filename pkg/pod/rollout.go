@@ -12,7 +12,6 @@ import (
 
 	"github.com/minipod/minipod/pkg/api"
 	"github.com/minipod/minipod/pkg/manifest"
-	"github.com/minipod/minipod/pkg/sandbox"
 )
 
 // Annotations of a pod that steer its updates; the node's config.Updates is the default.
@@ -102,9 +101,15 @@ func (m *Manager) pruneRollouts(desired map[string]*corev1.Pod) {
 // has no good version to go back to until one becomes Ready).
 func (m *Manager) loadRollout(key string) rollout {
 	var ro rollout
-	b, err := os.ReadFile(m.rolloutPath(key))
-	if err != nil {
-		return ro
+	b, pending := m.records.get(m.rolloutPath(key))
+	if !pending {
+		var err error
+		if b, err = os.ReadFile(m.rolloutPath(key)); err != nil {
+			return ro
+		}
+	}
+	if b == nil {
+		return ro // removed by the previous worker of the key, not yet on disk
 	}
 	if err := json.Unmarshal(b, &ro); err != nil {
 		m.log.Warn("rollout record unreadable, starting afresh", "pod", key, "err", err)
@@ -113,31 +118,26 @@ func (m *Manager) loadRollout(key string) rollout {
 	return ro
 }
 
-// saveRollout writes the worker's record; the API's snapshot follows with the next publish.
+// saveRollout hands the worker's record to the writer; the API's snapshot follows with the
+// next publish.
 func (w *worker) saveRollout() {
 	w.roGen++
 	if w.ro.Good != nil {
 		w.m.good.Store(w.key, w.ro.Good)
 	}
 	b, err := json.Marshal(&w.ro)
-	if err == nil {
-		path := w.m.rolloutPath(w.key)
-		if err = os.MkdirAll(filepath.Dir(path), 0o700); err == nil {
-			err = sandbox.WriteFileAtomic(path, b, 0o600)
-		}
-	}
 	if err != nil {
 		w.log.Error("rollout record not saved", "err", err)
+		return
 	}
+	w.m.records.put(w.m.rolloutPath(w.key), b)
 }
 
 // dropRollout forgets the pod's versions once its file is gone.
 func (w *worker) dropRollout() {
 	w.m.rollouts.Delete(w.key)
 	w.m.good.Delete(w.key)
-	if err := os.Remove(w.m.rolloutPath(w.key)); err != nil && !os.IsNotExist(err) {
-		w.log.Warn("remove rollout record", "err", err)
-	}
+	w.m.records.put(w.m.rolloutPath(w.key), nil)
 }
 
 // updatePolicy is whether a failed version of p is rolled back, and how long it may take to
