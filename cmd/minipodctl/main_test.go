@@ -133,13 +133,13 @@ func TestStatusTable(t *testing.T) {
 	if r.code != 0 || len(lines) != 3 {
 		t.Fatalf("status web -o wide: %d %q %q", r.code, r.stdout, r.stderr)
 	}
-	if f := strings.Fields(lines[0]); !reflect.DeepEqual(f, []string{"NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "REVISION", "MANIFEST"}) {
+	if f := strings.Fields(lines[0]); !reflect.DeepEqual(f, []string{"NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "MANIFEST", "REVISION"}) {
 		t.Errorf("wide header = %v", f)
 	}
-	if f := strings.Fields(lines[1]); !reflect.DeepEqual(f, []string{"web", "1/1", "Running", "2", "(45m", "ago)", "2d3h", "10.88.0.2", "<none>", "/etc/minipod/manifests/web.yaml"}) {
+	if f := strings.Fields(lines[1]); !reflect.DeepEqual(f, []string{"web", "1/1", "Running", "2", "(45m", "ago)", "2d3h", "10.88.0.2", "/etc/minipod/manifests/web.yaml", "<none>"}) {
 		t.Errorf("wide row = %v", f)
 	}
-	if f := strings.Fields(lines[2]); f[0] != "staging/web" || f[len(f)-2] != "<none>" || f[len(f)-1] != "<none>" {
+	if f := strings.Fields(lines[2]); f[0] != "staging/web" || f[len(f)-3] != "<none>" || f[len(f)-2] != "<none>" || f[len(f)-1] != "<none>" {
 		t.Errorf("wide row = %v", f)
 	}
 

@@ -223,10 +223,11 @@ func makeRow(pod *corev1.Pod, now time.Time) podRow {
 	}
 }
 
-// tableHeader is the table's first line; wide adds IP, REVISION and MANIFEST.
+// tableHeader is the table's first line; wide adds IP and MANIFEST (the contract's columns,
+// where tools read them), then REVISION.
 func tableHeader(wide bool) string {
 	if wide {
-		return "NAME\tREADY\tSTATUS\tRESTARTS\tAGE\tIP\tREVISION\tMANIFEST"
+		return "NAME\tREADY\tSTATUS\tRESTARTS\tAGE\tIP\tMANIFEST\tREVISION"
 	}
 	return "NAME\tREADY\tSTATUS\tRESTARTS\tAGE"
 }
@@ -235,7 +236,7 @@ func tableHeader(wide bool) string {
 func (r podRow) line(wide bool) string {
 	line := r.Name + "\t" + r.Ready + "\t" + r.Status + "\t" + r.Restarts + "\t" + r.Age
 	if wide {
-		line += "\t" + r.IP + "\t" + r.Revision + "\t" + r.Manifest
+		line += "\t" + r.IP + "\t" + r.Manifest + "\t" + r.Revision
 	}
 	return line
 }

@@ -3,7 +3,8 @@ package config
 import (
 	"encoding/json"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 )
@@ -43,7 +44,7 @@ func (u *Updates) Set(s string) error {
 		return fmt.Errorf("updates: %w (write a JSON object like {\"rollback\":true,\"progressDeadline\":\"5m\"})", err)
 	}
 	v := Updates{ProgressDeadline: Duration(DefaultProgressDeadline)}
-	if err := v.apply(func(key string, dst any) error { return json.Unmarshal(raw[key], dst) }, keysOf(raw)); err != nil {
+	if err := v.apply(func(key string, dst any) error { return json.Unmarshal(raw[key], dst) }, slices.Sorted(maps.Keys(raw))); err != nil {
 		return err
 	}
 	*u = v
@@ -61,7 +62,7 @@ func (u *Updates) UnmarshalYAML(unmarshal func(any) error) error {
 	err := v.apply(func(key string, dst any) error {
 		b, _ := json.Marshal(raw[key])
 		return json.Unmarshal(b, dst)
-	}, keysOf(raw))
+	}, slices.Sorted(maps.Keys(raw)))
 	if err != nil {
 		return err
 	}
@@ -98,13 +99,4 @@ func (u Updates) Validate() error {
 		return fmt.Errorf("updates.progressDeadline: must be > 0, got %s", u.ProgressDeadline)
 	}
 	return nil
-}
-
-func keysOf[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -200,7 +200,7 @@ func (c *Collector) Collect(ctx context.Context) error {
 		msg := fmt.Sprintf("Insufficient free disk space on the node's image filesystem (%d%% of %s used). "+
 			"Failed to free sufficient space by deleting unused images (freed %d bytes). "+
 			"Investigate disk usage, as it could be used by active images, logs, volumes, or other data.",
-			percent, formatSize(capacity), freed)
+			percent, runtime.FormatBytes(capacity), freed)
 		c.cfg.Events.EmitNode(events.Warning, ReasonFreeDiskSpaceFailed, msg)
 		return errors.New(msg)
 	}
@@ -418,21 +418,4 @@ func lookup(byName map[string]*runtime.ImageRecord, ref string) string {
 		return found
 	}
 	return ""
-}
-
-// formatSize writes bytes as the kubelet's FreeDiskSpaceFailed message does.
-func formatSize(b int64) string {
-	const unit = 1024
-	size := float64(b)
-	switch {
-	case b < unit:
-		return fmt.Sprintf("%d B", b)
-	case b < unit*unit:
-		return fmt.Sprintf("%.1f KiB", size/unit)
-	case b < unit*unit*unit:
-		return fmt.Sprintf("%.1f MiB", size/(unit*unit))
-	case b < unit*unit*unit*unit:
-		return fmt.Sprintf("%.1f GiB", size/(unit*unit*unit))
-	}
-	return fmt.Sprintf("%.1f TiB", size/(unit*unit*unit*unit))
 }

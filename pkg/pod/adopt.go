@@ -37,9 +37,9 @@ func (w *worker) adopt(ctx context.Context) {
 		case want != nil && f.rec.UID == string(want.UID):
 			w.cur = w.adoptState(ctx, want, f)
 			w.versionStarted(want) // nothing when the record knew it already
-		case want != nil && !wantFound && w.ro.CurrentPod != nil && f.rec.UID == w.ro.Current && string(w.ro.CurrentPod.UID) == w.ro.Current:
-			w.cur = w.adoptState(ctx, w.ro.CurrentPod, f)
-			w.log.Info("adopted the version that ran before the file changed", "revision", revision(w.ro.Current))
+		case want != nil && !wantFound && f.rec.UID == w.ro.currentUID():
+			w.cur = w.adoptState(ctx, w.ro.Current, f)
+			w.log.Info("adopted the version that ran before the file changed", "revision", revision(f.rec.UID))
 		default:
 			s := &podState{rec: f.rec, n: w.m.dirs.pod(f.rec.Namespace, f.rec.Name, f.rec.UID), earlier: true, slot: &slotHold{slots: w.m.startSlots}}
 			s.ctx, s.cancel = context.WithCancel(ctx)

@@ -97,21 +97,7 @@ func pullMessage(image string, done, total int64) string {
 	if total <= 0 {
 		return fmt.Sprintf("Pulling image %q", image)
 	}
-	return fmt.Sprintf("Pulling image %q: %s of %s", image, formatBytes(min(done, total)), formatBytes(total))
-}
-
-// formatBytes writes a size in binary units with one decimal: 512 B, 3.1 KiB, 12.0 MiB.
-func formatBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	v, i := float64(n)/unit, 0
-	for v >= unit && i < 3 {
-		v /= unit
-		i++
-	}
-	return fmt.Sprintf("%.1f %ciB", v, "KMGT"[i])
+	return fmt.Sprintf("Pulling image %q: %s of %s", image, runtime.FormatBytes(min(done, total)), runtime.FormatBytes(total))
 }
 
 // waitPull waits for a pull, reporting its progress (pullMessage) at most every progressEvery,
@@ -169,33 +155,45 @@ func (w *worker) ensureImage(ctx context.Context, job startJob, progress func(st
 			return runtime.Image{}, ReasonErrImageNeverPull, fmt.Errorf("container image %q is not present with pull policy of Never", c.Image)
 		}
 	}
+	job.slot.release() // a pull waits on the network, not on the CPU
+	img, err := w.pull(ctx, job.pod, c, job.init, progress)
+	if err != nil {
+		return runtime.Image{}, ReasonErrImagePull, err
+	}
+	return img, "", nil
+}
+
+// pull fetches c's image (through the pull table, so that concurrent pulls of one image make
+// one registry round trip) with the Pulling and Pulled events and the pull metrics, reporting
+// its progress (pullMessage). With policy Always, a failed pull still gives the present image,
+// as a kubelet runs it when the registry is down. It runs off the loop.
+func (w *worker) pull(ctx context.Context, pod *corev1.Pod, c *corev1.Container, init bool, progress func(string)) (runtime.Image, error) {
+	rt := w.m.cfg.Runtime
 	w.log.Info("pulling image", "image", c.Image)
-	w.eventFor(job.pod, c, job.init, events.Normal, events.ReasonPulling, "Pulling image %q", c.Image)
+	w.eventFor(pod, c, init, events.Normal, events.ReasonPulling, "Pulling image %q", c.Image)
 	start := time.Now()
 	cur, leave := w.m.pulls.join(c.Image, func(ctx context.Context, progress *runtime.PullProgress) (runtime.Image, error) {
 		return rt.Pull(ctx, c.Image, w.m.cfg.Credentials, progress)
 	})
 	defer leave()
-	job.slot.release() // a pull waits on the network, not on the CPU
 	img, err := waitPull(ctx, c.Image, cur, progress)
 	if err != nil {
 		if ctx.Err() != nil {
-			return runtime.Image{}, ReasonErrImagePull, err // the version is going
+			return runtime.Image{}, err // the version is going
 		}
-		if policy == corev1.PullAlways {
-			// A kubelet with Always still runs a present image when the registry is down.
+		if c.ImagePullPolicy == corev1.PullAlways {
 			if local, lerr := rt.GetImage(ctx, c.Image); lerr == nil && !errors.Is(err, runtime.ErrUnauthorized) {
 				w.log.Warn("pull failed, using the present image", "image", c.Image, "err", err)
-				return local, "", nil
+				return local, nil
 			}
 		}
 		w.m.cfg.Metrics.ImagePull("failure", time.Since(start))
-		return runtime.Image{}, ReasonErrImagePull, err
+		return runtime.Image{}, err
 	}
 	w.m.cfg.Metrics.ImagePull("success", time.Since(start))
 	w.log.Info("pulled image", "image", c.Image, "took", time.Since(start).Round(time.Millisecond))
-	w.eventFor(job.pod, c, job.init, events.Normal, events.ReasonPulled, "Successfully pulled image %q in %s", c.Image, time.Since(start).Round(time.Millisecond))
-	return img, "", nil
+	w.eventFor(pod, c, init, events.Normal, events.ReasonPulled, "Successfully pulled image %q in %s", c.Image, time.Since(start).Round(time.Millisecond))
+	return img, nil
 }
 
 // pullTimeout bounds one pull, so that a registry that hangs does not hang the pod.

@@ -27,8 +27,8 @@ func TestPullMessage(t *testing.T) {
 			t.Errorf("pullMessage(%d, %d) = %q, want %q", tc.done, tc.total, got, tc.want)
 		}
 	}
-	if got := formatBytes(5 << 50); got != "5120.0 TiB" {
-		t.Errorf("formatBytes(5 PiB) = %q", got)
+	if got := runtime.FormatBytes(5 << 50); got != "5120.0 TiB" {
+		t.Errorf("FormatBytes(5 PiB) = %q", got)
 	}
 }
 

@@ -47,6 +47,11 @@ func (d Dirs) podsDir() string { return filepath.Join(d.State, "pods") }
 
 func (n names) dir() string { return filepath.Join(n.dirs.podsDir(), n.uid) }
 
+// rolloutsDir holds one rollout record per pod key, named by rolloutFile.
+func (d Dirs) rolloutsDir() string { return filepath.Join(d.State, "rollouts") }
+
+func rolloutFile(key string) string { return strings.Replace(key, "/", "_", 1) + ".json" }
+
 // recordPath is the sandbox record's file (sandboxRecord).
 func (n names) recordPath() string { return recordIn(n.dir()) }
 

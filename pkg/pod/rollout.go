@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/minipod/minipod/pkg/api"
+	"github.com/minipod/minipod/pkg/config"
 	"github.com/minipod/minipod/pkg/manifest"
 )
 
@@ -51,19 +51,25 @@ func revision(uid string) string {
 // written to <state-dir>/rollouts/<namespace>_<name>.json on every change. Only the worker's
 // loop reads and writes it; the API sees snapshots (Manager.Rollout).
 type rollout struct {
-	// Current is the UID of the version that runs, and Since when it was started: an update's
-	// progress deadline counts from there.
-	Current string    `json:"current,omitempty"`
-	Since   time.Time `json:"since,omitzero"`
-	// CurrentPod is that version whole: a daemon that finds it running after the file changed
-	// adopts it, to serve while the new version's images come.
-	CurrentPod *corev1.Pod `json:"currentPod,omitempty"`
+	// Current is the version that runs, whole, and Since when it was started: an update's
+	// progress deadline counts from there, and a daemon that finds it running after the file
+	// changed adopts it, to serve while the new version's images come.
+	Current *corev1.Pod `json:"current,omitempty"`
+	Since   time.Time   `json:"since,omitzero"`
 	// Good is the last version that became Ready, whole, to be started again by a rollback.
 	Good *corev1.Pod `json:"good,omitempty"`
 	// Failed is the version that was rolled back. It is not started again while the file
 	// holds it, until a retry.
 	Failed *failure       `json:"failed,omitempty"`
 	Hist   []api.Revision `json:"history,omitempty"`
+}
+
+// currentUID is the UID of the version that runs, "" before the first.
+func (r *rollout) currentUID() string {
+	if r.Current == nil {
+		return ""
+	}
+	return string(r.Current.UID)
 }
 
 type failure struct {
@@ -74,24 +80,24 @@ type failure struct {
 }
 
 func (m *Manager) rolloutPath(key string) string {
-	return filepath.Join(m.cfg.StateDir, "rollouts", strings.Replace(key, "/", "_", 1)+".json")
+	return filepath.Join(m.dirs.rolloutsDir(), rolloutFile(key))
 }
 
 // pruneRollouts removes the records of pods that are neither desired nor found running: their
 // files went away while the daemon was stopped, and no worker will ever read them. Workers of
 // the other keys own theirs.
 func (m *Manager) pruneRollouts(desired map[string]*corev1.Pod) {
-	dir := filepath.Join(m.cfg.StateDir, "rollouts")
+	dir := m.dirs.rolloutsDir()
 	entries, _ := os.ReadDir(dir)
-	found := map[string]bool{}
+	keep := map[string]bool{}
 	for _, k := range m.foundKeys() {
-		found[strings.Replace(k, "/", "_", 1)+".json"] = true
+		keep[rolloutFile(k)] = true
 	}
 	for k := range desired {
-		found[strings.Replace(k, "/", "_", 1)+".json"] = true
+		keep[rolloutFile(k)] = true
 	}
 	for _, e := range entries {
-		if !found[e.Name()] {
+		if !keep[e.Name()] {
 			_ = os.Remove(filepath.Join(dir, e.Name()))
 		}
 	}
@@ -152,8 +158,8 @@ func (w *worker) updatePolicy(p *corev1.Pod) (rollback bool, deadline time.Durat
 	if v, err := time.ParseDuration(p.Annotations[AnnotationProgressDeadline]); err == nil && v > 0 {
 		deadline = v
 	}
-	if deadline <= 0 {
-		deadline = 5 * time.Minute
+	if deadline <= 0 { // a Config made in code without Updates
+		deadline = config.DefaultProgressDeadline
 	}
 	return rollback, deadline
 }
@@ -180,16 +186,12 @@ func (w *worker) rolledBack() bool {
 // versionStarted records that version p starts now.
 func (w *worker) versionStarted(p *corev1.Pod) {
 	uid := string(p.UID)
-	if w.ro.Current == uid {
-		if w.ro.CurrentPod == nil { // a record of an earlier build
-			w.ro.CurrentPod = p
-			w.saveRollout()
-		}
+	if w.ro.currentUID() == uid {
 		return // adopted, or started again after containerd lost it
 	}
 	now := time.Now()
 	w.endRevision(now, "replaced", "")
-	w.ro.Current, w.ro.Since, w.ro.CurrentPod = uid, now, p
+	w.ro.Current, w.ro.Since = p, now
 	r := api.Revision{Revision: revision(uid), Started: now, Outcome: "running"}
 	if w.rolledBack() {
 		r.Outcome = "rolled back to"
@@ -204,7 +206,7 @@ func (w *worker) versionStarted(p *corev1.Pod) {
 
 // endRevision closes the history entry of the current version, if it is still open.
 func (w *worker) endRevision(at time.Time, outcome, message string) {
-	if n := len(w.ro.Hist); n > 0 && w.ro.Hist[n-1].Ended == nil && w.ro.Hist[n-1].Revision == revision(w.ro.Current) {
+	if n := len(w.ro.Hist); n > 0 && w.ro.Hist[n-1].Ended == nil && w.ro.Hist[n-1].Revision == revision(w.ro.currentUID()) {
 		h := &w.ro.Hist[n-1]
 		h.Ended = &at
 		if h.Outcome == "running" || outcome == "failed" {
@@ -237,7 +239,7 @@ const stableFor = 10 * time.Second
 // returns when to look again (zero: nothing is waited for).
 func (w *worker) progress(s *podState, st *corev1.PodStatus, now time.Time) time.Time {
 	uid := string(s.pod.UID)
-	if uid != w.ro.Current || w.ro.Failed != nil && w.ro.Failed.UID == uid {
+	if uid != w.ro.currentUID() || w.ro.Failed != nil && w.ro.Failed.UID == uid {
 		return time.Time{} // not started yet, or already judged: it is being replaced
 	}
 	if w.ro.Good != nil && string(w.ro.Good.UID) == uid {
@@ -390,7 +392,7 @@ func (w *worker) refreshRolloutView() {
 	if w.pre != nil {
 		k.pending, k.msg = string(w.pre.pod.UID), w.pre.msg
 	}
-	if k != w.roView || k == (rolloutViewKey{}) {
+	if k != w.roView {
 		w.roView = k
 		w.m.rollouts.Store(w.key, w.rolloutView())
 	}
@@ -398,19 +400,9 @@ func (w *worker) refreshRolloutView() {
 
 // rolloutView is the API's snapshot of the record.
 func (w *worker) rolloutView() api.Rollout {
-	v := api.Rollout{Current: revision(w.ro.Current), History: append([]api.Revision{}, w.ro.Hist...)}
-	for i := range v.History {
-		// Copies of the times, so that the loop's later changes never reach a reader.
-		h := &v.History[i]
-		if h.Ready != nil {
-			t := *h.Ready
-			h.Ready = &t
-		}
-		if h.Ended != nil {
-			t := *h.Ended
-			h.Ended = &t
-		}
-	}
+	// A copy of the history: the loop changes an entry by setting its fields (never through
+	// the time pointers), so the copy's entries stay as they were.
+	v := api.Rollout{Current: revision(w.ro.currentUID()), History: append([]api.Revision{}, w.ro.Hist...)}
 	if w.desired != nil {
 		v.Desired = revision(string(w.desired.UID))
 		on, d := w.updatePolicy(w.desired)

@@ -71,7 +71,9 @@ func (s *podState) serving() bool {
 // their leases.
 func (w *worker) dropPrepull() {
 	if w.pre != nil {
-		w.pre.cancel()
+		if w.pre.cancel != nil {
+			w.pre.cancel()
+		}
 		w.pre = nil
 	}
 }
@@ -146,29 +148,13 @@ func (w *worker) pullAll(ctx context.Context, pod *corev1.Pod, progress func(str
 					return err
 				}
 			}
-			init := i == 0
-			w.eventFor(pod, c, init, events.Normal, events.ReasonPulling, "Pulling image %q", c.Image)
-			start := time.Now()
-			cur, leave := w.m.pulls.join(c.Image, func(ctx context.Context, pr *runtime.PullProgress) (runtime.Image, error) {
-				return rt.Pull(ctx, c.Image, w.m.cfg.Credentials, pr)
-			})
-			_, err := waitPull(ctx, c.Image, cur, func(msg string) { progress(lowerFirst(msg)) })
-			leave()
-			if err != nil {
+			if _, err := w.pull(ctx, pod, c, i == 0, func(msg string) { progress(lowerFirst(msg)) }); err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
-				w.m.cfg.Metrics.ImagePull("failure", time.Since(start))
-				if c.ImagePullPolicy == corev1.PullAlways && !errors.Is(err, runtime.ErrUnauthorized) {
-					if _, lerr := rt.GetImage(ctx, c.Image); lerr == nil {
-						continue // as at a start: Always runs the present image when the registry is away
-					}
-				}
-				w.eventFor(pod, c, init, events.Warning, events.ReasonFailed, "Failed to pull image %q: %v", c.Image, err)
+				w.eventFor(pod, c, i == 0, events.Warning, events.ReasonFailed, "Failed to pull image %q: %v", c.Image, err)
 				return fmt.Errorf("pulling image %q: %w", c.Image, err)
 			}
-			w.m.cfg.Metrics.ImagePull("success", time.Since(start))
-			w.eventFor(pod, c, init, events.Normal, events.ReasonPulled, "Successfully pulled image %q in %s", c.Image, time.Since(start).Round(time.Millisecond))
 		}
 	}
 	return nil

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"sync"
 
@@ -148,4 +149,19 @@ func (c *countingReadSeeker) Seek(off int64, whence int) (int64, error) {
 		c.p.at(c.d, n, false)
 	}
 	return n, err
+}
+
+// FormatBytes writes a size in binary units with one decimal, as the kubelet's pull and disk
+// messages do: 512 B, 3.1 KiB, 12.0 MiB (TiB the largest unit).
+func FormatBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	v, i := float64(n)/unit, 0
+	for v >= unit && i < 3 {
+		v /= unit
+		i++
+	}
+	return fmt.Sprintf("%.1f %ciB", v, "KMGT"[i])
 }

@@ -72,16 +72,9 @@ func (d *daemon) leftovers(podIPs ...string) []string {
 			}
 		}
 	}
-	ipam := filepath.Join(d.state, "cni", "networks")
-	filepath.WalkDir(ipam, func(p string, e os.DirEntry, err error) error {
-		if err != nil || e.IsDir() {
-			return nil
-		}
-		if n := e.Name(); n != "lock" && !strings.HasPrefix(n, "last_reserved_ip") {
-			left = append(left, "IPAM reservation "+p)
-		}
-		return nil
-	})
+	for _, p := range ipamReservations(d.state) {
+		left = append(left, "IPAM reservation "+p)
+	}
 	for _, pattern := range []string{"/sys/fs/cgroup/*/" + d.namespace + "/pod*", "/sys/fs/cgroup/" + d.namespace + "/pod*"} {
 		dirs, _ := filepath.Glob(pattern)
 		for _, dir := range dirs {
@@ -139,4 +132,17 @@ func (d *daemon) removeAndCheck(names ...string) {
 		left := d.leftovers(ips...)
 		return len(left) == 0, strings.Join(left, "\n")
 	})
+}
+
+// ipamReservations lists the files of the addresses host-local IPAM holds under a daemon's
+// state directory (its lock and last-reserved files left out).
+func ipamReservations(stateDir string) []string {
+	var files []string
+	filepath.WalkDir(filepath.Join(stateDir, "cni", "networks"), func(p string, e os.DirEntry, err error) error {
+		if err == nil && !e.IsDir() && e.Name() != "lock" && !strings.HasPrefix(e.Name(), "last_reserved_ip") {
+			files = append(files, p)
+		}
+		return nil
+	})
+	return files
 }

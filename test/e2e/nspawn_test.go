@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -607,15 +606,12 @@ func podStartedAt(p *corev1.Pod) time.Time {
 	return time.Time{}
 }
 
-// ipamReservations lists the addresses host-local IPAM holds in minipod's state directory.
+// ipamReservations lists the addresses host-local IPAM holds in the booted system's minipod.
 func (m *nspawnMachine) ipamReservations() []string {
 	var ips []string
-	_ = filepath.WalkDir(filepath.Join(m.root, "var/lib/minipod"), func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && strings.Contains(p, "/networks/") && net.ParseIP(d.Name()) != nil {
-			ips = append(ips, d.Name())
-		}
-		return nil
-	})
+	for _, p := range ipamReservations(filepath.Join(m.root, "var/lib/minipod")) {
+		ips = append(ips, filepath.Base(p))
+	}
 	return ips
 }
 
